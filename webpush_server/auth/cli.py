@@ -1,0 +1,26 @@
+"""`flask user create`."""
+
+from __future__ import annotations
+
+import click
+from flask import Blueprint
+
+from ..errors import APIError
+from .models import ROLES
+from .services import create_user
+
+bp = Blueprint("user", __name__, cli_group="user")
+
+
+@bp.cli.command("create")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--role", type=click.Choice(ROLES), default="patron", show_default=True)
+@click.option("--name", default=None, help="Display name (defaults to the e-mail's local part).")
+def create(email: str, password: str, role: str, name: str | None) -> None:
+    """Create an account."""
+    try:
+        user = create_user(email, password, role, name)
+    except APIError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"created {user.role} {user.email}")

@@ -1,0 +1,122 @@
+"""Configuration: defaults, the environment, and startup validation."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_PUSH_SERVICE_HOSTS = (
+    "fcm.googleapis.com,*.push.services.mozilla.com,*.notify.windows.com,*.push.apple.com"
+)
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def defaults(instance_path: str) -> dict:
+    """Return the default settings, resolved against the instance folder."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(instance_path, "webpush.db"),
+        "REDIS_URL": None,
+        "VAPID_PRIVATE_KEY": None,
+        "VAPID_SUBJECT": None,
+        "PUSH_SERVICE_HOSTS": DEFAULT_PUSH_SERVICE_HOSTS,
+        "APP_TIMEZONE": "Asia/Seoul",
+        "HOLD_PICKUP_DAYS": 3,
+        "MAX_SUBSCRIPTIONS_PER_USER": 20,
+        # Delivery tuning: a job carries a batch, a batch has many requests in flight.
+        "DELIVERY_BATCH_SIZE": 250,
+        "PUSH_CONCURRENCY_PER_ORIGIN": 50,
+        "PUSH_TIMEOUT_SECONDS": 10.0,
+        "PUSH_MAX_ATTEMPTS": 5,
+        "PUSH_RETRY_BASE_SECONDS": 5.0,
+        "PUSH_RETRY_MAX_SECONDS": 3600.0,
+        # A delivery claimed longer ago than this belongs to a dead worker.
+        "DELIVERY_CLAIM_TIMEOUT_SECONDS": 300,
+        "SWEEP_GRACE_SECONDS": 30,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    }
+
+
+def from_environment(config: dict) -> None:
+    """Apply the documented environment variables and the Heroku-style URL fixes."""
+    env = os.environ
+    if env.get("DATABASE_URL"):
+        config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(env["DATABASE_URL"])
+    for name in (
+        "REDIS_URL",
+        "VAPID_PRIVATE_KEY",
+        "VAPID_SUBJECT",
+        "PUSH_SERVICE_HOSTS",
+        "APP_TIMEZONE",
+        "SECRET_KEY",
+    ):
+        if env.get(name):
+            config[name] = env[name]
+    if env.get("HOLD_PICKUP_DAYS"):
+        config["HOLD_PICKUP_DAYS"] = int(env["HOLD_PICKUP_DAYS"])
+
+
+def normalize_database_url(url: str) -> str:
+    """Map `postgres://` (Heroku) and bare `postgresql://` onto the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def load_secret_key(instance_path: str) -> str:
+    """Read the development secret key from instance/, creating it once."""
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+_RESERVED_DOMAINS = re.compile(
+    r"(^|\.)(localhost|example\.(com|net|org)|example|test|invalid|local)$", re.IGNORECASE
+)
+
+
+def validate_vapid_subject(subject: str | None) -> str:
+    """Return the subject when push services will accept it, else raise ConfigError.
+
+    Apple answers 403 BadJwtToken to localhost, placeholder or malformed subjects, so
+    we refuse them here rather than on the first push.
+    """
+    hint = (
+        "set VAPID_SUBJECT to a contact, e.g. mailto:ops@yourdomain.org or https://yourdomain.org"
+    )
+    if not subject:
+        raise ConfigError(f"VAPID_SUBJECT is not set: {hint}")
+    if subject != subject.strip() or any(c.isspace() for c in subject):
+        raise ConfigError(f"VAPID_SUBJECT {subject!r} contains spaces: {hint}")
+    if subject.startswith("mailto:"):
+        address = subject[len("mailto:") :]
+        local, _, domain = address.partition("@")
+        if not local or "." not in domain or not re.fullmatch(r"[A-Za-z0-9.-]+", domain):
+            raise ConfigError(f"VAPID_SUBJECT {subject!r} is not a valid mailto: address: {hint}")
+        host = domain
+    elif subject.startswith("https://"):
+        host = urlparse(subject).hostname or ""
+        if "." not in host:
+            raise ConfigError(f"VAPID_SUBJECT {subject!r} is not a valid https: URL: {hint}")
+    else:
+        raise ConfigError(f"VAPID_SUBJECT {subject!r} must start with mailto: or https:: {hint}")
+    if _RESERVED_DOMAINS.search(host.rstrip(".")):
+        raise ConfigError(
+            f"VAPID_SUBJECT {subject!r} uses a placeholder or local domain that push services "
+            f"reject: {hint}"
+        )
+    return subject

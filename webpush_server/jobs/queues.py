@@ -1,0 +1,51 @@
+"""Redis connections and queues."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flask import Flask, current_app
+from redis import Redis
+from rq import Queue
+
+from ..redis_server import resolve_url
+from ..util import chunked
+
+DELIVERY_QUEUE = "push"
+DEFAULT_QUEUE = "default"
+QUEUES = (DELIVERY_QUEUE, DEFAULT_QUEUE)
+
+
+def connection(app: Flask | None = None) -> Redis:
+    """Return the app's Redis connection (created on first use)."""
+    app = app or current_app._get_current_object()
+    conn = app.extensions.get("redis")
+    if conn is None:
+        url = resolve_url(app.config.get("REDIS_URL"), app.instance_path)
+        conn = Redis.from_url(url, health_check_interval=30)
+        app.extensions["redis"] = conn
+    return conn
+
+
+def queue(name: str = DEFAULT_QUEUE) -> Queue:
+    """Return an RQ queue on the app's Redis."""
+    return Queue(name, connection=connection())
+
+
+def enqueue_deliveries(delivery_ids: Sequence[int], *, at_front: bool = False) -> int:
+    """Enqueue delivery jobs carrying batches of ids; return how many jobs."""
+    size = current_app.config["DELIVERY_BATCH_SIZE"]
+    q = queue(DELIVERY_QUEUE)
+    jobs = [
+        Queue.prepare_data(
+            "webpush_server.jobs.delivery.deliver_batch",
+            args=(batch,),
+            timeout=600,
+            result_ttl=0,
+            failure_ttl=7 * 86400,
+            at_front=at_front,
+        )
+        for batch in chunked(sorted(delivery_ids), size)
+    ]
+    q.enqueue_many(jobs)
+    return len(jobs)

@@ -1,0 +1,74 @@
+"""The inbox API and the test notification."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from flask_login import current_user, login_required
+from flask_wtf.csrf import generate_csrf
+
+from ..errors import ValidationError
+from . import services
+
+bp = Blueprint("notifications_api", __name__, url_prefix="/api")
+
+
+def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValidationError(name, f"{name} must be a whole number from {low} to {high}.")
+    return int(raw)
+
+
+@bp.get("/notifications")
+@login_required
+def inbox():
+    """List the caller's notifications, newest first."""
+    rows = services.list_inbox(
+        current_user.id,
+        unread_only=request.args.get("unread") in ("1", "true"),
+        limit=_int_arg("limit", 50, 1, 200),
+        before=_int_arg("before", None, 1, 2**63 - 1),
+    )
+    return jsonify(
+        notifications=[row.to_json() for row in rows],
+        unread_count=services.unread_count(current_user.id),
+    )
+
+
+@bp.get("/notifications/<int:notification_id>")
+@login_required
+def notification(notification_id: int):
+    """Return one of the caller's notifications (the service worker fetches tickles here)."""
+    return jsonify(services.get_notification(current_user.id, notification_id).to_json())
+
+
+@bp.post("/notifications/<int:notification_id>/read")
+@login_required
+def mark_read(notification_id: int):
+    """Mark one notification read."""
+    row = services.mark_read(current_user.id, notification_id)
+    return jsonify(row.to_json() | {"unread_count": services.unread_count(current_user.id)})
+
+
+@bp.post("/notifications/read-all")
+@login_required
+def mark_all_read():
+    """Mark all the caller's notifications read."""
+    changed = services.mark_all_read(current_user.id)
+    return jsonify(marked=changed, unread_count=0)
+
+
+@bp.post("/push/test")
+@login_required
+def send_test():
+    """Send a `test` notification to all the caller's devices."""
+    return jsonify(notification_id=services.send_test(current_user.id)), 202
+
+
+@bp.get("/csrf-token")
+@login_required
+def csrf_token():
+    """Return a CSRF token for the service worker, which cannot read the page's meta tag."""
+    return jsonify(csrf_token=generate_csrf())

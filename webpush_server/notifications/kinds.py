@@ -1,0 +1,39 @@
+"""Notification kinds and their Web Push options (CONTRACT.md, "Notification kinds")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one kind of notification travels.
+
+    ttl is the default lifetime; kinds that live "until the deadline" get expires_at from the
+    notice instead. push_when_visible sends Web Push even while the user has a visible tab.
+    """
+
+    name: str
+    urgency: str
+    ttl: timedelta
+    push_when_visible: bool = False
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("book_available", "high", timedelta(days=3)),
+        Kind("hold_expiring", "normal", timedelta(days=1)),
+        Kind("hold_expired", "normal", timedelta(days=3)),
+        Kind("campaign_succeeded", "normal", timedelta(days=7)),
+        Kind("campaign_failed", "normal", timedelta(days=7)),
+        Kind("campaign_deadline_soon", "low", timedelta(days=1)),
+        Kind("coupon_expiring", "normal", timedelta(days=1)),
+        # `test` exists to test push: always sent to every device, even with a tab visible.
+        Kind("test", "high", timedelta(hours=1), push_when_visible=True),
+    )
+}
+
+# Mozilla caps TTL at 30 days; other services clamp silently.
+MAX_TTL = timedelta(days=30)

@@ -1,0 +1,77 @@
+"""The inbox: read, mark read, and the test notification."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select, update
+
+from ..errors import APIError
+from ..extensions import db
+from ..timeutil import utcnow
+from .models import Notification
+from .record import Notice, record_notices
+
+
+def send_test(user_id: int) -> int:
+    """Record a `test` notification for every device of user_id; return its id."""
+    notice = Notice(
+        user_id=user_id,
+        kind="test",
+        title="Test notification",
+        body="Push works on this device.",
+        url="/notifications",
+        dedupe_key=f"test:{user_id}:{uuid.uuid4().hex}",
+    )
+    (notification_id,) = record_notices([notice])
+    db.session.commit()
+    return notification_id
+
+
+def list_inbox(
+    user_id: int, *, unread_only: bool = False, limit: int = 50, before: int | None = None
+) -> list[Notification]:
+    """Return the user's notifications, newest first, keyset-paginated by id."""
+    query = select(Notification).where(Notification.user_id == user_id)
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    if before is not None:
+        query = query.where(Notification.id < before)
+    return list(db.session.scalars(query.order_by(Notification.id.desc()).limit(limit)))
+
+
+def unread_count(user_id: int) -> int:
+    """Count the user's unread notifications."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+    )
+
+
+def get_notification(user_id: int, notification_id: int) -> Notification:
+    """Return one of the user's notifications, or raise 404 (also for other users' ids)."""
+    row = db.session.get(Notification, notification_id)
+    if row is None or row.user_id != user_id:
+        raise APIError(404, "not_found", "No such notification.", "id")
+    return row
+
+
+def mark_read(user_id: int, notification_id: int) -> Notification:
+    """Mark one notification read (idempotent)."""
+    row = get_notification(user_id, notification_id)
+    if row.read_at is None:
+        row.read_at = utcnow()
+        db.session.commit()
+    return row
+
+
+def mark_all_read(user_id: int) -> int:
+    """Mark every unread notification of the user read; return how many changed."""
+    result = db.session.execute(
+        update(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .values(read_at=utcnow())
+    )
+    db.session.commit()
+    return result.rowcount

@@ -1,0 +1,57 @@
+"""The subscription REST API."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from flask_login import current_user, login_required
+
+from ..config import ConfigError
+from ..errors import APIError
+from . import host_policy, services, signer
+
+bp = Blueprint("push_api", __name__, url_prefix="/api/push")
+
+
+@bp.get("/vapid-public-key")
+def vapid_public_key():
+    """Return the applicationServerKey browsers subscribe with."""
+    try:
+        key = signer().public_key
+    except ConfigError as exc:
+        current_app.logger.error("%s", exc)
+        raise APIError(
+            503, "push_not_configured", "Push is not configured on this server."
+        ) from exc
+    return jsonify(publicKey=key)
+
+
+@bp.post("/subscriptions")
+@login_required
+def subscribe():
+    """Store the caller's push subscription for this device (upsert by endpoint)."""
+    sub = services.parse_subscription(request.get_json(silent=True), host_policy())
+    row, created = services.save_subscription(
+        current_user.id,
+        sub,
+        request.headers.get("User-Agent", ""),
+        current_app.config["MAX_SUBSCRIPTIONS_PER_USER"],
+    )
+    return jsonify(id=row.id), 201 if created else 200
+
+
+@bp.get("/subscriptions")
+@login_required
+def list_subscriptions():
+    """List the caller's devices and their health."""
+    rows = services.list_subscriptions(current_user.id)
+    return jsonify(subscriptions=[row.to_json() for row in rows])
+
+
+@bp.delete("/subscriptions")
+@login_required
+def unsubscribe():
+    """Forget the caller's device with this endpoint."""
+    data = request.get_json(silent=True)
+    endpoint = data.get("endpoint") if isinstance(data, dict) else None
+    services.remove_subscription(current_user.id, endpoint)
+    return "", 204

@@ -1,0 +1,64 @@
+"""What a push service's answer means for a delivery: the one place that decides."""
+
+from __future__ import annotations
+
+import enum
+import random
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+from ..timeutil import utcnow
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"
+    GONE = "gone"  # 404/410: the subscription expired or was unsubscribed
+    TOO_LARGE = "too_large"  # 413: resend as a tickle
+    RATE_LIMITED = "rate_limited"  # 429/503: honour Retry-After
+    TRANSIENT = "transient"  # other 5xx, timeouts, connection errors: back off
+    CONFIG_ERROR = "config_error"  # 400/401/403 and other 4xx: our keys or JWT are wrong
+    REFUSED = "refused"  # we would not connect (SSRF policy): fail, keep the subscription
+    EXPIRED = "expired"  # the notification outlived its TTL before we could send it
+
+
+def classify(status: int | None) -> Outcome:
+    """Map a response status (None: no response at all) to an outcome."""
+    if status is None:
+        return Outcome.TRANSIENT
+    if 200 <= status < 300:
+        return Outcome.SENT
+    if status in (404, 410):
+        return Outcome.GONE
+    if status == 413:
+        return Outcome.TOO_LARGE
+    if status in (429, 503):
+        return Outcome.RATE_LIMITED
+    if status >= 500:
+        return Outcome.TRANSIENT
+    # 400/401/403 and the rest of 4xx say our request is wrong. Deleting the subscription
+    # here would let one bad key wipe every device, so we only fail loudly.
+    return Outcome.CONFIG_ERROR
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Return the seconds a Retry-After header asks for (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - (now or utcnow())).total_seconds())
+
+
+def backoff_seconds(
+    attempt: int, base: float, cap: float, rng: random.Random | None = None
+) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random, never above cap."""
+    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
