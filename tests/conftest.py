@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,19 +141,38 @@ def settings(database_url, redis_url, vapid_pem, push_service, tmp_path) -> dict
     }
 
 
-@pytest.fixture
-def app(settings, redis_url, push_service):
-    """The app, with a clean Redis and a forgetful push service."""
-    application = create_app(settings)
-    Redis.from_url(redis_url).flushdb()
-    push_service.clear()
-    yield application
+def dispose(application) -> None:
+    """Close everything an app holds: push connections, database pool, Redis."""
     close_sender(application)
     with application.app_context():
+        db.session.remove()
         db.engine.dispose()
     conn = application.extensions.get("redis")
     if conn is not None:
         conn.close()
+
+
+@pytest.fixture
+def make_app(settings, redis_url, push_service):
+    """Create apps with setting overrides; each is disposed after the test."""
+    created = []
+    Redis.from_url(redis_url).flushdb()
+    push_service.clear()
+
+    def make(**overrides):
+        application = create_app(settings | overrides)
+        created.append(application)
+        return application
+
+    yield make
+    for application in created:
+        dispose(application)
+
+
+@pytest.fixture
+def app(make_app):
+    """The app, with a clean Redis and a forgetful push service."""
+    return make_app()
 
 
 @pytest.fixture
@@ -271,3 +291,90 @@ def process_env(settings: dict, **extra: str) -> dict:
 def flask_command(*args: str) -> list[str]:
     """The argv of a `flask --app wsgi ...` command run with this interpreter."""
     return [sys.executable, "-m", "flask", "--app", "wsgi", *args]
+
+
+class Process:
+    """A child process (server or worker) with its output kept for failure messages."""
+
+    def __init__(self, argv: list[str], env: dict, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+def wait_for_http(url: str, process: Process, timeout: float = 30) -> None:
+    """Wait until url answers, failing early if the server process dies."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.process.poll() is not None:
+            pytest.fail(f"server exited:\n{process.output()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"server did not answer {url}:\n{process.output()[-3000:]}")
+            time.sleep(0.1)  # polling a socket that is not listening yet
+
+
+@pytest.fixture
+def live_server(app, settings, tmp_path) -> Iterator[str]:
+    """The app served by gunicorn in its own process, as in production; yields its URL."""
+    port = free_port()
+    server = Process(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "8",
+            "--workers",
+            "1",
+            "wsgi:app",
+        ],
+        process_env(settings),
+        tmp_path / "web.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(url + "/login", server)
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def live_worker(app, settings, tmp_path) -> Iterator[Process]:
+    """The RQ worker in its own process, running until the test ends."""
+    worker = Process(
+        flask_command("jobs", "worker"), process_env(settings), tmp_path / "worker.log"
+    )
+    yield worker
+    worker.stop()

@@ -103,15 +103,11 @@ def validate_vapid_subject(subject: str | None) -> str:
     if subject != subject.strip() or any(c.isspace() for c in subject):
         raise ConfigError(f"VAPID_SUBJECT {subject!r} contains spaces: {hint}")
     if subject.startswith("mailto:"):
-        address = subject[len("mailto:") :]
-        local, _, domain = address.partition("@")
-        if not local or "." not in domain or not re.fullmatch(r"[A-Za-z0-9.-]+", domain):
-            raise ConfigError(f"VAPID_SUBJECT {subject!r} is not a valid mailto: address: {hint}")
-        host = domain
+        local, _, host = subject[len("mailto:") :].partition("@")
+        valid = bool(local) and "." in host and re.fullmatch(r"[A-Za-z0-9.-]+", host)
     elif subject.startswith("https://"):
         host = urlparse(subject).hostname or ""
-        if "." not in host:
-            raise ConfigError(f"VAPID_SUBJECT {subject!r} is not a valid https: URL: {hint}")
+        valid = "." in host
     else:
         raise ConfigError(f"VAPID_SUBJECT {subject!r} must start with mailto: or https:: {hint}")
     if _RESERVED_DOMAINS.search(host.rstrip(".")):
@@ -119,4 +115,7 @@ def validate_vapid_subject(subject: str | None) -> str:
             f"VAPID_SUBJECT {subject!r} uses a placeholder or local domain that push services "
             f"reject: {hint}"
         )
+    if not valid:
+        kind = "mailto: address" if subject.startswith("mailto:") else "https: URL"
+        raise ConfigError(f"VAPID_SUBJECT {subject!r} is not a valid {kind}: {hint}")
     return subject

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from flask.cli import with_appcontext
 
 from .auth.services import create_user, find_user
 
@@ -25,6 +26,7 @@ def seed() -> list[str]:
 
 
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo() -> None:
     """Demo accounts, books, campaigns; safe to run twice."""
     created = seed()

@@ -255,16 +255,14 @@ def test_configuration_errors_fail_loudly_and_keep_the_subscription(
 
 
 def test_a_wrong_vapid_key_is_refused_by_the_service_and_nothing_is_deleted(
-    settings, push_service, make_user, redis_url
+    make_app, push_service, redis_url
 ):
     from rq import SimpleWorker
 
     from tests.conftest import Api
     from tests.factories import make_vapid_pem
-    from webpush_server import create_app
-    from webpush_server.jobs.delivery import close_sender
 
-    app = create_app(settings | {"VAPID_PRIVATE_KEY": make_vapid_pem()})
+    app = make_app(VAPID_PRIVATE_KEY=make_vapid_pem())
     api = Api(app.test_client())
     with app.app_context():
         from webpush_server.auth.services import create_user
@@ -281,4 +279,3 @@ def test_a_wrong_vapid_key_is_refused_by_the_service_and_nothing_is_deleted(
         assert db.session.scalars(select(Subscription)).one().endpoint == device.endpoint
     (push,) = push_service.pushes_for(device.endpoint)
     assert push.error  # the service says why it refused
-    close_sender(app)

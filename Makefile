@@ -1,0 +1,37 @@
+# Two commands: `make run` starts the whole product, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint format bench clean
+
+$(BIN)/activate:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "webpush-server needs Python 3.11 or newer"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) || \
+	  { echo "python venv is missing: apt-get install python3-venv"; exit 1; }
+
+$(VENV)/.installed: $(BIN)/activate pyproject.toml
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/python -m webpush_server.devrun
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check webpush_server tests bench wsgi.py
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format webpush_server tests bench wsgi.py
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/delivery.py
+
+clean:
+	rm -rf $(VENV) *.egg-info

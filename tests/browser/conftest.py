@@ -1,0 +1,26 @@
+"""Browser fixtures: Firefox ESR pointed at the local push service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.browser.firefox import Firefox, require_firefox
+
+
+@pytest.fixture
+def firefox(push_service) -> Iterator[Firefox]:
+    """A headless Firefox whose push service is the local one."""
+    require_firefox()
+    with Firefox(push_server_url=push_service.websocket_url) as browser:
+        yield browser
+
+
+def log_in(browser: Firefox, base_url: str, email: str, password: str) -> None:
+    """Log in through the login form."""
+    browser.navigate(f"{base_url}/login")
+    browser.type("input[name=email]", email)
+    browser.type("input[name=password]", password)
+    browser.click("form[action$='/login'] button[type=submit], form button[type=submit]")
+    browser.wait_until("!location.pathname.startsWith('/login')")

@@ -1,0 +1,198 @@
+"""What keeps the outbox safe: SSRF refusals at send time, the sweeper, atomic claims."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import timedelta
+
+import pytest
+from redis import Redis
+from rq import Queue
+from sqlalchemy import select, update
+
+from tests.conftest import flask_command, process_env
+from tests.pushservice import Reply
+from webpush_server.extensions import db
+from webpush_server.jobs.delivery import sweep_outbox
+from webpush_server.jobs.queues import DELIVERY_QUEUE, enqueue_deliveries
+from webpush_server.notifications.models import Delivery
+from webpush_server.notifications.record import Notice, record_notices
+from webpush_server.push.models import Subscription
+from webpush_server.timeutil import utcnow
+
+from .test_delivery import deliveries, subscribe
+
+
+def add_device(app, user_id: int, endpoint: str, push_service, keys=None) -> None:
+    """Store a device directly, as if it had been allowed when it subscribed."""
+    keys = keys or push_service.new_subscription()
+    with app.app_context():
+        db.session.add(
+            Subscription(user_id=user_id, endpoint=endpoint, p256dh=keys.p256dh, auth=keys.auth)
+        )
+        db.session.commit()
+
+
+def notify(app, user_id: int, key: str = "n:1", count: int = 1) -> list[int]:
+    with app.app_context():
+        ids = record_notices(
+            [Notice(user_id, "test", f"title {i}", "body", "/", f"{key}:{i}") for i in range(count)]
+        )
+        db.session.commit()
+        return ids
+
+
+@pytest.mark.parametrize(
+    ("hosts", "endpoint"),
+    [
+        # Listed by name, but the name resolves to loopback: DNS rebinding.
+        ("localhost", "https://localhost/push/1"),
+        # IP literals never reach a resolver; they are checked before connecting.
+        ("127.0.0.1", "https://127.0.0.1/push/1"),
+        ("169.254.169.254", "https://169.254.169.254/latest/meta-data"),
+        ("10.1.2.3", "https://10.1.2.3/push/1"),
+    ],
+)
+def test_send_time_refuses_internal_addresses(
+    hosts, endpoint, settings, make_app, make_user, push_service
+):
+    app = make_app(PUSH_SERVICE_HOSTS=f"{hosts},{push_service.host_port}")
+    user_id = make_user("ssrf@webpush-server.dev")
+    add_device(app, user_id, endpoint, push_service)
+    notify(app, user_id)
+    with app.app_context():
+        from rq import SimpleWorker
+
+        SimpleWorker([DELIVERY_QUEUE], connection=Redis.from_url(settings["REDIS_URL"])).work(
+            burst=True
+        )
+        row = db.session.scalars(select(Delivery)).one()
+    assert row.status == "failed"
+    assert "forbidden address" in row.last_error
+    assert row.last_status_code is None
+
+
+def test_endpoints_no_longer_allowed_are_not_contacted(app, make_user, push_service, run_worker):
+    user_id = make_user("allowlist@webpush-server.dev")
+    add_device(app, user_id, "https://push.attacker.example.org/x", push_service)
+    notify(app, user_id)
+    run_worker()
+    (row,) = deliveries(app)
+    assert row.status == "failed"
+    assert "not an allowed push service" in row.last_error
+
+
+def test_redirects_are_not_followed(patron_api, push_service, run_worker, app):
+    device, elsewhere = subscribe(patron_api, push_service, 2)
+    push_service.respond(device.endpoint, Reply(307, {"Location": elsewhere.endpoint}))
+    patron_api.post("/api/push/test")
+    run_worker()
+    rows = {r.subscription_id: r for r in deliveries(app)}
+    statuses = sorted((r.status, r.last_status_code) for r in rows.values())
+    assert statuses == [("failed", 307), ("sent", 201)]
+    # The second device got exactly its own push, not a redirected copy.
+    assert len(push_service.pushes_for(elsewhere.endpoint)) == 1
+
+
+def test_sweeper_delivers_what_a_crash_left_pending(
+    make_app, make_user, push_service, app, run_worker, redis_url
+):
+    user_id = make_user("crash@webpush-server.dev")
+    device = push_service.new_subscription()
+    add_device(app, user_id, device.endpoint, push_service, keys=device)
+    # The web process commits, then dies before it can enqueue: here Redis is unreachable.
+    broken = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    (notification_id,) = notify(broken, user_id)
+    queue = Queue(DELIVERY_QUEUE, connection=Redis.from_url(redis_url))
+    assert queue.count == 0
+    assert deliveries(app)[0].status == "pending"
+    result = app.test_cli_runner().invoke(args=["jobs", "run", "sweep-outbox"])
+    assert result.exit_code == 0, result.output
+    assert "sweep-outbox: 1" in result.output
+    assert queue.count == 1
+    run_worker()
+    (push,) = push_service.wait_for_count(1)
+    assert push.json["id"] == notification_id
+    assert deliveries(app)[0].status == "sent"
+
+
+def test_sweeper_takes_back_deliveries_claimed_by_a_dead_worker(
+    make_user, push_service, app, run_worker
+):
+    user_id = make_user("deadworker@webpush-server.dev")
+    device = push_service.new_subscription()
+    add_device(app, user_id, device.endpoint, push_service, keys=device)
+    notify(app, user_id)
+    Queue(DELIVERY_QUEUE, connection=app.extensions["redis"]).empty()
+    stale = utcnow() - timedelta(seconds=app.config["DELIVERY_CLAIM_TIMEOUT_SECONDS"] + 1)
+    with app.app_context():
+        db.session.execute(
+            update(Delivery).values(
+                status="sending", claimed_at=stale, claim_token="dead", attempts=1
+            )
+        )
+        db.session.commit()
+        assert sweep_outbox() == 1
+    run_worker()
+    push_service.wait_for_count(1)
+    (row,) = deliveries(app)
+    assert (row.status, row.attempts) == ("sent", 2)
+
+
+def test_sweeper_leaves_fresh_and_future_rows_alone(make_user, push_service, make_app):
+    app = make_app(SWEEP_GRACE_SECONDS=60)
+    user_id = make_user("fresh@webpush-server.dev")
+    add_device(app, user_id, push_service.new_subscription().endpoint, push_service)
+    notify(app, user_id)
+    with app.app_context():
+        assert sweep_outbox() == 0
+        db.session.execute(
+            update(Delivery).values(
+                created_at=utcnow() - timedelta(minutes=5),
+                next_attempt_at=utcnow() + timedelta(minutes=5),
+            )
+        )
+        db.session.commit()
+        assert sweep_outbox() == 0
+        db.session.execute(update(Delivery).values(next_attempt_at=None))
+        db.session.commit()
+        assert sweep_outbox() == 1
+
+
+def test_two_workers_never_send_the_same_delivery(
+    settings, make_user, push_service, app, redis_url
+):
+    user_id = make_user("race@webpush-server.dev")
+    devices = [push_service.new_subscription() for _ in range(40)]
+    with app.app_context():
+        db.session.add_all(
+            Subscription(user_id=user_id, endpoint=d.endpoint, p256dh=d.p256dh, auth=d.auth)
+            for d in devices
+        )
+        db.session.commit()
+    notify(app, user_id, count=5)  # 200 deliveries
+    ids = [d.id for d in deliveries(app)]
+    assert len(ids) == 200
+    with app.app_context():
+        # The same batch enqueued three times over: as a sweeper racing the commit would.
+        for _ in range(3):
+            enqueue_deliveries(ids)
+    env = process_env(settings)
+    workers = [
+        subprocess.Popen(
+            flask_command("jobs", "worker", "--burst", "--name", f"w{i}"),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [w.communicate(timeout=120)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    assert all("deliver_batch" in out for out in outputs), "both workers took jobs"
+    pushes = push_service.wait_for_count(200)
+    sent_ids = [(p.endpoint, p.json["id"]) for p in pushes]
+    assert len(sent_ids) == len(set(sent_ids)) == 200
+    assert {r.status for r in deliveries(app)} == {"sent"}
+    assert Queue(DELIVERY_QUEUE, connection=Redis.from_url(redis_url)).count == 0

@@ -1,0 +1,152 @@
+"""`make run`: the whole product on one machine, in the foreground.
+
+Embedded Redis (when REDIS_URL is unset), migrations, a VAPID key, demo data, then web,
+worker and scheduler as child processes. Ctrl-C stops every child and the embedded Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from . import redis_server
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+DEV_SUBJECT = "mailto:webpush-dev@webpush-server.dev"
+
+
+def _flask(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flask", "--app", "wsgi", *args]
+
+
+def _write_dev_config() -> None:
+    """Give every flask command in this checkout a valid VAPID subject (development only)."""
+    path = INSTANCE / "config.py"
+    if not path.exists() and not os.environ.get("VAPID_SUBJECT"):
+        path.write_text(
+            "# Written by `make run` for local development; production sets VAPID_SUBJECT.\n"
+            f"VAPID_SUBJECT = {DEV_SUBJECT!r}\n"
+        )
+
+
+def _setup(env: dict) -> None:
+    subprocess.run(_flask("db", "upgrade"), env=env, check=True, cwd=ROOT)
+    if not env.get("VAPID_PRIVATE_KEY"):
+        subprocess.run(
+            _flask("vapid", "generate"), env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL
+        )
+    subprocess.run(_flask("seed-demo"), env=env, check=True, cwd=ROOT)
+
+
+def _wait_for_web(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/login", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the web server did not come up; see its output above")
+
+
+def main() -> int:
+    """Start everything and supervise it until Ctrl-C."""
+    INSTANCE.mkdir(exist_ok=True)
+    _write_dev_config()
+    env = dict(os.environ)
+    port = env.get("PORT", "5000")
+    children: list[tuple[str, subprocess.Popen]] = []
+    redis_process = None
+    stopping = False
+
+    def stop(*_args) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if not env.get("REDIS_URL"):
+            if redis_server.is_running(str(INSTANCE)):
+                print(
+                    "webpush-server: another `make run` is using this checkout's Redis; "
+                    "stop it first",
+                    file=sys.stderr,
+                )
+                return 1
+            socket = redis_server.socket_path(str(INSTANCE))
+            redis_process = redis_server.start(INSTANCE / "redis", unix_socket=socket)
+            print(f"embedded Redis on {socket}")
+        _setup(env)
+        # Children get their own sessions: Ctrl-C reaches only us, and we stop them in order.
+        specs = {
+            "web": [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "16",
+                "--workers",
+                "1",
+                "--access-logfile",
+                "-",
+                "wsgi:app",
+            ],
+            "worker": _flask("jobs", "worker"),
+            "scheduler": _flask("jobs", "scheduler"),
+        }
+        for name, argv in specs.items():
+            children.append(
+                (name, subprocess.Popen(argv, env=env, cwd=ROOT, start_new_session=True))
+            )
+        url = f"http://127.0.0.1:{port}"
+        _wait_for_web(url, children[0][1])
+        from .demo import DEMO_PASSWORD, DEMO_USERS
+
+        print(f"\n  webpush-server is running at {url}\n")
+        for email, role, _name in DEMO_USERS:
+            print(f"  {role:10} {email}  password: {DEMO_PASSWORD}")
+        print("\n  Ctrl-C stops everything.\n", flush=True)
+        while not stopping:
+            for name, child in children:
+                if child.poll() is not None:
+                    print(
+                        f"webpush-server: {name} exited with {child.returncode}; stopping",
+                        file=sys.stderr,
+                    )
+                    stopping = True
+            time.sleep(0.5)
+        return 0
+    finally:
+        _shutdown([c for _, c in children] + ([redis_process] if redis_process else []))
+        if redis_process is not None:
+            redis_server.socket_path(str(INSTANCE)).unlink(missing_ok=True)
+        print("webpush-server: stopped", flush=True)
+
+
+def _shutdown(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
