@@ -129,8 +129,10 @@ def main() -> int:
             time.sleep(0.5)
         return 0
     finally:
-        _shutdown([c for _, c in children] + ([redis_process] if redis_process else []))
+        # Children first: a worker whose Redis vanished mid-shutdown only prints tracebacks.
+        _shutdown([c for _, c in children])
         if redis_process is not None:
+            _shutdown([redis_process])
             redis_server.socket_path(str(INSTANCE)).unlink(missing_ok=True)
         print("webpush-server: stopped", flush=True)
 

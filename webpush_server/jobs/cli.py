@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import click
 from flask import Blueprint, current_app
 from rq import SimpleWorker
 from rq.utils import import_attribute
 
+from . import delivery
 from .queues import QUEUES, connection
 from .schedule import SCHEDULE, install
 
@@ -40,6 +42,8 @@ def worker(burst: bool, name: str | None) -> None:
     # connection pools outlive each job instead of being forked away (~11 ms a job).
     w = SimpleWorker(list(QUEUES), connection=connection(), name=name)
     with current_app.app_context():
+        # Load aiohttp and the VAPID key now: a missing key fails here, not on the first job.
+        delivery.warm_up()
         w.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 
@@ -48,4 +52,7 @@ def worker(burst: bool, name: str | None) -> None:
 def scheduler(burst: bool) -> None:
     """Install the cron table and run rq-scheduler."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # rq-scheduler calls crontab's next() in the form that warns about a future default; our
+    # cron strings are UTC either way (use_local_timezone=False).
+    warnings.filterwarnings("ignore", category=FutureWarning, module="rq_scheduler")
     install(connection()).run(burst=burst)

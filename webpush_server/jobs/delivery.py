@@ -48,6 +48,11 @@ def _sender() -> SyncSender:
     return cached[1]
 
 
+def warm_up() -> None:
+    """Build this process's sender before the first job arrives."""
+    _sender()
+
+
 def close_sender(app) -> None:
     """Close the app's pooled push connections (tests, shutdown)."""
     cached = app.extensions.pop("push_sender", None)
@@ -61,77 +66,112 @@ def deliver_batch(delivery_ids: list[int]) -> dict[str, int]:
         return deliver(delivery_ids)
 
 
-@dataclass
-class _Claimed:
-    delivery: Delivery
-    notification: Notification
-    subscription: Subscription | None
+@dataclass(slots=True)
+class Claimed:
+    """A claimed delivery with what sending it needs: plain values, no ORM state."""
+
+    id: int
+    attempts: int
+    tickle: bool
+    subscription_id: int | None
+    endpoint: str | None
+    p256dh: str | None
+    auth: str | None
+    notification_id: int
+    kind: str
+    title: str
+    body: str
+    url: str
+    tag: str
+    urgency: str
+    topic: str | None
+    expires_at: datetime
+    created_at: datetime
 
 
-def claim(delivery_ids: list[int], now: datetime) -> list[_Claimed]:
+_D, _N, _S = Delivery.__table__.c, Notification.__table__.c, Subscription.__table__.c
+# Core rows, not ORM objects: building three entities per row cost more than encrypting it.
+_CLAIMED_COLUMNS = (
+    _D.id,
+    _D.attempts,
+    _D.tickle,
+    _D.subscription_id,
+    _S.endpoint,
+    _S.p256dh,
+    _S.auth,
+    _N.id.label("notification_id"),
+    _N.kind,
+    _N.title,
+    _N.body,
+    _N.url,
+    _N.tag,
+    _N.urgency,
+    _N.topic,
+    _N.expires_at,
+    _N.created_at,
+)
+
+
+def claim(delivery_ids: list[int], now: datetime) -> list[Claimed]:
     """Atomically take the due pending deliveries among ids; another worker gets none of them."""
     token = uuid.uuid4().hex
     db.session.execute(
-        update(Delivery)
+        update(Delivery.__table__)
         .where(
-            Delivery.id.in_(delivery_ids),
-            Delivery.status == "pending",
-            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+            _D.id.in_(delivery_ids),
+            _D.status == "pending",
+            or_(_D.next_attempt_at.is_(None), _D.next_attempt_at <= now),
         )
-        .values(
-            status="sending",
-            claim_token=token,
-            claimed_at=now,
-            attempts=Delivery.attempts + 1,
-        )
-        .execution_options(synchronize_session=False)
+        .values(status="sending", claim_token=token, claimed_at=now, attempts=_D.attempts + 1)
     )
     db.session.commit()
-    rows = db.session.execute(
-        select(Delivery, Notification, Subscription)
-        .join(Notification, Notification.id == Delivery.notification_id)
-        .outerjoin(Subscription, Subscription.id == Delivery.subscription_id)
-        .where(Delivery.claim_token == token)
-        .order_by(Delivery.id)
-    ).all()
-    return [_Claimed(*row) for row in rows]
+    return load(_D.claim_token == token)
 
 
-def build_payload(notification: Notification, tickle: bool) -> tuple[bytes, bool]:
+_CLAIMED_FROM = Delivery.__table__.join(
+    Notification.__table__, _N.id == _D.notification_id
+).outerjoin(Subscription.__table__, _S.id == _D.subscription_id)
+
+
+def load(condition) -> list[Claimed]:
+    """Return the deliveries matching condition with their notification and device."""
+    query = select(*_CLAIMED_COLUMNS).select_from(_CLAIMED_FROM).where(condition)
+    return [Claimed(*row) for row in db.session.execute(query.order_by(_D.id))]
+
+
+def build_payload(item: Claimed, tickle: bool) -> tuple[bytes, bool]:
     """Return the push message and whether it is a tickle (the full one would not fit)."""
     if not tickle:
         full = json.dumps(
             {
-                "id": notification.id,
-                "kind": notification.kind,
-                "title": notification.title,
-                "body": notification.body,
-                "url": notification.url,
-                "tag": notification.tag,
-                "created_at": isoformat(notification.created_at),
+                "id": item.notification_id,
+                "kind": item.kind,
+                "title": item.title,
+                "body": item.body,
+                "url": item.url,
+                "tag": item.tag,
+                "created_at": isoformat(item.created_at),
             },
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode()
         if len(full) <= MAX_PLAINTEXT:
             return full, False
-    small = {"id": notification.id, "kind": notification.kind, "tickle": True}
+    small = {"id": item.notification_id, "kind": item.kind, "tickle": True}
     return json.dumps(small, separators=(",", ":")).encode(), True
 
 
-def _request(item: _Claimed, now: datetime) -> PushRequest:
-    notification, sub = item.notification, item.subscription
-    payload, tickle = build_payload(notification, item.delivery.tickle)
-    item.delivery.tickle = tickle
+def _request(item: Claimed, now: datetime) -> PushRequest:
+    payload, item.tickle = build_payload(item, item.tickle)
     return PushRequest(
-        key=item.delivery.id,
-        endpoint=sub.endpoint,
-        p256dh=sub.p256dh,
-        auth=sub.auth,
+        key=item.id,
+        endpoint=item.endpoint,
+        p256dh=item.p256dh,
+        auth=item.auth,
         payload=payload,
-        ttl=max(1, math.ceil((notification.expires_at - now).total_seconds())),
-        urgency=notification.urgency,
-        topic=notification.topic,
+        ttl=max(1, math.ceil((item.expires_at - now).total_seconds())),
+        urgency=item.urgency,
+        topic=item.topic,
     )
 
 
@@ -141,43 +181,54 @@ def deliver(delivery_ids: list[int]) -> dict[str, int]:
     return send_claimed(claim(delivery_ids, now), now)
 
 
-def send_claimed(claimed: list[_Claimed], now: datetime) -> dict[str, int]:
+def send_claimed(claimed: list[Claimed], now: datetime) -> dict[str, int]:
     """Send claimed deliveries and record what became of each."""
     if not claimed:
         return {}
     tries: dict[int, list[PushResult]] = defaultdict(list)
-    sent_to: dict[int, PushRequest] = {}
-    sendable: dict[int, _Claimed] = {}
+    sendable: dict[int, Claimed] = {}
     for item in claimed:
-        key = item.delivery.id
-        if item.subscription is None:
-            tries[key].append(PushResult(key, Outcome.GONE, error="device was removed"))
-        elif item.notification.expires_at <= now:
-            tries[key].append(PushResult(key, Outcome.EXPIRED, error="expired before sending"))
+        if item.subscription_id is None:
+            tries[item.id].append(PushResult(item.id, Outcome.GONE, error="device was removed"))
+        elif item.expires_at <= now:
+            tries[item.id].append(
+                PushResult(item.id, Outcome.EXPIRED, error="expired before sending")
+            )
         else:
-            sendable[key] = item
-    requests = [_request(item, now) for item in sendable.values()]
-    sent_to.update((r.key, r) for r in requests)
-    for result in _sender().send(requests):
+            sendable[item.id] = item
+    for result in _sender().send([_request(item, now) for item in sendable.values()]):
         tries[result.key].append(result)
     # 413: the service wants less. Resend those at once as tickles (id only).
     resend = [
-        sendable[key]
-        for key, results in tries.items()
-        if results[-1].outcome is Outcome.TOO_LARGE and not sendable[key].delivery.tickle
+        item
+        for item in sendable.values()
+        if tries[item.id][-1].outcome is Outcome.TOO_LARGE and not item.tickle
     ]
     for item in resend:
-        item.delivery.tickle = True
+        item.tickle = True
     for result in _sender().send([_request(item, now) for item in resend]):
         tries[result.key].append(result)
-    return _apply(claimed, tries, sent_to, now)
+    return _apply(claimed, tries, now)
+
+
+_UPDATE_DELIVERY = (
+    update(Delivery.__table__)
+    .where(_D.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        attempts=bindparam("b_attempts"),
+        tickle=bindparam("b_tickle"),
+        next_attempt_at=bindparam("b_next_attempt_at"),
+        claim_token=None,
+        last_status_code=bindparam("b_last_status_code"),
+        last_error=bindparam("b_last_error"),
+        sent_at=bindparam("b_sent_at"),
+    )
+)
 
 
 def _apply(
-    claimed: list[_Claimed],
-    tries: dict[int, list[PushResult]],
-    sent_to: dict[int, PushRequest],
-    now: datetime,
+    claimed: list[Claimed], tries: dict[int, list[PushResult]], now: datetime
 ) -> dict[str, int]:
     """Record every attempt and each delivery's new state in one transaction."""
     config = current_app.config
@@ -185,53 +236,52 @@ def _apply(
     updates, attempts, retries = [], [], defaultdict(list)
     succeeded, failed, gone = set(), set(), []
     for item in claimed:
-        delivery, sub = item.delivery, item.subscription
-        results = tries[delivery.id]
+        results = tries[item.id]
         # claim() counted one attempt; a tickle resend in the same job is one more.
-        first_number = delivery.attempts
-        delivery.attempts += len(results) - 1
+        first_number = item.attempts
+        item.attempts += len(results) - 1
         result = results[-1]
-        status, next_at = _next_state(delivery, result, now, config)
+        status, next_at = _next_state(item.attempts, result, now, config)
         if status == "pending":
-            retries[next_at].append(delivery.id)
+            retries[next_at].append(item.id)
         if result.outcome is Outcome.SENT:
-            succeeded.add(sub.id)
-        elif result.outcome is Outcome.GONE and sub is not None:
+            succeeded.add(item.subscription_id)
+        elif result.outcome is Outcome.GONE and item.subscription_id is not None:
+            # Compare against the endpoint and keys we sent to, read when we claimed.
             gone.append(
                 {
-                    "s_id": sub.id,
-                    "s_endpoint": sub.endpoint,
-                    "s_p256dh": sub.p256dh,
-                    "s_auth": sub.auth,
+                    "s_id": item.subscription_id,
+                    "s_endpoint": item.endpoint,
+                    "s_p256dh": item.p256dh,
+                    "s_auth": item.auth,
                 }
             )
-        elif sub is not None and result.outcome is not Outcome.EXPIRED:
-            failed.add(sub.id)
+        elif item.subscription_id is not None and result.outcome is not Outcome.EXPIRED:
+            failed.add(item.subscription_id)
         if result.outcome is Outcome.CONFIG_ERROR:
             # Our keys or JWT are wrong: nobody will get anything until an operator acts.
             log.error(
                 "push service %s refused delivery %s (%s): check VAPID keys and subject",
-                origin_of(sub.endpoint),
-                delivery.id,
+                origin_of(item.endpoint),
+                item.id,
                 result.error,
             )
         counts[status] += 1
         updates.append(
             {
-                "id": delivery.id,
-                "status": status,
-                "attempts": delivery.attempts,
-                "tickle": delivery.tickle,
-                "next_attempt_at": next_at,
-                "claim_token": None,
-                "last_status_code": result.status,
-                "last_error": result.error[:500] if result.error else None,
-                "sent_at": now if status == "sent" else None,
+                "b_id": item.id,
+                "b_status": status,
+                "b_attempts": item.attempts,
+                "b_tickle": item.tickle,
+                "b_next_attempt_at": next_at,
+                "b_last_status_code": result.status,
+                "b_last_error": result.error[:500] if result.error else None,
+                "b_sent_at": now if status == "sent" else None,
             }
         )
         attempts.extend(
             {
-                "delivery_id": delivery.id,
+                "delivery_id": item.id,
                 "attempt": first_number + offset,
                 "outcome": attempt.outcome.value,
                 "status_code": attempt.status,
@@ -240,19 +290,19 @@ def _apply(
             }
             for offset, attempt in enumerate(results)
         )
-    db.session.execute(update(Delivery), updates)
+    db.session.execute(_UPDATE_DELIVERY, updates)
     db.session.execute(insert(DeliveryAttempt.__table__), attempts)
     if succeeded:
         db.session.execute(
-            update(Subscription)
-            .where(Subscription.id.in_(succeeded))
+            update(Subscription.__table__)
+            .where(_S.id.in_(succeeded))
             .values(last_success_at=now, failure_count=0)
         )
     if failed:
         db.session.execute(
-            update(Subscription)
-            .where(Subscription.id.in_(failed))
-            .values(last_failure_at=now, failure_count=Subscription.failure_count + 1)
+            update(Subscription.__table__)
+            .where(_S.id.in_(failed))
+            .values(last_failure_at=now, failure_count=_S.failure_count + 1)
         )
     if gone:
         _compare_and_delete(gone)
@@ -282,7 +332,7 @@ def _compare_and_delete(gone: list[dict]) -> None:
 
 
 def _next_state(
-    delivery: Delivery, result: PushResult, now: datetime, config
+    attempts: int, result: PushResult, now: datetime, config
 ) -> tuple[str, datetime | None]:
     """Return the delivery's new status and, for a retry, when to try again."""
     outcome = result.outcome
@@ -293,10 +343,10 @@ def _next_state(
     if outcome is Outcome.EXPIRED:
         return "expired", None
     if outcome in (Outcome.RATE_LIMITED, Outcome.TRANSIENT):
-        if delivery.attempts >= config["PUSH_MAX_ATTEMPTS"]:
+        if attempts >= config["PUSH_MAX_ATTEMPTS"]:
             return "failed", None
         delay = backoff_seconds(
-            delivery.attempts, config["PUSH_RETRY_BASE_SECONDS"], config["PUSH_RETRY_MAX_SECONDS"]
+            attempts, config["PUSH_RETRY_BASE_SECONDS"], config["PUSH_RETRY_MAX_SECONDS"]
         )
         if outcome is Outcome.RATE_LIMITED and result.retry_after is not None:
             delay = min(max(result.retry_after, 0.0), config["PUSH_RETRY_MAX_SECONDS"])
