@@ -65,6 +65,7 @@ NOT_ON_CURVE = _b64(b"\x04" + b"\x01" * 64)
         (lambda b: b.update(endpoint=42), "endpoint"),
         (lambda b: b.update(endpoint="ftp://push.example/x"), "endpoint"),
         (lambda b: b.update(endpoint=b["endpoint"] + "#frag"), "endpoint"),
+        (lambda b: b.update(endpoint=b["endpoint"] + " HTTP/1.1\r\nX: y"), "endpoint"),
         (lambda b: b.update(endpoint=b["endpoint"] + "x" * 2100), "endpoint"),
         (lambda b: b.update(endpoint="https://attacker.example.org/push/1"), "endpoint"),
         (lambda b: b.update(endpoint="https://169.254.169.254/latest/meta-data"), "endpoint"),

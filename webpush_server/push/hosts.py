@@ -59,6 +59,9 @@ class HostPolicy:
 
     def check_endpoint(self, endpoint: str) -> None:
         """Raise EndpointRefused unless endpoint is a push service URL we accept."""
+        # The sender writes the path into the request line as it is.
+        if any(c <= " " or c == "\x7f" for c in endpoint):
+            raise EndpointRefused("must not contain spaces or control characters")
         try:
             parts = urlsplit(endpoint)
             port = parts.port

@@ -1,27 +1,22 @@
 """Send a batch of Web Push requests and return one outcome per request.
 
 Many requests are in flight at once, grouped per push service origin over pooled keep-alive
-connections (aiohttp). Exceptions never escape for a single request: each becomes a result.
+connections (push/http.py). Exceptions never escape for a single request: each becomes a result.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
-from yarl import URL
-
 from .crypto import encrypt
 from .hosts import EndpointRefused, HostPolicy, check_resolved, is_ip_literal
+from .http import Client, Pool
 from .policy import Outcome, classify, parse_retry_after
 from .vapid import VapidSigner
 
@@ -53,24 +48,6 @@ class PushResult:
     retry_after: float | None = None
 
 
-class SafeResolver(AbstractResolver):
-    """Resolve names, then refuse internal addresses unless host:port is listed (DNS rebinding)."""
-
-    def __init__(self, policy: HostPolicy) -> None:
-        self._policy = policy
-        self._inner = ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        check_resolved(self._policy, host, port, [r["host"] for r in results])
-        return results
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
 def origin_of(endpoint: str) -> str:
     """Return scheme://host[:port] of an endpoint: the VAPID audience."""
     parts = urlsplit(endpoint)
@@ -91,70 +68,51 @@ class Sender:
         self.signer = signer
         self.policy = policy
         self.concurrency = concurrency_per_origin
-        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=0,
-                limit_per_host=self.concurrency,
-                resolver=SafeResolver(self.policy),
-                keepalive_timeout=60,
-                ttl_dns_cache=60,
-            )
-            # No cookies, no content negotiation: push services need neither, and each costs
-            # CPU on every request.
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self.timeout,
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-                headers={"User-Agent": "webpush-server"},
-            )
-        return self._session
+        self.timeout = timeout
+        self._client = Client(policy, max_idle_per_origin=concurrency_per_origin)
 
     async def close(self) -> None:
         """Close pooled connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._client.close()
 
     async def send(self, requests: Iterable[PushRequest]) -> list[PushResult]:
         """Send every request, many in flight per origin; return results in input order."""
-        by_origin: dict[str, list[PushRequest]] = defaultdict(list)
+        by_origin: dict[str, list[tuple[PushRequest, str]]] = defaultdict(list)
         ordered = list(requests)
         for request in ordered:
-            by_origin[origin_of(request.endpoint)].append(request)
+            parts = urlsplit(request.endpoint)
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            by_origin[f"{parts.scheme}://{parts.netloc}"].append((request, target))
         results: dict[int, PushResult] = {}
-        client = self._client()
 
-        async def run_origin(origin: str, batch: list[PushRequest]) -> None:
+        async def run_origin(origin: str, batch: list[tuple[PushRequest, str]]) -> None:
             try:
                 # Once per origin and batch: the allow list may have changed since subscribe
                 # time, and an IP literal never goes through the resolver.
                 self._check_origin(origin)
             except EndpointRefused as exc:
-                for request in batch:
+                for request, _target in batch:
                     results[request.key] = PushResult(
                         request.key, Outcome.REFUSED, error=f"endpoint {exc}"
                     )
                 return
             gate = asyncio.Semaphore(self.concurrency)
             authorization = self.signer.authorization(origin)
+            pool = self._client.pool(origin)
 
-            async def one(request: PushRequest) -> None:
+            async def one(request: PushRequest, target: str) -> None:
                 async with gate:
-                    results[request.key] = await self._send_one(client, request, authorization)
+                    results[request.key] = await self._send_one(
+                        pool, request, target, authorization
+                    )
 
-            await asyncio.gather(*(one(r) for r in batch))
+            await asyncio.gather(*(one(r, t) for r, t in batch))
 
         await asyncio.gather(*(run_origin(o, b) for o, b in by_origin.items()))
         return [results[r.key] for r in ordered]
 
     async def _send_one(
-        self, client: aiohttp.ClientSession, request: PushRequest, authorization: str
+        self, pool: Pool, request: PushRequest, target: str, authorization: str
     ) -> PushResult:
         try:
             body = encrypt(request.payload, request.p256dh, request.auth)
@@ -170,29 +128,24 @@ class Sender:
         if request.topic:
             headers["Topic"] = request.topic
         try:
-            # encoded=True: endpoints are stored as the push service gave them; skip re-quoting.
-            async with client.post(
-                URL(request.endpoint, encoded=True),
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                text = "" if status < 300 else (await response.text(errors="replace"))[:300]
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            async with asyncio.timeout(self.timeout):
+                response = await pool.post(target, headers, body)
         except EndpointRefused as exc:
             return PushResult(request.key, Outcome.REFUSED, error=f"endpoint {exc}")
         except TimeoutError:
             return PushResult(request.key, Outcome.TRANSIENT, error="timeout")
-        except aiohttp.ClientError as exc:
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, EndpointRefused):
-                return PushResult(request.key, Outcome.REFUSED, error=f"endpoint {cause}")
-            return PushResult(request.key, Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}")
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            return PushResult(request.key, Outcome.TRANSIENT, error=error)
+        status = response.status
         outcome = classify(status)
-        error = None if outcome is Outcome.SENT else f"HTTP {status}: {text}".strip()
+        if outcome is Outcome.SENT:
+            return PushResult(request.key, outcome, status)
         if 300 <= status < 400:
             error = f"HTTP {status}: redirect not followed"
+        else:
+            error = f"HTTP {status}: {response.body[:300].decode('utf-8', 'replace')}".strip()
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
         return PushResult(request.key, outcome, status, error, retry_after)
 
     def _check_origin(self, origin: str) -> None:
