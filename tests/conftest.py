@@ -324,6 +324,17 @@ class Process:
         self._log.close()
 
 
+def wait_until(condition, what: str, timeout: float = 30) -> None:
+    """Poll condition until it holds; fail saying what did not happen."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)  # polling the condition, not waiting instead of it
+
+
 def wait_for_http(url: str, process: Process, timeout: float = 30) -> None:
     """Wait until url answers, failing early if the server process dies."""
     import time

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from datetime import timedelta
 
 import pytest
@@ -160,8 +159,14 @@ def test_sweeper_leaves_fresh_and_future_rows_alone(make_user, push_service, mak
 
 
 def test_two_workers_never_send_the_same_delivery(
-    settings, make_user, push_service, app, redis_url
+    settings, make_user, push_service, make_app, redis_url, tmp_path
 ):
+    from rq import Worker
+    from rq.registry import StartedJobRegistry
+
+    from tests.conftest import Process, wait_until
+
+    app = make_app(DELIVERY_BATCH_SIZE=10)
     user_id = make_user("race@webpush-server.dev")
     devices = [push_service.new_subscription() for _ in range(40)]
     with app.app_context():
@@ -170,29 +175,31 @@ def test_two_workers_never_send_the_same_delivery(
             for d in devices
         )
         db.session.commit()
-    notify(app, user_id, count=5)  # 200 deliveries
-    ids = [d.id for d in deliveries(app)]
-    assert len(ids) == 200
-    with app.app_context():
-        # The same batch enqueued three times over: as a sweeper racing the commit would.
-        for _ in range(3):
-            enqueue_deliveries(ids)
     env = process_env(settings)
     workers = [
-        subprocess.Popen(
-            flask_command("jobs", "worker", "--burst", "--name", f"w{i}"),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        Process(flask_command("jobs", "worker", "--name", f"w{i}"), env, tmp_path / f"w{i}.log")
         for i in range(2)
     ]
-    outputs = [w.communicate(timeout=120)[0] for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], outputs
-    assert all("deliver_batch" in out for out in outputs), "both workers took jobs"
-    pushes = push_service.wait_for_count(200)
-    sent_ids = [(p.endpoint, p.json["id"]) for p in pushes]
-    assert len(sent_ids) == len(set(sent_ids)) == 200
-    assert {r.status for r in deliveries(app)} == {"sent"}
-    assert Queue(DELIVERY_QUEUE, connection=Redis.from_url(redis_url)).count == 0
+    try:
+        connection = Redis.from_url(redis_url)
+        wait_until(lambda: len(Worker.all(connection=connection)) == 2, "both workers listening")
+        notify(app, user_id, count=5)  # 200 deliveries, enqueued in batches of 10
+        ids = [d.id for d in deliveries(app)]
+        assert len(ids) == 200
+        with app.app_context():
+            # The same batches enqueued twice more: as a sweeper racing the commit would.
+            for _ in range(2):
+                enqueue_deliveries(ids)
+        push_service.wait_for_count(200, timeout=60)
+        started = StartedJobRegistry(DELIVERY_QUEUE, connection=connection)
+        wait_until(
+            lambda: Queue(DELIVERY_QUEUE, connection=connection).count == 0 and started.count == 0,
+            "every job finished",
+        )
+        wait_until(lambda: {r.status for r in deliveries(app)} == {"sent"}, "all sent")
+    finally:
+        for worker in workers:
+            worker.stop()
+    sent = [(p.endpoint, p.json["id"]) for p in push_service.received]
+    assert len(sent) == len(set(sent)) == 200
+    assert all("deliver_batch" in w.output() for w in workers), "both workers took jobs"

@@ -1,0 +1,238 @@
+// Web Push on this device: register the service worker, subscribe, unsubscribe, and resync the
+// subscription with the server on every page load (ARCHITECTURE.md, "Web Push rules").
+
+import { api } from './api.js';
+
+const SERVICE_WORKER_URL = '/service-worker.js';
+const SUBSCRIPTIONS_URL = '/api/push/subscriptions';
+const READY_TIMEOUT_MS = 15000;
+
+// ---------------------------------------------------------------------------------------------
+// Base64url <-> bytes
+
+/** Decode base64url (padding optional) into bytes. */
+export function base64UrlToBytes(text) {
+  const base64 = text.replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
+  const padded = base64 + '='.repeat((4 - (base64.length % 4)) % 4);
+  const binary = atob(padded);
+  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
+}
+
+/** Encode bytes (Uint8Array or ArrayBuffer) as unpadded base64url. */
+export function bytesToBase64Url(bytes) {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  let binary = '';
+  for (const byte of view) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capabilities
+
+/** Return whether this browser can receive Web Push here (iOS: only as an installed app). */
+export function pushSupported() {
+  return 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window
+    && window.isSecureContext;
+}
+
+/** Return whether this is an iPhone or iPad (iPadOS reports itself as a Mac with touch). */
+export function isIOS() {
+  return /iPad|iPhone|iPod/.test(navigator.userAgent)
+    || (navigator.platform === 'MacIntel' && navigator.maxTouchPoints > 1);
+}
+
+/** Return whether the page runs as an installed web app. */
+export function isStandalone() {
+  return window.matchMedia?.('(display-mode: standalone)').matches || navigator.standalone === true;
+}
+
+/** Return the notification permission: 'granted', 'denied', 'default' or 'unsupported'. */
+export function permission() {
+  return 'Notification' in window ? Notification.permission : 'unsupported';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service worker and keys
+
+let registrationPromise = null;
+let vapidKeyPromise = null;
+
+/** Register /service-worker.js at scope '/' once per page; resolve to the registration. */
+export function registerServiceWorker() {
+  if (!('serviceWorker' in navigator)) {
+    return Promise.reject(new Error('This browser has no service workers.'));
+  }
+  registrationPromise ??= navigator.serviceWorker
+    .register(SERVICE_WORKER_URL, { scope: '/', updateViaCache: 'none' })
+    .catch((err) => {
+      registrationPromise = null;
+      throw err;
+    });
+  return registrationPromise;
+}
+
+/** Resolve to a registration with an active worker (subscribing needs one). */
+async function activeRegistration() {
+  await registerServiceWorker();
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('The service worker did not start. Reload the page and try again.')),
+      READY_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([navigator.serviceWorker.ready, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolve to the server's VAPID public key (base64url), fetched once per page. */
+export function vapidPublicKey() {
+  vapidKeyPromise ??= api('GET', '/api/push/vapid-public-key')
+    .then((data) => data.publicKey)
+    .catch((err) => {
+      vapidKeyPromise = null;
+      throw err;
+    });
+  return vapidKeyPromise;
+}
+
+/** Return whether the subscription was made with this key; unknown (null) counts as the same. */
+function madeWithKey(subscription, publicKey) {
+  const key = subscription.options?.applicationServerKey;
+  if (!key) return true; // The browser does not tell; do not churn subscriptions over it.
+  return bytesToBase64Url(key) === publicKey.replace(/=+$/, '');
+}
+
+/** Resolve to this device's current push subscription, or null. */
+export async function currentSubscription() {
+  if (!pushSupported()) return null;
+  const registration = await registerServiceWorker();
+  return registration.pushManager.getSubscription();
+}
+
+async function subscribe(registration, publicKey) {
+  return registration.pushManager.subscribe({
+    userVisibleOnly: true,
+    applicationServerKey: base64UrlToBytes(publicKey),
+  });
+}
+
+/** Send the subscription to the server (an upsert); `oldEndpoint` names the one it replaces. */
+function saveSubscription(subscription, oldEndpoint) {
+  const body = subscription.toJSON();
+  if (oldEndpoint) body.oldEndpoint = oldEndpoint;
+  return api('POST', SUBSCRIPTIONS_URL, body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the page calls
+
+/**
+ * Return the push state of this device.
+ *
+ * @returns {Promise<{state: 'on'|'off'|'blocked'|'unsupported', subscription: PushSubscription|null}>}
+ */
+export async function pushState() {
+  if (!pushSupported()) return { state: 'unsupported', subscription: null };
+  if (Notification.permission === 'denied') return { state: 'blocked', subscription: null };
+  const subscription = await currentSubscription();
+  if (subscription && Notification.permission === 'granted') return { state: 'on', subscription };
+  return { state: 'off', subscription };
+}
+
+/**
+ * Turn push on for this device: ask permission, subscribe, and tell the server.
+ *
+ * Call it straight from a click handler: Safari and Firefox only show the permission prompt
+ * during a user gesture, so the prompt comes before anything else is awaited.
+ */
+export async function enablePush() {
+  if (!pushSupported()) throw new Error('This browser cannot receive push notifications here.');
+  const answer = await Notification.requestPermission();
+  if (answer === 'denied') {
+    throw new Error('Notifications are blocked for this site. Allow them in the browser\'s site settings, then try again.');
+  }
+  if (answer !== 'granted') throw new Error('Push stays off: the permission prompt was dismissed.');
+
+  const [registration, publicKey] = await Promise.all([activeRegistration(), vapidPublicKey()]);
+  let subscription = await registration.pushManager.getSubscription();
+  let oldEndpoint = null;
+  if (subscription && !madeWithKey(subscription, publicKey)) {
+    oldEndpoint = subscription.endpoint;
+    await subscription.unsubscribe();
+    subscription = null;
+  }
+  subscription ??= await subscribe(registration, publicKey);
+  try {
+    await saveSubscription(subscription, oldEndpoint);
+  } catch (err) {
+    // A subscription the server refused would only show "on" here and never deliver.
+    await subscription.unsubscribe().catch(() => {});
+    throw err;
+  }
+  return subscription;
+}
+
+/** Turn push off for this device: forget it on the server and unsubscribe locally. */
+export async function disablePush() {
+  const subscription = await currentSubscription();
+  if (!subscription) return;
+  let serverError = null;
+  try {
+    await api('DELETE', SUBSCRIPTIONS_URL, { endpoint: subscription.endpoint });
+  } catch (err) {
+    serverError = err; // Unsubscribe anyway: the push service then answers 410 and the server forgets it.
+  }
+  await subscription.unsubscribe();
+  if (serverError) throw serverError;
+}
+
+/** Remove one of my devices from the server; if it is this device, unsubscribe here too. */
+export async function removeDevice(endpoint) {
+  await api('DELETE', SUBSCRIPTIONS_URL, { endpoint });
+  const subscription = await currentSubscription().catch(() => null);
+  if (subscription?.endpoint === endpoint) await subscription.unsubscribe();
+}
+
+/**
+ * Make the server's copy of this device's subscription current.
+ *
+ * With permission granted and a subscription, POST it again (an upsert: it may have been
+ * deleted after a failure, or belong to another account that used this browser). If it was
+ * made with another VAPID key, replace it with one made with the server's key.
+ *
+ * @returns {Promise<PushSubscription|null>} The subscription the server now holds, if any.
+ */
+export async function resync() {
+  if (!pushSupported() || Notification.permission !== 'granted') return null;
+  const registration = await registerServiceWorker();
+  let subscription = await registration.pushManager.getSubscription();
+  if (!subscription) return null;
+  const publicKey = await vapidPublicKey();
+  if (madeWithKey(subscription, publicKey)) {
+    await saveSubscription(subscription);
+    return subscription;
+  }
+  const oldEndpoint = subscription.endpoint;
+  await subscription.unsubscribe();
+  subscription = await subscribe(await activeRegistration(), publicKey);
+  await saveSubscription(subscription, oldEndpoint);
+  return subscription;
+}
+
+function loggedIn() {
+  return Boolean(document.querySelector('meta[name="csrf-token"]') && document.body?.dataset.user);
+}
+
+/** Settles once the page-load resync is done (resolves to the subscription or null; never rejects). */
+export const initialSync = (async () => {
+  if (!loggedIn() || !pushSupported()) return null;
+  try {
+    await registerServiceWorker();
+    return await resync();
+  } catch (err) {
+    console.warn('Push resync failed:', err);
+    return null;
+  }
+})();

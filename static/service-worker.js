@@ -1,0 +1,256 @@
+/* Webpush Server service worker, served at /service-worker.js with scope '/'.
+ *
+ * Self-contained on purpose (no imports): it must keep working whatever the page scripts are.
+ * Rule: every push shows a notification. Browsers punish silent pushes (Chrome shows a generic
+ * one, Firefox takes quota, iOS revokes the subscription after about three).
+ */
+
+const ICON = '/static/icons/icon-192.png';
+const BADGE = '/static/icons/badge-72.png';
+const INBOX_PATH = '/notifications';
+const FETCH_TIMEOUT_MS = 8000;
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(self.skipWaiting());
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(self.clients.claim());
+});
+
+// -----------------------------------------------------------------------------------------------
+// Small helpers
+
+/** Fetch same-origin JSON with the session cookie; throw on a non-2xx answer or a timeout. */
+async function fetchJson(path, { method = 'GET', body, csrf } = {}) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), FETCH_TIMEOUT_MS);
+  const headers = { Accept: 'application/json' };
+  if (csrf) headers['X-CSRFToken'] = csrf;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  try {
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      cache: 'no-store',
+      signal: controller.signal,
+    });
+    if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status}`);
+    return response.status === 204 ? null : await response.json().catch(() => null);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Get a CSRF token for this session (a worker has no DOM to read the meta tag from). */
+async function csrfToken() {
+  const data = await fetchJson('/api/csrf-token');
+  return data.csrf_token;
+}
+
+/** Resolve a notification link to an absolute same-origin URL; anything else opens the inbox. */
+function targetUrl(url) {
+  const origin = self.location.origin;
+  try {
+    const resolved = new URL(url || INBOX_PATH, origin);
+    if (resolved.origin === origin && (resolved.protocol === 'https:' || resolved.protocol === 'http:')) {
+      return resolved.href;
+    }
+  } catch {
+    // fall through
+  }
+  return new URL(INBOX_PATH, origin).href;
+}
+
+function base64UrlToBytes(text) {
+  const base64 = text.replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
+  const binary = atob(base64 + '='.repeat((4 - (base64.length % 4)) % 4));
+  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
+}
+
+/** Post a message to every open page of ours. */
+async function tellPages(message) {
+  const pages = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  for (const page of pages) page.postMessage(message);
+}
+
+/** Set the app icon badge to the unread count, where the browser has one. */
+async function updateAppBadge() {
+  if (!('setAppBadge' in self.navigator)) return;
+  const data = await fetchJson('/api/notifications?unread=1&limit=1');
+  const count = Number(data?.unread_count) || 0;
+  if (count > 0) await self.navigator.setAppBadge(count);
+  else await self.navigator.clearAppBadge();
+}
+
+// -----------------------------------------------------------------------------------------------
+// push
+
+/** Read the push payload; null when it is missing or not JSON. */
+function readPayload(data) {
+  if (!data) return null;
+  try {
+    const payload = data.json();
+    return payload && typeof payload === 'object' ? payload : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Return the notification to show: the payload itself, or for a tickle the inbox item. */
+async function notificationFor(payload) {
+  if (!payload) return null;
+  if (payload.tickle) {
+    if (payload.id == null) return null;
+    const data = await fetchJson(`/api/notifications/${encodeURIComponent(payload.id)}`);
+    return data?.notification ?? data;
+  }
+  return payload;
+}
+
+function showGeneric(id) {
+  return self.registration.showNotification('New notification', {
+    body: 'Open your inbox to read it.',
+    icon: ICON,
+    badge: BADGE,
+    tag: id != null ? `n-${id}` : 'generic',
+    data: { id: id ?? null, url: targetUrl(INBOX_PATH) },
+    timestamp: Date.now(),
+  });
+}
+
+function show(notification) {
+  const id = notification.id;
+  const tag = notification.tag || (id != null ? `n-${id}` : undefined);
+  const timestamp = Date.parse(notification.created_at);
+  const options = {
+    body: notification.body || '',
+    icon: ICON,
+    badge: BADGE,
+    data: { id: id ?? null, url: targetUrl(notification.url) },
+    timestamp: Number.isNaN(timestamp) ? Date.now() : timestamp,
+  };
+  if (tag) {
+    options.tag = tag;
+    options.renotify = true; // A newer message about the same hold or coupon should alert again.
+  }
+  return self.registration.showNotification(notification.title, options);
+}
+
+async function handlePush(event) {
+  const payload = readPayload(event.data);
+  let notification = null;
+  try {
+    notification = await notificationFor(payload);
+  } catch (err) {
+    console.warn('Could not fetch the notification for a tickle:', err);
+  }
+
+  let shown = false;
+  if (notification && notification.title) {
+    try {
+      await show(notification);
+      shown = true;
+    } catch (err) {
+      console.warn('Could not show the notification:', err);
+    }
+  }
+  if (!shown) {
+    notification = null;
+    await showGeneric(payload?.id);
+  }
+
+  await Promise.allSettled([
+    updateAppBadge(),
+    notification ? tellPages({ type: 'notification', notification }) : Promise.resolve(),
+  ]);
+}
+
+self.addEventListener('push', (event) => {
+  event.waitUntil(handlePush(event));
+});
+
+// -----------------------------------------------------------------------------------------------
+// notificationclick
+
+async function markRead(id) {
+  if (id == null) return;
+  const csrf = await csrfToken();
+  await fetchJson(`/api/notifications/${encodeURIComponent(id)}/read`, { method: 'POST', csrf });
+  await tellPages({ type: 'notification-read', id });
+}
+
+function withoutHash(url) {
+  const parsed = new URL(url);
+  parsed.hash = '';
+  return parsed.href;
+}
+
+/** Focus a page of ours already at `url`, else bring one there, else open a window. */
+async function openOrFocus(url) {
+  const origin = self.location.origin;
+  const isOurs = (client) => new URL(client.url).origin === origin;
+  const [all, controlled] = await Promise.all([
+    self.clients.matchAll({ type: 'window', includeUncontrolled: true }),
+    self.clients.matchAll({ type: 'window' }),
+  ]);
+
+  const there = all.filter(isOurs).find((client) => withoutHash(client.url) === withoutHash(url));
+  if (there) return there.focus();
+
+  // Only pages this worker controls can be navigated; prefer the one the user last looked at.
+  const candidates = controlled.filter(isOurs).sort((a, b) => Number(b.focused) - Number(a.focused)
+    || Number(b.visibilityState === 'visible') - Number(a.visibilityState === 'visible'));
+  for (const client of candidates) {
+    try {
+      // Focus first: the permission to focus lapses soon after the click, navigating takes a while.
+      const focused = await client.focus().catch(() => client);
+      const navigated = await focused.navigate(url);
+      if (navigated) return navigated;
+    } catch {
+      // try the next one
+    }
+  }
+  return self.clients.openWindow(url);
+}
+
+self.addEventListener('notificationclick', (event) => {
+  const notification = event.notification;
+  notification.close();
+  const { id = null, url } = notification.data || {};
+  // Start both at once: browsers allow opening or focusing a window only shortly after the
+  // click (Firefox: 1 s), so it must not wait for the two mark-read requests.
+  event.waitUntil(Promise.allSettled([
+    markRead(id).catch((err) => console.warn('Could not mark the notification read:', err)),
+    openOrFocus(targetUrl(url)),
+  ]).then(() => updateAppBadge().catch(() => {})));
+});
+
+// -----------------------------------------------------------------------------------------------
+// pushsubscriptionchange: the push service replaced or expired the subscription.
+
+async function handleSubscriptionChange(event) {
+  const oldSubscription = event.oldSubscription ?? null;
+  let subscription = event.newSubscription ?? null;
+  if (!subscription) {
+    let key = oldSubscription?.options?.applicationServerKey ?? null;
+    if (!key) {
+      const data = await fetchJson('/api/push/vapid-public-key');
+      key = base64UrlToBytes(data.publicKey);
+    }
+    subscription = await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+  }
+  const body = subscription.toJSON();
+  if (oldSubscription?.endpoint) body.oldEndpoint = oldSubscription.endpoint;
+  const csrf = await csrfToken();
+  await fetchJson('/api/push/subscriptions', { method: 'POST', body, csrf });
+}
+
+self.addEventListener('pushsubscriptionchange', (event) => {
+  event.waitUntil(handleSubscriptionChange(event).catch((err) => {
+    // The next page load resyncs (push.js), so this is not the only chance.
+    console.warn('Could not renew the push subscription:', err);
+  }));
+});
