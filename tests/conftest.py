@@ -7,7 +7,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sqlalchemy import text
 
 from tests.pushservice import PushService
 from webpush_server import create_app, redis_server
+from webpush_server.devrun import flask_command, web_command
 from webpush_server.extensions import db
 from webpush_server.jobs.delivery import close_sender
 from webpush_server.jobs.queues import QUEUES
@@ -288,11 +288,6 @@ def process_env(settings: dict, **extra: str) -> dict:
     return env
 
 
-def flask_command(*args: str) -> list[str]:
-    """The argv of a `flask --app wsgi ...` command run with this interpreter."""
-    return [sys.executable, "-m", "flask", "--app", "wsgi", *args]
-
-
 class Process:
     """A child process (server or worker) with its output kept for failure messages."""
 
@@ -358,22 +353,7 @@ def live_server(app, settings, tmp_path) -> Iterator[str]:
     """The app served by gunicorn in its own process, as in production; yields its URL."""
     port = free_port()
     server = Process(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "8",
-            "--workers",
-            "1",
-            "wsgi:app",
-        ],
-        process_env(settings),
-        tmp_path / "web.log",
+        web_command(f"127.0.0.1:{port}", threads=8), process_env(settings), tmp_path / "web.log"
     )
     url = f"http://127.0.0.1:{port}"
     wait_for_http(url + "/login", server)

@@ -21,7 +21,16 @@ INSTANCE = ROOT / "instance"
 DEV_SUBJECT = "mailto:webpush-dev@webpush-server.dev"
 
 
-def _flask(*args: str) -> list[str]:
+def web_command(bind: str, threads: int) -> list[str]:
+    """Return the argv of the web server: gunicorn with threaded workers, as the Procfile."""
+    return [
+        sys.executable, "-m", "gunicorn", "--bind", bind, "--worker-class", "gthread",
+        "--threads", str(threads), "--workers", "1", "--access-logfile", "-", "wsgi:app",
+    ]  # fmt: skip
+
+
+def flask_command(*args: str) -> list[str]:
+    """Return the argv of `flask --app wsgi ARGS` run with this interpreter."""
     return [sys.executable, "-m", "flask", "--app", "wsgi", *args]
 
 
@@ -36,12 +45,16 @@ def _write_dev_config() -> None:
 
 
 def _setup(env: dict) -> None:
-    subprocess.run(_flask("db", "upgrade"), env=env, check=True, cwd=ROOT)
+    subprocess.run(flask_command("db", "upgrade"), env=env, check=True, cwd=ROOT)
     if not env.get("VAPID_PRIVATE_KEY"):
         subprocess.run(
-            _flask("vapid", "generate"), env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL
+            flask_command("vapid", "generate"),
+            env=env,
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
         )
-    subprocess.run(_flask("seed-demo"), env=env, check=True, cwd=ROOT)
+    subprocess.run(flask_command("seed-demo"), env=env, check=True, cwd=ROOT)
 
 
 def _wait_for_web(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
@@ -87,24 +100,9 @@ def main() -> int:
         _setup(env)
         # Children get their own sessions: Ctrl-C reaches only us, and we stop them in order.
         specs = {
-            "web": [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "16",
-                "--workers",
-                "1",
-                "--access-logfile",
-                "-",
-                "wsgi:app",
-            ],
-            "worker": _flask("jobs", "worker"),
-            "scheduler": _flask("jobs", "scheduler"),
+            "web": web_command(f"127.0.0.1:{port}", threads=16),
+            "worker": flask_command("jobs", "worker"),
+            "scheduler": flask_command("jobs", "scheduler"),
         }
         for name, argv in specs.items():
             children.append(
