@@ -54,7 +54,10 @@ def _setup(env: dict) -> None:
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
         )
-    subprocess.run(flask_command("seed-demo"), env=env, check=True, cwd=ROOT)
+    # Quiet: the banner below prints the demo logins once everything is up.
+    subprocess.run(
+        flask_command("seed-demo"), env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL
+    )
 
 
 def _wait_for_web(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
