@@ -27,6 +27,7 @@ def defaults(instance_path: str) -> dict:
         "PUSH_SERVICE_HOSTS": DEFAULT_PUSH_SERVICE_HOSTS,
         "APP_TIMEZONE": "Asia/Seoul",
         "HOLD_PICKUP_DAYS": 3,
+        "LOAN_DAYS": 14,
         "MAX_SUBSCRIPTIONS_PER_USER": 20,
         # Delivery tuning: a job carries a batch, a batch has many requests in flight.
         "DELIVERY_BATCH_SIZE": 250,

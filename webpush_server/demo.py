@@ -13,15 +13,27 @@ DEMO_USERS = (
     ("librarian@demo.webpush-server.dev", "librarian", "Lee Brarian"),
     ("admin@demo.webpush-server.dev", "admin", "Ada Admin"),
 )
+# More readers, so the demo library has loans and queues.
+DEMO_READERS = (
+    ("min-ji@demo.webpush-server.dev", "Kim Min-ji"),
+    ("joon@demo.webpush-server.dev", "Park Joon"),
+    ("sofia@demo.webpush-server.dev", "Sofia Rossi"),
+    ("amara@demo.webpush-server.dev", "Amara Okafor"),
+)
 
 
 def seed() -> list[str]:
-    """Create whatever demo data is missing; return what was created."""
+    """Create whatever demo data is missing; return the accounts created."""
+    from .library import demo as library_demo
+
     created = []
-    for email, role, name in DEMO_USERS:
+    for email, role, name in DEMO_USERS + tuple((e, "patron", n) for e, n in DEMO_READERS):
         if find_user(email) is None:
             create_user(email, DEMO_PASSWORD, role, name)
             created.append(email)
+    # The demo patron is not among the borrowers, so their pages start clean.
+    readers = [find_user(email).id for email, _ in DEMO_READERS]
+    library_demo.seed(readers)
     return created
 
 

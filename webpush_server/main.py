@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, current_app, render_template, send_from_directory
 
 bp = Blueprint("main", __name__)
+
+
+@bp.app_template_filter("localtime")
+def localtime(value: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Show a stored UTC time on APP_TIMEZONE's wall clock (dates pass through)."""
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        value = value.astimezone(ZoneInfo(current_app.config["APP_TIMEZONE"]))
+        return value.strftime(fmt)
+    return value.isoformat()
 
 
 @bp.get("/")

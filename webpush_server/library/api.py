@@ -1,0 +1,109 @@
+"""The library's JSON API (CONTRACT.md, "Library")."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from flask_login import current_user, login_required
+
+from ..auth import role_required
+from ..errors import APIError
+from ..timeutil import isoformat
+from . import services
+from .models import Hold
+
+bp = Blueprint("library_api", __name__, url_prefix="/api/library")
+
+
+def _body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise APIError(400, "invalid", "Send a JSON object.")
+    return data
+
+
+def hold_json(hold: Hold, email: str) -> dict:
+    """Return the API shape of a hold."""
+    return {
+        "id": hold.id,
+        "book_id": hold.book_id,
+        "user_email": email,
+        "status": hold.status,
+        "position": services.queue_position(hold),
+        "pickup_deadline": isoformat(hold.pickup_deadline),
+    }
+
+
+@bp.get("/books")
+@login_required
+def books():
+    """Search the catalogue with live availability."""
+    return jsonify(books=services.search_books(request.args.get("q", "")[:200]))
+
+
+@bp.post("/books")
+@role_required("librarian")
+def add_book():
+    """Add a book with copies."""
+    data = _body()
+    book, copy_ids = services.add_book(
+        data.get("title"), data.get("author"), data.get("isbn"), data.get("copies")
+    )
+    return jsonify(id=book.id, copy_ids=copy_ids), 201
+
+
+@bp.post("/books/<int:book_id>/copies")
+@role_required("librarian")
+def add_copies(book_id: int):
+    """Add copies to a book."""
+    return jsonify(copy_ids=services.add_copies(book_id, _body().get("count"))), 201
+
+
+@bp.post("/books/<int:book_id>/holds")
+@login_required
+def place_hold(book_id: int):
+    """Reserve a book: join its queue."""
+    hold = services.place_hold(current_user.id, book_id)
+    return jsonify(id=hold.id, status=hold.status, position=services.queue_position(hold)), 201
+
+
+@bp.get("/holds")
+@login_required
+def holds():
+    """The caller's holds; everyone's for a librarian with ?all=1."""
+    everyone = request.args.get("all") in ("1", "true")
+    if everyone and not current_user.has_role("librarian"):
+        raise APIError(403, "forbidden", "Only librarians see every hold.", "all")
+    rows = services.holds_for(None if everyone else current_user.id)
+    return jsonify(holds=[hold_json(hold, user.email) for hold, user in rows])
+
+
+@bp.delete("/holds/<int:hold_id>")
+@login_required
+def cancel_hold(hold_id: int):
+    """Cancel a hold (its owner or a librarian)."""
+    services.cancel_hold(current_user, hold_id)
+    return "", 204
+
+
+@bp.post("/loans")
+@role_required("librarian")
+def check_out():
+    """Lend a copy to a patron."""
+    data = _body()
+    loan = services.check_out(data.get("copy_id"), data.get("user_email"))
+    return jsonify(id=loan.id, due_date=loan.due_date.isoformat()), 201
+
+
+@bp.post("/copies/<int:copy_id>/return")
+@role_required("librarian")
+def check_in(copy_id: int):
+    """Take a copy back: it goes to the first waiting hold or to the shelf."""
+    copy, hold = services.check_in(copy_id)
+    return jsonify(copy_status=copy.status, hold_id=hold.id if hold else None)
+
+
+@bp.post("/holds/<int:hold_id>/pickup")
+@role_required("librarian")
+def pick_up(hold_id: int):
+    """Mark a ready hold collected: it becomes a loan."""
+    return jsonify(loan_id=services.pick_up(hold_id).id), 201

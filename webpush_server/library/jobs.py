@@ -1,0 +1,86 @@
+"""Scheduled library jobs: they detect what time changes and call the same services."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import exists, select
+
+from ..extensions import db
+from ..jobs.context import app_context
+from ..jobs.schedule import ScheduledJob, register
+from ..timeutil import utcnow
+from . import services
+from .models import Book, Copy, Hold
+
+CHUNK = 200
+
+register(
+    ScheduledJob(
+        "detect-available-books",
+        "* * * * *",
+        "webpush_server.library.jobs.detect_available_books",
+        "give free copies to waiting holds the event path missed",
+    )
+)
+register(
+    ScheduledJob(
+        "expire-holds",
+        "* * * * *",
+        "webpush_server.library.jobs.expire_holds",
+        "end ready holds past their pickup deadline and pass the copy on",
+    )
+)
+register(
+    ScheduledJob(
+        "remind-holds",
+        "*/10 * * * *",
+        "webpush_server.library.jobs.remind_holds",
+        "tell patrons one day before a ready hold lapses",
+    )
+)
+
+
+def _keyset(stmt, column, chunk: int = CHUNK):
+    """Yield lists of ids from stmt in id order, one short read transaction per chunk."""
+    last = 0
+    while True:
+        ids = db.session.scalars(stmt.where(column > last).order_by(column).limit(chunk)).all()
+        db.session.rollback()
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def detect_available_books() -> int:
+    """Give free copies to waiting holds for every book where both exist."""
+    with app_context():
+        stmt = select(Book.id).where(
+            exists().where(Copy.book_id == Book.id, Copy.status == "shelf"),
+            exists().where(Hold.book_id == Book.id, Hold.status == "waiting"),
+        )
+        # One short transaction per book: the desk never waits behind a long scan.
+        return sum(services.fill_book(book_id) for ids in _keyset(stmt, Book.id) for book_id in ids)
+
+
+def expire_holds() -> int:
+    """Expire ready holds past their deadline; their copies go to the next in line."""
+    with app_context():
+        now = utcnow()
+        stmt = select(Hold.id).where(Hold.status == "ready", Hold.pickup_deadline <= now)
+        return sum(
+            services.expire_hold(hold_id) for ids in _keyset(stmt, Hold.id) for hold_id in ids
+        )
+
+
+def remind_holds() -> int:
+    """Record `hold_expiring` for ready holds whose deadline is within a day (once each)."""
+    with app_context():
+        now = utcnow()
+        stmt = select(Hold.id).where(
+            Hold.status == "ready",
+            Hold.pickup_deadline > now,
+            Hold.pickup_deadline <= now + timedelta(days=1),
+        )
+        return sum(services.remind(ids) for ids in _keyset(stmt, Hold.id))

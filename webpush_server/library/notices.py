@@ -1,0 +1,78 @@
+"""Who is told what in the library."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+from ..extensions import db
+from ..notifications.record import Notice, notifies
+from .events import HoldBecameReady, HoldExpired, HoldExpiringSoon
+from .models import Hold
+
+
+def _local(moment) -> str:
+    zone = ZoneInfo(current_app.config["APP_TIMEZONE"])
+    return moment.astimezone(zone).strftime("%a %d %b, %H:%M")
+
+
+def hold_url(hold_id: int) -> str:
+    """Return the page of one hold: where a notification about it opens."""
+    return f"/library/holds/{hold_id}"
+
+
+@notifies(HoldBecameReady)
+def book_available(event: HoldBecameReady) -> list[Notice]:
+    """The patron whose hold became ready: pick it up before the deadline."""
+    hold = db.session.get(Hold, event.hold_id)
+    return [
+        Notice(
+            user_id=hold.user_id,
+            kind="book_available",
+            title=f"Your book is ready: {hold.book.title}",
+            body=f"Copy {hold.copy_id} is waiting for you at the desk until "
+            f"{_local(hold.pickup_deadline)}.",
+            url=hold_url(hold.id),
+            dedupe_key=f"hold-ready:{hold.id}",
+            topic=f"hold-{hold.id}",
+            expires_at=hold.pickup_deadline,
+        )
+    ]
+
+
+@notifies(HoldExpiringSoon)
+def hold_expiring(event: HoldExpiringSoon) -> list[Notice]:
+    """The patron whose ready hold lapses within a day."""
+    hold = db.session.get(Hold, event.hold_id)
+    if hold is None or hold.status != "ready":
+        return []
+    return [
+        Notice(
+            user_id=hold.user_id,
+            kind="hold_expiring",
+            title=f"Pick up {hold.book.title} by {_local(hold.pickup_deadline)}",
+            body="Your copy is set aside for one more day; after that it goes to the next reader.",
+            url=hold_url(hold.id),
+            dedupe_key=f"hold-expiring:{hold.id}",
+            topic=f"hold-{hold.id}",
+        )
+    ]
+
+
+@notifies(HoldExpired)
+def hold_expired(event: HoldExpired) -> list[Notice]:
+    """The patron who did not collect a ready hold in time."""
+    hold = db.session.get(Hold, event.hold_id)
+    return [
+        Notice(
+            user_id=hold.user_id,
+            kind="hold_expired",
+            title=f"Your hold on {hold.book.title} has lapsed",
+            body="The pickup deadline passed, so the copy went to the next reader. "
+            "You can reserve the book again.",
+            url=hold_url(hold.id),
+            dedupe_key=f"hold-expired:{hold.id}",
+            topic=f"hold-{hold.id}",
+        )
+    ]

@@ -1,0 +1,513 @@
+"""The library desk and the hold queue. Each public function is one transaction."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from functools import wraps
+from typing import TypeVar
+
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from ..auth.models import User
+from ..auth.services import find_user
+from ..errors import APIError, ValidationError
+from ..extensions import db
+from ..notifications.record import record
+from ..timeutil import utcnow
+from .events import HoldBecameReady, HoldExpired, HoldExpiringSoon
+from .models import ACTIVE_HOLD, Book, Copy, Hold, Loan
+
+T = TypeVar("T")
+MAX_COPIES_AT_ONCE = 100
+
+
+class Raced(Exception):
+    """A conditional update found the row changed under us: rerun the transaction."""
+
+
+def retry_on_conflict(func: Callable[..., T]) -> Callable[..., T]:
+    """Rerun a whole transaction that lost a race (SQLite lock, PostgreSQL serialization)."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs) -> T:
+        for _ in range(5):
+            try:
+                return func(*args, **kwargs)
+            except Raced:
+                db.session.rollback()
+            except (OperationalError, DBAPIError) as exc:
+                db.session.rollback()
+                if not _is_conflict(exc):
+                    raise
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _is_conflict(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code in ("40001", "40P01"):  # serialization failure, deadlock
+        return True
+    return "database is locked" in str(exc.orig)
+
+
+def _lock_book(book_id: int) -> Book:
+    """Serialise changes to one book's copies and holds for the rest of this transaction.
+
+    A no-op UPDATE: a row lock on PostgreSQL; on SQLite the first write takes the database
+    write lock, so every read after it sees the latest committed state.
+    """
+    touched = db.session.execute(
+        update(Book)
+        .where(Book.id == book_id)
+        .values(id=Book.id)
+        .execution_options(synchronize_session=False)
+    )
+    if touched.rowcount == 0:
+        raise APIError(404, "not_found", "No such book.", "book_id")
+    return db.session.get(Book, book_id, populate_existing=True)
+
+
+def _pickup_days() -> int:
+    return int(current_app.config["HOLD_PICKUP_DAYS"])
+
+
+def fill_holds(book_id: int, now: datetime) -> list[HoldBecameReady]:
+    """Give each free copy of the book to the next waiting hold, first come first served.
+
+    The caller holds the book lock; the conditional updates are a second line of defence.
+    """
+    free = db.session.scalars(
+        select(Copy).where(Copy.book_id == book_id, Copy.status == "shelf").order_by(Copy.id)
+    ).all()
+    if not free:
+        return []
+    waiting = db.session.scalars(
+        select(Hold)
+        .where(Hold.book_id == book_id, Hold.status == "waiting")
+        .order_by(Hold.created_at, Hold.id)
+        .limit(len(free))
+    ).all()
+    deadline = now + timedelta(days=_pickup_days())
+    events = []
+    for copy, hold in zip(free, waiting, strict=False):
+        claimed = db.session.execute(
+            update(Copy).where(Copy.id == copy.id, Copy.status == "shelf").values(status="held")
+        ).rowcount
+        readied = db.session.execute(
+            update(Hold)
+            .where(Hold.id == hold.id, Hold.status == "waiting")
+            .values(status="ready", copy_id=copy.id, ready_at=now, pickup_deadline=deadline)
+        ).rowcount
+        if not (claimed and readied):
+            raise Raced(f"copy {copy.id} or hold {hold.id} changed under us")
+        events.append(HoldBecameReady(hold.id))
+    db.session.expire_all()
+    return events
+
+
+def _commit(events: list) -> None:
+    record(events)
+    db.session.commit()
+
+
+# -- Catalogue -------------------------------------------------------------------------------
+
+
+def search_books(query: str = "", limit: int = 200) -> list[dict]:
+    """Return books matching query (title, author or ISBN) with live availability."""
+    free = (
+        select(func.count())
+        .where(Copy.book_id == Book.id, Copy.status == "shelf")
+        .correlate(Book)
+        .scalar_subquery()
+    )
+    total = select(func.count()).where(Copy.book_id == Book.id).correlate(Book).scalar_subquery()
+    waiting = (
+        select(func.count())
+        .where(Hold.book_id == Book.id, Hold.status == "waiting")
+        .correlate(Book)
+        .scalar_subquery()
+    )
+    stmt = select(Book, total, free, waiting).order_by(Book.title, Book.id).limit(limit)
+    if query.strip():
+        pattern = f"%{query.strip().lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(Book.title).like(pattern),
+                func.lower(Book.author).like(pattern),
+                Book.isbn.like(pattern.replace("-", "")),
+            )
+        )
+    return [
+        {
+            "id": book.id,
+            "title": book.title,
+            "author": book.author,
+            "isbn": book.isbn,
+            "copies_total": total_n,
+            "copies_available": free_n,
+            "waiting_holds": waiting_n,
+        }
+        for book, total_n, free_n, waiting_n in db.session.execute(stmt)
+    ]
+
+
+def book_summary(book_id: int) -> dict:
+    """Return one book with availability, or 404."""
+    book = db.session.get(Book, book_id)
+    if book is None:
+        raise APIError(404, "not_found", "No such book.", "book_id")
+    counts = dict(
+        db.session.execute(
+            select(Copy.status, func.count()).where(Copy.book_id == book_id).group_by(Copy.status)
+        ).all()
+    )
+    waiting = db.session.scalar(
+        select(func.count()).where(Hold.book_id == book_id, Hold.status == "waiting")
+    )
+    return {
+        "id": book.id,
+        "title": book.title,
+        "author": book.author,
+        "isbn": book.isbn,
+        "copies_total": sum(counts.values()),
+        "copies_available": counts.get("shelf", 0),
+        "waiting_holds": waiting,
+    }
+
+
+_ISBN_CHARS = re.compile(r"[\s-]")
+
+
+def normalize_isbn(value: object) -> str | None:
+    """Return a valid ISBN-10/13 without separators, None for empty; raise on a bad one."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("isbn", "isbn must be a string.")
+    isbn = _ISBN_CHARS.sub("", value).upper()
+    if re.fullmatch(r"\d{9}[\dX]", isbn):
+        total = sum((10 - i) * (10 if c == "X" else int(c)) for i, c in enumerate(isbn))
+        valid = total % 11 == 0
+    elif re.fullmatch(r"\d{13}", isbn):
+        valid = sum(int(c) * (1 if i % 2 == 0 else 3) for i, c in enumerate(isbn)) % 10 == 0
+    else:
+        valid = False
+    if not valid:
+        raise ValidationError("isbn", "isbn is not a valid ISBN-10 or ISBN-13.")
+    return isbn
+
+
+def _text(value: object, field: str, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, f"{field} is required.")
+    if len(value.strip()) > limit:
+        raise ValidationError(field, f"{field} is longer than {limit} characters.")
+    return value.strip()
+
+
+def _count(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        else:
+            raise ValidationError(field, f"{field} must be a whole number.")
+    if not 1 <= value <= MAX_COPIES_AT_ONCE:
+        raise ValidationError(field, f"{field} must be from 1 to {MAX_COPIES_AT_ONCE}.")
+    return value
+
+
+def add_book(title: object, author: object, isbn: object, copies: object) -> tuple[Book, list[int]]:
+    """Add a book and its copies."""
+    title = _text(title, "title", 300)
+    author = _text(author, "author", 200)
+    isbn = normalize_isbn(isbn)
+    copies = _count(copies, "copies")
+    if isbn and db.session.scalar(select(Book.id).where(Book.isbn == isbn)):
+        raise APIError(
+            409, "exists", f"A book with ISBN {isbn} is already in the catalogue.", "isbn"
+        )
+    book = Book(title=title, author=author, isbn=isbn)
+    db.session.add(book)
+    new = [Copy(book=book) for _ in range(copies)]
+    db.session.add_all(new)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise APIError(409, "exists", "That ISBN is already in the catalogue.", "isbn") from exc
+    return book, [c.id for c in new]
+
+
+@retry_on_conflict
+def add_copies(book_id: int, count: object) -> list[int]:
+    """Add copies to a book; waiting holds get them at once."""
+    count = _count(count, "count")
+    _lock_book(book_id)
+    new = [Copy(book_id=book_id) for _ in range(count)]
+    db.session.add_all(new)
+    db.session.flush()
+    ids = [c.id for c in new]
+    _commit(fill_holds(book_id, utcnow()))
+    return ids
+
+
+# -- Holds -----------------------------------------------------------------------------------
+
+
+def queue_position(hold: Hold) -> int | None:
+    """Return a waiting hold's place in its book's queue (1 = next), else None."""
+    if hold.status != "waiting":
+        return None
+    ahead = db.session.scalar(
+        select(func.count()).where(
+            Hold.book_id == hold.book_id,
+            Hold.status == "waiting",
+            or_(
+                Hold.created_at < hold.created_at,
+                and_(Hold.created_at == hold.created_at, Hold.id < hold.id),
+            ),
+        )
+    )
+    return ahead + 1
+
+
+@retry_on_conflict
+def place_hold(user_id: int, book_id: int) -> Hold:
+    """Join a book's queue; a free copy, if any, is set aside at once."""
+    _lock_book(book_id)
+    mine = db.session.scalar(
+        select(Hold.id).where(
+            Hold.book_id == book_id, Hold.user_id == user_id, Hold.status.in_(ACTIVE_HOLD)
+        )
+    )
+    if mine:
+        raise APIError(409, "already_holding", "You already have a hold on this book.", "book_id")
+    if _borrowing(user_id, book_id):
+        raise APIError(409, "already_borrowing", "You are borrowing this book already.", "book_id")
+    hold = Hold(book_id=book_id, user_id=user_id, status="waiting", created_at=utcnow())
+    db.session.add(hold)
+    db.session.flush()
+    _commit(fill_holds(book_id, utcnow()))
+    return db.session.get(Hold, hold.id)
+
+
+def _borrowing(user_id: int, book_id: int) -> bool:
+    return bool(
+        db.session.scalar(
+            select(Loan.id)
+            .join(Copy, Copy.id == Loan.copy_id)
+            .where(Loan.user_id == user_id, Copy.book_id == book_id, Loan.returned_at.is_(None))
+        )
+    )
+
+
+def get_hold(actor: User, hold_id: int) -> Hold:
+    """Return a hold its owner or a librarian may see; 404 for anyone else."""
+    hold = db.session.get(Hold, hold_id)
+    if hold is None or (hold.user_id != actor.id and not actor.has_role("librarian")):
+        raise APIError(404, "not_found", "No such hold.", "hold_id")
+    return hold
+
+
+@retry_on_conflict
+def cancel_hold(actor: User, hold_id: int) -> None:
+    """Cancel a hold (owner or librarian); a set-aside copy goes to the next in line."""
+    hold = get_hold(actor, hold_id)
+    _lock_book(hold.book_id)
+    hold = db.session.get(Hold, hold_id, populate_existing=True)
+    if hold.status not in ACTIVE_HOLD:
+        raise APIError(409, "not_active", f"This hold is already {hold.status}.", "hold_id")
+    now = utcnow()
+    _close(hold, "cancelled", now)
+    _commit(fill_holds(hold.book_id, now))
+
+
+def _close(hold: Hold, status: str, now: datetime) -> None:
+    """End a hold; its set-aside copy, if any, goes back to the shelf."""
+    if hold.status == "ready" and hold.copy_id is not None:
+        db.session.execute(
+            update(Copy)
+            .where(Copy.id == hold.copy_id, Copy.status == "held")
+            .values(status="shelf")
+        )
+    hold.status = status
+    hold.closed_at = now
+    db.session.flush()
+
+
+def holds_for(user_id: int | None) -> list[tuple[Hold, User]]:
+    """Return active and recent holds, the user's own or (None) everyone's."""
+    stmt = (
+        select(Hold, User)
+        .join(User, User.id == Hold.user_id)
+        .order_by(Hold.status != "ready", Hold.status != "waiting", Hold.created_at.desc())
+    )
+    if user_id is not None:
+        stmt = stmt.where(Hold.user_id == user_id)
+    return list(db.session.execute(stmt.limit(500)).all())
+
+
+# -- The desk --------------------------------------------------------------------------------
+
+
+def _copy(copy_id: object) -> Copy:
+    if isinstance(copy_id, bool) or not isinstance(copy_id, int):
+        if isinstance(copy_id, str) and copy_id.strip().isdigit():
+            copy_id = int(copy_id)
+        else:
+            raise ValidationError("copy_id", "copy_id must be a copy number.")
+    copy = db.session.get(Copy, copy_id)
+    if copy is None:
+        raise APIError(404, "not_found", f"There is no copy {copy_id}.", "copy_id")
+    return copy
+
+
+def _due_date(now: datetime) -> date:
+    return (now + timedelta(days=int(current_app.config["LOAN_DAYS"]))).date()
+
+
+@retry_on_conflict
+def check_out(copy_id: object, user_email: object) -> Loan:
+    """Lend a copy to a patron: a copy on the shelf, or the one set aside for their hold."""
+    copy = _copy(copy_id)
+    if not isinstance(user_email, str) or not user_email.strip():
+        raise ValidationError("user_email", "user_email is required.")
+    patron = find_user(user_email)
+    if patron is None:
+        raise APIError(404, "not_found", f"No patron with e-mail {user_email}.", "user_email")
+    _lock_book(copy.book_id)
+    copy = db.session.get(Copy, copy.id, populate_existing=True)
+    now = utcnow()
+    if copy.status == "loaned":
+        raise APIError(409, "on_loan", f"Copy {copy.id} is already on loan.", "copy_id")
+    if _borrowing(patron.id, copy.book_id):
+        raise APIError(
+            409, "already_borrowing", f"{patron.email} already borrows this book.", "user_email"
+        )
+    own = db.session.scalar(
+        select(Hold).where(
+            Hold.book_id == copy.book_id, Hold.user_id == patron.id, Hold.status.in_(ACTIVE_HOLD)
+        )
+    )
+    if copy.status == "held":
+        if own is None or own.copy_id != copy.id:
+            raise APIError(
+                409, "held", f"Copy {copy.id} is set aside for another patron.", "copy_id"
+            )
+    else:
+        first = db.session.scalar(
+            select(Hold)
+            .where(Hold.book_id == copy.book_id, Hold.status == "waiting")
+            .order_by(Hold.created_at, Hold.id)
+        )
+        if first is not None and first.user_id != patron.id:
+            raise APIError(
+                409,
+                "queue",
+                "Patrons are waiting for this book: the copy goes to the first of them.",
+                "copy_id",
+            )
+    return _lend(copy, patron.id, own, now)
+
+
+def _lend(copy: Copy, user_id: int, hold: Hold | None, now: datetime) -> Loan:
+    """Create the loan, mark the copy loaned, fulfil the patron's hold; commit."""
+    if hold is not None:
+        hold.status = "fulfilled"
+        hold.closed_at = now
+    copy.status = "loaned"
+    loan = Loan(copy_id=copy.id, user_id=user_id, checked_out_at=now, due_date=_due_date(now))
+    db.session.add(loan)
+    db.session.commit()
+    return loan
+
+
+@retry_on_conflict
+def check_in(copy_id: object) -> tuple[Copy, Hold | None]:
+    """Take a returned copy back: to the first waiting hold (now ready) or to the shelf."""
+    copy = _copy(copy_id)
+    _lock_book(copy.book_id)
+    loan = db.session.scalar(
+        select(Loan).where(Loan.copy_id == copy.id, Loan.returned_at.is_(None))
+    )
+    if loan is None:
+        raise APIError(409, "not_on_loan", f"Copy {copy.id} is not on loan.", "copy_id")
+    now = utcnow()
+    loan.returned_at = now
+    db.session.execute(update(Copy).where(Copy.id == copy.id).values(status="shelf"))
+    events = fill_holds(copy.book_id, now)
+    hold = db.session.scalar(select(Hold).where(Hold.copy_id == copy.id, Hold.status == "ready"))
+    _commit(events)
+    return db.session.get(Copy, copy.id), hold
+
+
+@retry_on_conflict
+def pick_up(hold_id: int) -> Loan:
+    """The patron collects a ready hold: it becomes a loan."""
+    hold = db.session.get(Hold, hold_id)
+    if hold is None:
+        raise APIError(404, "not_found", "No such hold.", "hold_id")
+    _lock_book(hold.book_id)
+    hold = db.session.get(Hold, hold_id, populate_existing=True)
+    if hold.status != "ready":
+        raise APIError(409, "not_ready", f"This hold is {hold.status}, not ready.", "hold_id")
+    copy = db.session.get(Copy, hold.copy_id, populate_existing=True)
+    return _lend(copy, hold.user_id, hold, utcnow())
+
+
+def loans_for(user_id: int | None, active_only: bool = True) -> list[tuple[Loan, Book, User]]:
+    """Return loans with their book and borrower, oldest due first."""
+    stmt = (
+        select(Loan, Book, User)
+        .join(Copy, Copy.id == Loan.copy_id)
+        .join(Book, Book.id == Copy.book_id)
+        .join(User, User.id == Loan.user_id)
+        .order_by(Loan.due_date, Loan.id)
+    )
+    if user_id is not None:
+        stmt = stmt.where(Loan.user_id == user_id)
+    if active_only:
+        stmt = stmt.where(Loan.returned_at.is_(None))
+    return list(db.session.execute(stmt.limit(500)).all())
+
+
+# -- What time changes (scheduled jobs call these) -------------------------------------------
+
+
+@retry_on_conflict
+def fill_book(book_id: int) -> int:
+    """Give a book's free copies to its waiting holds; return how many became ready."""
+    _lock_book(book_id)
+    events = fill_holds(book_id, utcnow())
+    _commit(events)
+    return len(events)
+
+
+@retry_on_conflict
+def expire_hold(hold_id: int) -> bool:
+    """End a ready hold past its pickup deadline and pass its copy on; False if not due."""
+    hold = db.session.get(Hold, hold_id)
+    if hold is None:
+        return False
+    _lock_book(hold.book_id)
+    hold = db.session.get(Hold, hold_id, populate_existing=True)
+    now = utcnow()
+    if hold.status != "ready" or hold.pickup_deadline > now:
+        db.session.rollback()
+        return False
+    _close(hold, "expired", now)
+    _commit([HoldExpired(hold.id), *fill_holds(hold.book_id, now)])
+    return True
+
+
+def remind(hold_ids: list[int]) -> int:
+    """Record `hold_expiring` for these holds (once each: the dedupe key); return how many."""
+    created = record([HoldExpiringSoon(hold_id) for hold_id in hold_ids])
+    db.session.commit()
+    return len(created)
