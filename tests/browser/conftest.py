@@ -24,3 +24,16 @@ def log_in(browser: Firefox, base_url: str, email: str, password: str) -> None:
     browser.type("input[name=password]", password)
     browser.click("form[action$='/login'] button[type=submit], form button[type=submit]")
     browser.wait_until("!location.pathname.startsWith('/login')")
+
+
+def enable_push(browser: Firefox, base_url: str) -> str:
+    """Turn push on from the notifications page; return the endpoint the page stored."""
+    browser.navigate(f"{base_url}/notifications")
+    browser.wait_until(
+        "document.querySelector('#push-toggle') && !document.querySelector('#push-toggle').disabled"
+    )
+    browser.click("#push-toggle")
+    browser.wait_until("document.querySelectorAll('#devices li[data-endpoint]').length === 1")
+    return browser.script(
+        "return document.querySelector('#devices li[data-endpoint]').dataset.endpoint"
+    )

@@ -166,7 +166,16 @@ class Firefox:
         try:
             with os.fdopen(fd, "wb") as log:
                 # Own session: stop() can kill the whole group, content processes included.
-                args = ["-headless", "-marionette", "-no-remote", "-profile", str(self.profile)]
+                # System access lets a test reach the notification (alert) window in chrome
+                # context and click it, as a person would.
+                args = [
+                    "-headless",
+                    "-marionette",
+                    "-remote-allow-system-access",
+                    "-no-remote",
+                    "-profile",
+                    str(self.profile),
+                ]
                 self.process = subprocess.Popen(
                     [binary, *args],
                     stdin=subprocess.DEVNULL,
@@ -359,6 +368,36 @@ class Firefox:
                 f"no notification titled {title!r} within {timeout} s; showing: {shown}"
             ) from None
         return dict(found)
+
+    def click_notification(self, title: str, timeout: float = 15) -> None:
+        """Click the shown notification with this title, as a person would.
+
+        With alerts.useSystemBackend=false Firefox shows notifications in its own alert
+        window; clicking its box fires the service worker's `notificationclick`.
+        """
+        client = self.client
+        content_window = client.current_window_handle
+        client.set_context(client.CONTEXT_CHROME)
+        try:
+
+            def alert_box(_client: Marionette) -> Any:
+                for handle in client.chrome_window_handles:
+                    client.switch_to_window(handle, focus=False)
+                    if client.execute_script(
+                        "const label = document.getElementById('alertTitleLabel');"
+                        "return !!label && label.value === arguments[0];",
+                        script_args=[title],
+                    ):
+                        return client.find_element("id", "alertBox")
+                return None
+
+            box = Wait(client, timeout=timeout, interval=0.1).until(
+                alert_box, message=f"no notification window titled {title!r}"
+            )
+            box.click()
+        finally:
+            client.set_context(client.CONTEXT_CONTENT)
+            client.switch_to_window(content_window)
 
     def screenshot(self, path: str | os.PathLike[str]) -> Path:
         """Save a PNG of the current page; return its path."""
