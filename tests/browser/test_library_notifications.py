@@ -40,12 +40,12 @@ def test_book_ready_notification_shows_and_opens_the_hold(
     returned = desk.post(f"/api/library/copies/{copy_id}/return")
     assert returned.json == {"copy_status": "held", "hold_id": hold_id}
 
-    shown = firefox.wait_for_notification("Your book is ready: The Dispossessed", timeout=30)
+    shown = firefox.wait_for_notification("Your book is ready: The Dispossessed", timeout=60)
     assert shown["data"]["url"] == f"{live_server}/library/holds/{hold_id}"
     assert shown["tag"] == f"hold-{hold_id}"
 
-    firefox.click_notification("Your book is ready: The Dispossessed")
-    firefox.wait_until(f"location.pathname === '/library/holds/{hold_id}'", timeout=20)
+    firefox.click_notification("Your book is ready: The Dispossessed", timeout=30)
+    firefox.wait_until(f"location.pathname === '/library/holds/{hold_id}'", timeout=45)
     assert "Your book is ready" in firefox.text("#hold-status")
     firefox.screenshot(tmp_path / "hold.png")
     # The click also marked it read in the inbox (the service worker posts it).

@@ -27,7 +27,7 @@ def test_firefox_enables_push_and_shows_a_test_notification(
     )
     assert endpoint.startswith(push_service.origin + "/wpush/")
     firefox.click("#send-test")
-    shown = firefox.wait_for_notification("Test notification", timeout=30)
+    shown = firefox.wait_for_notification("Test notification", timeout=60)
     assert shown["body"] == "Push works on this device."
     assert shown["data"]["url"] == f"{live_server}/notifications"
     (push,) = push_service.pushes_for(endpoint)
