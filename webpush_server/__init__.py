@@ -98,6 +98,8 @@ def register_blueprints(app: Flask) -> None:
     """Pages and the JSON API."""
     from . import main
     from .auth import views as auth_views
+    from .funding import api as funding_api
+    from .funding import views as funding_views
     from .notifications import api as notifications_api
     from .notifications import views as notifications_views
     from .push import api as push_api
@@ -107,6 +109,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(push_api.bp)
     app.register_blueprint(notifications_api.bp)
     app.register_blueprint(notifications_views.bp)
+    app.register_blueprint(funding_views.bp)
+    app.register_blueprint(funding_api.bp)
 
 
 def register_cli(app: Flask) -> None:

@@ -6,6 +6,7 @@ import click
 from flask.cli import with_appcontext
 
 from .auth.services import create_user, find_user
+from .funding.demo import seed_funding
 
 DEMO_PASSWORD = "demo-password"
 DEMO_USERS = (
@@ -22,6 +23,7 @@ def seed() -> list[str]:
         if find_user(email) is None:
             create_user(email, DEMO_PASSWORD, role, name)
             created.append(email)
+    created += seed_funding(DEMO_PASSWORD)
     return created
 
 
