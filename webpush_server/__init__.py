@@ -98,6 +98,8 @@ def register_blueprints(app: Flask) -> None:
     """Pages and the JSON API."""
     from . import main
     from .auth import views as auth_views
+    from .funding import api as funding_api
+    from .funding import views as funding_views
     from .library import api as library_api
     from .library import views as library_views
     from .notifications import api as notifications_api
@@ -111,6 +113,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications_views.bp)
     app.register_blueprint(library_views.bp)
     app.register_blueprint(library_api.bp)
+    app.register_blueprint(funding_views.bp)
+    app.register_blueprint(funding_api.bp)
 
 
 def register_cli(app: Flask) -> None:

@@ -6,6 +6,7 @@ import click
 from flask.cli import with_appcontext
 
 from .auth.services import create_user, find_user
+from .funding.demo import seed_funding
 
 DEMO_PASSWORD = "demo-password"
 DEMO_USERS = (
@@ -34,6 +35,7 @@ def seed() -> list[str]:
     # The demo patron is not among the borrowers, so their pages start clean.
     readers = [find_user(email).id for email, _ in DEMO_READERS]
     library_demo.seed(readers)
+    created += seed_funding(DEMO_PASSWORD)
     return created
 
 
@@ -42,6 +44,6 @@ def seed() -> list[str]:
 def seed_demo() -> None:
     """Demo accounts, books, campaigns; safe to run twice."""
     created = seed()
-    click.echo(f"demo data: {len(created)} accounts created" if created else "demo data present")
+    click.echo(f"demo data: {len(created)} records created" if created else "demo data present")
     for email, role, _ in DEMO_USERS:
         click.echo(f"  {role:10} {email} / {DEMO_PASSWORD}")

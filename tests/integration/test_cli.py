@@ -59,7 +59,7 @@ def test_vapid_generate_keeps_an_existing_key_unless_forced(runner, app):
 
 def test_seed_demo_is_safe_to_run_twice(runner):
     first = runner.invoke(args=["seed-demo"])
-    assert first.exit_code == 0 and "accounts created" in first.output
+    assert first.exit_code == 0 and "records created" in first.output
     second = runner.invoke(args=["seed-demo"])
     assert second.exit_code == 0 and "demo data present" in second.output
 

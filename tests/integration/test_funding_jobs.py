@@ -1,0 +1,288 @@
+"""Funding's scheduled jobs through `jobs run` and the real worker, pushes checked at the
+local push service: closing, deadline reminders, coupon reminders and expiry, in time zones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from tests.conftest import Api, Process, flask_command, process_env, wait_until
+from webpush_server.auth.services import find_user
+from webpush_server.extensions import db
+from webpush_server.funding.jobs import notify_expiring_coupons
+from webpush_server.funding.models import Campaign, Coupon, Pledge
+from webpush_server.funding.services import close_campaign
+from webpush_server.funding.timeutil import start_of_day
+from webpush_server.jobs.schedule import SCHEDULE
+from webpush_server.notifications.models import Notification
+from webpush_server.timeutil import utcnow
+
+from .funding_data import (
+    bulk_campaign,
+    bulk_coupons,
+    bulk_users,
+    campaign_json,
+    count,
+    move_deadline,
+    notifications,
+    subscribe,
+)
+
+DAY = 86400
+
+
+def login(app, make_user, email: str, role: str = "patron") -> Api:
+    make_user(email, role=role, name=email.split("@")[0].title())
+    api = Api(app.test_client())
+    api.login(email)
+    return api
+
+
+def run_job(app, name: str) -> str:
+    result = app.test_cli_runner().invoke(args=["jobs", "run", name])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_close_due_campaigns_issues_coupons_and_tells_every_backer(
+    app, make_user, push_service, run_worker
+):
+    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
+    pat = login(app, make_user, "pat@webpush-server.dev")
+    kim = login(app, make_user, "kim@webpush-server.dev")
+    pat_device, kim_device = subscribe(pat, push_service), subscribe(kim, push_service)
+    met = boss.post(
+        "/api/funding/campaigns", json=campaign_json(title="Bee garden", goal_amount=50_000)
+    ).json["id"]
+    missed = boss.post(
+        "/api/funding/campaigns", json=campaign_json(title="Arcade", goal_amount=900_000)
+    ).json["id"]
+    for api, campaign_id, amount in ((pat, met, 30_000), (kim, met, 20_000), (pat, missed, 5)):
+        assert (
+            api.post(
+                f"/api/funding/campaigns/{campaign_id}/pledges", json={"amount": amount}
+            ).status_code
+            == 201
+        )
+    assert "'succeeded': 0, 'failed': 0" in run_job(app, "close-due-campaigns")  # not due yet
+    for campaign_id in (met, missed):
+        move_deadline(app, campaign_id, utcnow() - timedelta(seconds=1))
+
+    output = run_job(app, "close-due-campaigns")
+    assert "'succeeded': 1, 'failed': 1, 'notified': 3" in output
+    run_worker()
+    push_service.wait_for_count(3)
+    statuses = {c["id"]: c["status"] for c in boss.get("/api/funding/campaigns").json["campaigns"]}
+    assert statuses == {met: "succeeded", missed: "failed"}
+
+    (pat_coupon,) = pat.get("/api/funding/coupons").json["coupons"]
+    (kim_coupon,) = kim.get("/api/funding/coupons").json["coupons"]
+    assert pat_coupon["code"] != kim_coupon["code"]
+    by_title = {p.json["title"]: p for p in push_service.pushes_for(pat_device.endpoint)}
+    assert set(by_title) == {"Bee garden met its goal", "Arcade missed its goal"}
+    won = by_title["Bee garden met its goal"]
+    assert won.error is None and won.json["kind"] == "campaign_succeeded"
+    assert pat_coupon["code"] in won.json["body"] and won.json["url"] == "/funding/coupons"
+    assert won.urgency == "normal" and won.topic is None
+    assert 7 * DAY - 120 < won.ttl <= 7 * DAY
+    lost = by_title["Arcade missed its goal"]
+    assert (
+        lost.json["kind"] == "campaign_failed"
+        and lost.json["url"] == f"/funding/campaigns/{missed}"
+    )
+    assert lost.urgency == "normal" and 7 * DAY - 120 < lost.ttl <= 7 * DAY
+    (kim_push,) = push_service.pushes_for(kim_device.endpoint)
+    assert kim_push.json["title"] == "Bee garden met its goal"
+    assert kim_coupon["code"] in kim_push.json["body"]
+
+    # A rerun finds nothing to close and sends nothing again.
+    assert "'succeeded': 0, 'failed': 0, 'notified': 0" in run_job(app, "close-due-campaigns")
+    run_worker()
+    assert len(push_service.received) == 3
+    assert count(app, Coupon) == 2
+
+
+def test_a_campaign_closes_once_even_when_closed_twice(app, make_user):
+    backers = bulk_users(app, "twice", 3)
+    campaign_id = bulk_campaign(app, goal=300)
+    with app.app_context():
+        for user_id in backers:
+            db.session.add(Pledge(campaign_id=campaign_id, user_id=user_id, amount=100))
+        db.session.commit()
+        assert close_campaign(campaign_id) == "succeeded"
+        assert close_campaign(campaign_id) is None
+    assert count(app, Coupon) == 3
+
+
+def test_two_schedulers_close_every_campaign_exactly_once(app, settings, tmp_path):
+    users = bulk_users(app, "race", 60)
+    campaigns = []
+    with app.app_context():
+        pledges = []
+        for k in range(40):
+            goal = 60 * 100 if k % 2 else 10**9  # every other campaign meets its goal
+            campaigns.append(bulk_campaign(app, title=f"Race {k}", goal=goal))
+            pledges += [{"campaign_id": campaigns[-1], "user_id": u, "amount": 100} for u in users]
+        db.session.execute(
+            Pledge.__table__.insert(), [p | {"created_at": utcnow()} for p in pledges]
+        )
+        db.session.commit()
+    env = process_env(settings)
+    runs = [
+        Process(flask_command("jobs", "run", "close-due-campaigns"), env, tmp_path / f"run{i}.log")
+        for i in range(2)
+    ]
+    try:
+        for run in runs:
+            wait_until(
+                lambda run=run: run.process.poll() is not None, "a scheduler run", timeout=120
+            )
+            assert run.process.returncode == 0, run.output()
+    finally:
+        for run in runs:
+            run.stop()
+    outputs = [run.output() for run in runs]
+    closed = sum(
+        int(out.split("'succeeded': ")[1].split(",")[0])
+        + int(out.split("'failed': ")[1].split(",")[0])
+        for out in outputs
+    )
+    assert closed == 40, outputs
+    assert count(app, Coupon) == 20 * 60
+    assert count(app, Notification, Notification.kind == "campaign_succeeded") == 20 * 60
+    assert count(app, Notification, Notification.kind == "campaign_failed") == 20 * 60
+    assert count(app, Campaign, Campaign.notified_at.is_(None)) == 0
+
+
+def test_followers_who_have_not_backed_hear_once_within_a_day_of_the_deadline(
+    app, make_user, push_service, run_worker
+):
+    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
+    fan = login(app, make_user, "fan@webpush-server.dev")
+    backer = login(app, make_user, "backer@webpush-server.dev")
+    fan_device, backer_device = subscribe(fan, push_service), subscribe(backer, push_service)
+    soon = boss.post("/api/funding/campaigns", json=campaign_json(title="Fridge")).json["id"]
+    later = boss.post("/api/funding/campaigns", json=campaign_json(title="Lanterns")).json["id"]
+    deadline = utcnow() + timedelta(hours=5)
+    move_deadline(app, soon, deadline)
+    move_deadline(app, later, utcnow() + timedelta(hours=30))
+    for api in (fan, backer):
+        for campaign_id in (soon, later):
+            assert api.put(f"/api/funding/campaigns/{campaign_id}/interest").status_code == 204
+    backer.post(f"/api/funding/campaigns/{soon}/pledges", json={"amount": 1000})
+
+    assert "remind-campaign-deadlines: 1" in run_job(app, "remind-campaign-deadlines")
+    run_worker()
+    (push,) = push_service.wait_for_count(1)
+    assert push.endpoint == fan_device.endpoint
+    assert push.json["title"] == "Fridge closes soon"
+    assert push.json["kind"] == "campaign_deadline_soon"
+    assert push.json["url"] == f"/funding/campaigns/{soon}"
+    assert push.urgency == "low" and push.topic == f"campaign-{soon}"
+    # TTL runs until the deadline, not a fixed day.
+    assert 5 * 3600 - 120 < push.ttl <= 5 * 3600
+    assert push_service.pushes_for(backer_device.endpoint) == []
+
+    assert "remind-campaign-deadlines: 0" in run_job(app, "remind-campaign-deadlines")
+    run_worker()
+    assert len(push_service.received) == 1
+
+
+def _coupon_for(app, user_ids, last_day, zone: str = "Asia/Seoul", status: str = "active"):
+    campaign_id = bulk_campaign(app, title=f"Café {last_day}", status="succeeded")
+    expires_at = start_of_day(last_day + timedelta(days=1), ZoneInfo(zone))
+    bulk_coupons(app, campaign_id, user_ids, 1, expires_at)
+    if status != "active":
+        with app.app_context():
+            db.session.execute(
+                Coupon.__table__.update()
+                .where(Coupon.campaign_id == campaign_id)
+                .values(status=status)
+            )
+            db.session.commit()
+    return campaign_id
+
+
+def test_coupon_owners_are_reminded_once_the_day_before_expiry(
+    app, make_user, push_service, run_worker
+):
+    pat = login(app, make_user, "pat@webpush-server.dev")
+    device = subscribe(pat, push_service)
+    with app.app_context():
+        pat_id = find_user("pat@webpush-server.dev").id
+    today = utcnow().astimezone(ZoneInfo("Asia/Seoul")).date()
+    tomorrow = today + timedelta(days=1)
+    due = _coupon_for(app, [pat_id], tomorrow)
+    _coupon_for(app, [pat_id], today + timedelta(days=3))  # not yet
+    _coupon_for(app, [pat_id], tomorrow + timedelta(days=30), status="used")
+    with app.app_context():
+        coupon_id = db.session.scalar(select(Coupon.id).where(Coupon.campaign_id == due))
+
+    assert "notify-expiring-coupons: 1" in run_job(app, "notify-expiring-coupons")
+    run_worker()
+    (push,) = push_service.wait_for_count(1)
+    assert push.endpoint == device.endpoint and push.error is None
+    assert push.json["title"] == f"Café {tomorrow} coupon expires on {tomorrow.isoformat()}"
+    assert push.json["kind"] == "coupon_expiring" and push.json["url"] == "/funding/coupons"
+    assert push.urgency == "normal" and push.topic == f"coupon-{coupon_id}"
+    assert DAY - 120 < push.ttl <= DAY
+    assert "notify-expiring-coupons: 0" in run_job(app, "notify-expiring-coupons")
+    run_worker()
+    assert len(push_service.received) == 1
+
+
+def test_coupon_reminders_use_the_local_day_near_midnight(app):
+    (owner,) = bulk_users(app, "midnight", 1)
+    _coupon_for(app, [owner], datetime(2026, 3, 11).date())
+    _coupon_for(app, [owner], datetime(2026, 3, 12).date())
+    # 23:59 on 10 March in Seoul is 14:59 UTC: tomorrow is the 11th.
+    with app.app_context():
+        assert notify_expiring_coupons(datetime(2026, 3, 10, 14, 59, tzinfo=UTC)) == 1
+        titles = [n.title for n in notifications(app)]
+        assert titles == ["Café 2026-03-11 coupon expires on 2026-03-11"]
+        # Two minutes later it is the 11th in Seoul but still the 10th in UTC: tomorrow is
+        # the 12th, whatever the UTC date says.
+        assert notify_expiring_coupons(datetime(2026, 3, 10, 15, 1, tzinfo=UTC)) == 1
+    assert [n.title for n in notifications(app)][
+        1
+    ] == "Café 2026-03-12 coupon expires on 2026-03-12"
+
+
+def test_coupon_reminders_in_another_time_zone(make_app):
+    app = make_app(APP_TIMEZONE="America/New_York")
+    (owner,) = bulk_users(app, "ny", 1)
+    zone = "America/New_York"
+    _coupon_for(app, [owner], datetime(2026, 3, 11).date(), zone)
+    _coupon_for(app, [owner], datetime(2026, 3, 12).date(), zone)
+    # 23:30 on 10 March in New York is 03:30 UTC on the 11th.
+    with app.app_context():
+        assert notify_expiring_coupons(datetime(2026, 3, 11, 3, 30, tzinfo=UTC)) == 1
+    (row,) = notifications(app)
+    assert row.title == "Café 2026-03-11 coupon expires on 2026-03-11"
+    assert row.dedupe_key.endswith(":2026-03-11")
+
+
+def test_daily_run_is_scheduled_at_nine_in_app_timezone(make_app):
+    make_app(APP_TIMEZONE="America/New_York")
+    nine = datetime.combine(
+        utcnow().astimezone(ZoneInfo("America/New_York")).date(),
+        datetime.min.time().replace(hour=9),
+        tzinfo=ZoneInfo("America/New_York"),
+    ).astimezone(UTC)
+    assert SCHEDULE["notify-expiring-coupons"].cron == f"0 {nine.hour} * * *"
+    make_app()
+    assert SCHEDULE["notify-expiring-coupons"].cron == "0 0 * * *"  # 09:00 in Seoul
+
+
+def test_expire_coupons_marks_only_active_coupons_past_their_date(app):
+    owners = bulk_users(app, "exp", 3)
+    yesterday = utcnow().astimezone(ZoneInfo("Asia/Seoul")).date() - timedelta(days=1)
+    past = _coupon_for(app, owners, yesterday)
+    used = _coupon_for(app, owners, yesterday, status="used")
+    future = _coupon_for(app, owners, yesterday + timedelta(days=10))
+    assert "expire-coupons: 3" in run_job(app, "expire-coupons")
+    assert "expire-coupons: 0" in run_job(app, "expire-coupons")
+    for campaign_id, status in ((past, "expired"), (used, "used"), (future, "active")):
+        assert count(app, Coupon, Coupon.campaign_id == campaign_id, Coupon.status == status) == 3

@@ -1,0 +1,123 @@
+"""The funding JSON API (CONTRACT.md, "Funding")."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from flask_login import current_user, login_required
+
+from ..auth import role_required
+from ..timeutil import isoformat, utcnow
+from . import services
+from .models import Campaign, Coupon
+from .timeutil import app_zone, expires_on
+
+bp = Blueprint("funding_api", __name__, url_prefix="/api/funding")
+
+
+def coupon_status(coupon: Coupon) -> str:
+    """Return the coupon's status as users see it: past its expiry it is expired at once."""
+    if coupon.status == "active" and coupon.expires_at <= utcnow():
+        return "expired"
+    return coupon.status
+
+
+def coupon_json(coupon: Coupon, campaign: Campaign) -> dict:
+    """Return the API shape of a coupon."""
+    return {
+        "code": coupon.code,
+        "campaign_id": campaign.id,
+        "campaign_title": campaign.title,
+        "discount": coupon.discount,
+        "status": coupon_status(coupon),
+        "expires_on": expires_on(coupon.expires_at, app_zone()).isoformat(),
+    }
+
+
+@bp.get("/campaigns")
+def campaigns():
+    """List campaigns with their totals."""
+    return jsonify(campaigns=[view.to_json() for view in services.list_campaigns()])
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+def campaign(campaign_id: int):
+    """Return one campaign; following tells whether the caller follows it."""
+    view = services.get_campaign(campaign_id).to_json()
+    if current_user.is_authenticated:
+        view["following"] = services.is_following(campaign_id, current_user.id)
+    return jsonify(view)
+
+
+@bp.post("/campaigns")
+@role_required("admin")
+def create_campaign():
+    """Create a campaign (admins)."""
+    fields = services.parse_campaign(request.get_json(silent=True))
+    return jsonify(id=services.create_campaign(fields, current_user.id)), 201
+
+
+@bp.put("/campaigns/<int:campaign_id>")
+@role_required("admin")
+def update_campaign(campaign_id: int):
+    """Edit an open campaign (admins)."""
+    services.update_campaign(campaign_id, services.parse_campaign(request.get_json(silent=True)))
+    return jsonify(services.get_campaign(campaign_id).to_json())
+
+
+@bp.post("/campaigns/<int:campaign_id>/pledges")
+@login_required
+def pledge(campaign_id: int):
+    """Pledge an amount (won) to an open campaign."""
+    data = request.get_json(silent=True)
+    amount = data.get("amount") if isinstance(data, dict) else None
+    return jsonify(id=services.pledge(campaign_id, current_user.id, amount)), 201
+
+
+@bp.get("/pledges")
+@login_required
+def pledges():
+    """List the caller's pledges."""
+    return jsonify(
+        pledges=[
+            {
+                "id": p.id,
+                "campaign_id": c.id,
+                "campaign_title": c.title,
+                "amount": p.amount,
+                "created_at": isoformat(p.created_at),
+                "campaign_status": c.status,
+            }
+            for p, c in services.list_pledges(current_user.id)
+        ]
+    )
+
+
+@bp.put("/campaigns/<int:campaign_id>/interest")
+@login_required
+def follow(campaign_id: int):
+    """Follow a campaign."""
+    services.follow(campaign_id, current_user.id)
+    return "", 204
+
+
+@bp.delete("/campaigns/<int:campaign_id>/interest")
+@login_required
+def unfollow(campaign_id: int):
+    """Stop following a campaign."""
+    services.unfollow(campaign_id, current_user.id)
+    return "", 204
+
+
+@bp.get("/coupons")
+@login_required
+def coupons():
+    """List the caller's own coupons."""
+    return jsonify(coupons=[coupon_json(cp, c) for cp, c in services.list_coupons(current_user.id)])
+
+
+@bp.post("/coupons/<code>/redeem")
+@login_required
+def redeem(code: str):
+    """Use one of the caller's active coupons."""
+    coupon = services.redeem_coupon(current_user.id, code)
+    return jsonify(coupon_json(coupon, services.get_campaign(coupon.campaign_id).campaign))

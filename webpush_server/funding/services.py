@@ -1,0 +1,526 @@
+"""Funding services: campaigns, pledges, follows, coupons, and closing at the deadline.
+
+Each function that changes rows commits once, at its end; the jobs call the same functions
+one campaign or one chunk at a time, so a crash loses at most an uncommitted chunk.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    BigInteger,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..errors import APIError, ValidationError
+from ..extensions import UTCDateTime, db
+from ..notifications.record import record
+from ..timeutil import utcnow
+from .events import CampaignDeadlineNeared, CampaignFailed, CampaignSucceeded, CouponsExpiring
+from .models import Campaign, Coupon, Follow, Pledge
+from .timeutil import app_zone, coupon_expires_at, start_of_day
+
+MAX_AMOUNT = 10**12
+CHUNK = 500
+# 16 symbols of a 32-letter alphabet without look-alikes (0/O, 1/I): 80 random bits.
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+# -- input -----------------------------------------------------------------------------------
+
+
+def _whole_number(data: dict, field: str, low: int, high: int) -> int:
+    value = data.get(field)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    # bool is an int in Python; money and counts are never true/false or fractions.
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValidationError(field, f"{field} must be a whole number from {low:,} to {high:,}.")
+    return value
+
+
+def parse_deadline(value: object, zone: ZoneInfo | None = None) -> datetime:
+    """Parse an ISO 8601 deadline; a value without offset is read in zone when given."""
+    try:
+        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError("deadline", "deadline must be an ISO 8601 date and time.") from None
+    if parsed.tzinfo is None:
+        if zone is None:
+            raise ValidationError("deadline", "deadline needs a UTC offset, e.g. +09:00.")
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed
+
+
+def parse_campaign(data: object, zone: ZoneInfo | None = None) -> dict:
+    """Validate campaign fields from the API or the admin form; return model values."""
+    if not isinstance(data, dict):
+        raise ValidationError(None, "Send a JSON object.")
+    title = str(data.get("title") or "").strip()
+    if not 1 <= len(title) <= 200:
+        raise ValidationError("title", "title must be 1 to 200 characters.")
+    description = str(data.get("description") or "").strip()
+    if len(description) > 10_000:
+        raise ValidationError("description", "description must be at most 10,000 characters.")
+    return {
+        "title": title,
+        "description": description,
+        "goal_amount": _whole_number(data, "goal_amount", 1, MAX_AMOUNT),
+        "deadline": parse_deadline(data.get("deadline"), zone),
+        "coupon_discount": _whole_number(data, "coupon_discount", 1, 100),
+        "coupon_valid_days": _whole_number(data, "coupon_valid_days", 1, 3650),
+    }
+
+
+# -- campaigns -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignView:
+    """A campaign with its pledge totals, for pages and the API."""
+
+    campaign: Campaign
+    pledged_amount: int
+    backers: int
+
+    def to_json(self) -> dict:
+        """Return the API shape."""
+        c = self.campaign
+        return {
+            "id": c.id,
+            "title": c.title,
+            "description": c.description,
+            "goal_amount": c.goal_amount,
+            "pledged_amount": self.pledged_amount,
+            "backers": self.backers,
+            "deadline": c.deadline.isoformat(timespec="seconds"),
+            "status": c.status,
+            "coupon_discount": c.coupon_discount,
+            "coupon_valid_days": c.coupon_valid_days,
+        }
+
+
+def _totals():
+    return (
+        select(
+            Pledge.campaign_id,
+            func.sum(Pledge.amount).label("pledged"),
+            func.count(func.distinct(Pledge.user_id)).label("backers"),
+        )
+        .group_by(Pledge.campaign_id)
+        .subquery()
+    )
+
+
+def list_campaigns() -> list[CampaignView]:
+    """Return every campaign with totals: open ones first, by deadline."""
+    totals = _totals()
+    rows = db.session.execute(
+        select(Campaign, totals.c.pledged, totals.c.backers)
+        .outerjoin(totals, totals.c.campaign_id == Campaign.id)
+        .order_by(case((Campaign.status == "open", 0), else_=1), Campaign.deadline, Campaign.id)
+    ).all()
+    return [CampaignView(c, int(p or 0), int(b or 0)) for c, p, b in rows]
+
+
+def get_campaign(campaign_id: int) -> CampaignView:
+    """Return one campaign with totals, or raise 404."""
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise APIError(404, "not_found", "No such campaign.", "campaign_id")
+    pledged, backers = db.session.execute(
+        select(
+            func.coalesce(func.sum(Pledge.amount), 0), func.count(func.distinct(Pledge.user_id))
+        ).where(Pledge.campaign_id == campaign_id)
+    ).one()
+    return CampaignView(campaign, int(pledged), int(backers))
+
+
+def create_campaign(fields: dict, created_by: int, now: datetime | None = None) -> int:
+    """Create an open campaign from parse_campaign() fields; return its id."""
+    if fields["deadline"] <= (now or utcnow()):
+        raise ValidationError("deadline", "deadline must be in the future.")
+    campaign = Campaign(status="open", created_by=created_by, **fields)
+    db.session.add(campaign)
+    db.session.commit()
+    return campaign.id
+
+
+def update_campaign(campaign_id: int, fields: dict, now: datetime | None = None) -> None:
+    """Edit an open campaign; a closed one is history and stays as it closed."""
+    if fields["deadline"] <= (now or utcnow()):
+        raise ValidationError("deadline", "deadline must be in the future.")
+    # Conditional on status: the close job may be closing it right now.
+    changed = db.session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == "open")
+        .values(**fields)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not changed:
+        get_campaign(campaign_id)  # 404 when it does not exist
+        raise APIError(409, "closed", "A closed campaign cannot be edited.", "campaign_id")
+    db.session.commit()
+
+
+# -- pledges and follows ---------------------------------------------------------------------
+
+
+def _lock_open_campaign(campaign_id: int, now: datetime) -> Campaign:
+    # FOR UPDATE serializes a pledge with the close job on PostgreSQL: the close either sees
+    # this pledge or this pledge sees the campaign closed. SQLite has one writer anyway.
+    campaign = db.session.scalars(
+        select(Campaign).where(Campaign.id == campaign_id).with_for_update()
+    ).one_or_none()
+    if campaign is None:
+        raise APIError(404, "not_found", "No such campaign.", "campaign_id")
+    if campaign.status != "open" or campaign.deadline <= now:
+        raise APIError(409, "closed", "This campaign no longer takes pledges.", "campaign_id")
+    return campaign
+
+
+def pledge(campaign_id: int, user_id: int, amount: object, now: datetime | None = None) -> int:
+    """Pledge amount won to an open campaign; return the pledge id."""
+    amount = _whole_number({"amount": amount}, "amount", 1, MAX_AMOUNT)
+    now = now or utcnow()
+    _lock_open_campaign(campaign_id, now)
+    # Insert only while still open and before the deadline, in one statement, so a pledge
+    # racing the close on SQLite cannot land after the campaign was counted.
+    still_open = exists().where(
+        Campaign.id == campaign_id, Campaign.status == "open", Campaign.deadline > now
+    )
+    pledge_id = db.session.scalar(
+        insert(Pledge)
+        .from_select(
+            ["campaign_id", "user_id", "amount", "created_at"],
+            select(
+                literal(campaign_id),
+                literal(user_id),
+                literal(amount, BigInteger()),
+                literal(now, UTCDateTime()),
+            ).where(still_open),
+        )
+        .returning(Pledge.id)
+    )
+    if pledge_id is None:
+        db.session.rollback()
+        raise APIError(409, "closed", "This campaign no longer takes pledges.", "campaign_id")
+    db.session.commit()
+    return pledge_id
+
+
+def list_pledges(user_id: int) -> list[tuple[Pledge, Campaign]]:
+    """Return the user's pledges with their campaigns, newest first."""
+    return list(
+        db.session.execute(
+            select(Pledge, Campaign)
+            .join(Campaign, Campaign.id == Pledge.campaign_id)
+            .where(Pledge.user_id == user_id)
+            .order_by(Pledge.id.desc())
+        )
+    )
+
+
+def _insert_ignoring(table, index_elements: list[str]):
+    dialect = db.session.get_bind().dialect.name
+    module = {"sqlite": sqlite, "postgresql": postgresql}[dialect]
+    return module.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def follow(campaign_id: int, user_id: int) -> None:
+    """Follow a campaign (idempotent)."""
+    get_campaign(campaign_id)
+    db.session.execute(
+        _insert_ignoring(Follow.__table__, ["campaign_id", "user_id"]),
+        {"campaign_id": campaign_id, "user_id": user_id, "created_at": utcnow()},
+    )
+    db.session.commit()
+
+
+def unfollow(campaign_id: int, user_id: int) -> None:
+    """Stop following a campaign (idempotent)."""
+    get_campaign(campaign_id)
+    db.session.execute(
+        delete(Follow).where(Follow.campaign_id == campaign_id, Follow.user_id == user_id)
+    )
+    db.session.commit()
+
+
+def is_following(campaign_id: int, user_id: int) -> bool:
+    """Tell whether the user follows the campaign."""
+    return db.session.get(Follow, (campaign_id, user_id)) is not None
+
+
+# -- coupons ---------------------------------------------------------------------------------
+
+
+def new_code() -> str:
+    """Return a fresh unguessable coupon code, grouped for reading: ABCD-EFGH-JKLM-NPQR."""
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(16))
+    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+
+
+def list_coupons(user_id: int) -> list[tuple[Coupon, Campaign]]:
+    """Return the user's coupons with their campaigns, soonest expiry first."""
+    return list(
+        db.session.execute(
+            select(Coupon, Campaign)
+            .join(Campaign, Campaign.id == Coupon.campaign_id)
+            .where(Coupon.user_id == user_id)
+            .order_by(case((Coupon.status == "active", 0), else_=1), Coupon.expires_at)
+        )
+    )
+
+
+def redeem_coupon(user_id: int, code: str, now: datetime | None = None) -> Coupon:
+    """Use the caller's active coupon; 404 for codes that are not theirs, 409 if not usable."""
+    now = now or utcnow()
+    code = code.strip().upper()
+    # Conditional update: two redeems of one coupon cannot both succeed.
+    changed = db.session.execute(
+        update(Coupon)
+        .where(
+            Coupon.code == code,
+            Coupon.user_id == user_id,
+            Coupon.status == "active",
+            Coupon.expires_at > now,
+        )
+        .values(status="used", used_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    coupon = db.session.scalars(
+        select(Coupon).where(Coupon.code == code, Coupon.user_id == user_id)
+    ).one_or_none()
+    if coupon is None:
+        # Someone else's code answers like an unknown one: codes are not to be probed.
+        raise APIError(404, "not_found", "No such coupon.", "code")
+    if not changed:
+        db.session.rollback()
+        state = "expired" if coupon.status == "expired" or coupon.expires_at <= now else "used"
+        raise APIError(409, state, f"This coupon is {state}.", "code")
+    db.session.commit()
+    return coupon
+
+
+# -- closing at the deadline -----------------------------------------------------------------
+
+
+def due_campaign_ids(now: datetime, after_id: int, limit: int) -> list[int]:
+    """Return ids of open campaigns past their deadline, keyset-paginated by id."""
+    return list(
+        db.session.scalars(
+            select(Campaign.id)
+            .where(Campaign.status == "open", Campaign.deadline <= now, Campaign.id > after_id)
+            .order_by(Campaign.id)
+            .limit(limit)
+        )
+    )
+
+
+def close_campaign(campaign_id: int, now: datetime | None = None) -> str | None:
+    """Close a campaign past its deadline, once; return its new status, None if not ours.
+
+    Succeeded when pledges reach the goal (a coupon for every backer, in the same commit),
+    failed otherwise. The status change is a conditional UPDATE: of two schedulers racing,
+    exactly one sees a changed row; the other gets None and does nothing.
+    """
+    now = now or utcnow()
+    # Waits for in-flight pledges on PostgreSQL (they hold this row), so the sum is complete.
+    db.session.execute(
+        select(Campaign.id).where(Campaign.id == campaign_id).with_for_update()
+    ).all()
+    pledged = (
+        select(func.coalesce(func.sum(Pledge.amount), 0))
+        .where(Pledge.campaign_id == Campaign.id)
+        .scalar_subquery()
+    )
+    status = db.session.scalar(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == "open", Campaign.deadline <= now)
+        .values(
+            status=case((pledged >= Campaign.goal_amount, "succeeded"), else_="failed"),
+            closed_at=now,
+        )
+        .returning(Campaign.status)
+        .execution_options(synchronize_session=False)
+    )
+    if status is None:
+        db.session.rollback()
+        return None
+    if status == "succeeded":
+        _issue_coupons(campaign_id, now)
+    db.session.commit()
+    return status
+
+
+def _issue_coupons(campaign_id: int, now: datetime) -> None:
+    campaign = db.session.get(Campaign, campaign_id)
+    expires_at = coupon_expires_at(now, campaign.coupon_valid_days)
+    stmt = _insert_ignoring(Coupon.__table__, ["campaign_id", "user_id"])
+    after = 0
+    while backers := _backer_ids(campaign_id, after, CHUNK):
+        rows = [
+            {
+                "code": new_code(),
+                "campaign_id": campaign_id,
+                "user_id": user_id,
+                "status": "active",
+                "discount": campaign.coupon_discount,
+                "expires_at": expires_at,
+                "created_at": now,
+            }
+            for user_id in backers
+        ]
+        db.session.execute(stmt, rows)
+        after = backers[-1]
+
+
+def _backer_ids(campaign_id: int, after_user_id: int, limit: int) -> list[int]:
+    return list(
+        db.session.scalars(
+            select(Pledge.user_id)
+            .where(Pledge.campaign_id == campaign_id, Pledge.user_id > after_user_id)
+            .group_by(Pledge.user_id)
+            .order_by(Pledge.user_id)
+            .limit(limit)
+        )
+    )
+
+
+def unnotified_closed_campaign_ids(after_id: int, limit: int) -> list[int]:
+    """Return closed campaigns whose backers have not all been told yet."""
+    return list(
+        db.session.scalars(
+            select(Campaign.id)
+            .where(
+                Campaign.status.in_(("succeeded", "failed")),
+                Campaign.notified_at.is_(None),
+                Campaign.id > after_id,
+            )
+            .order_by(Campaign.id)
+            .limit(limit)
+        )
+    )
+
+
+def notify_backers(campaign_id: int, chunk: int = CHUNK) -> int:
+    """Tell every backer of a closed campaign how it ended, a chunk per commit.
+
+    Dedupe keys make a rerun after a crash skip the backers already told.
+    """
+    campaign = db.session.get(Campaign, campaign_id)
+    event_type = CampaignSucceeded if campaign.status == "succeeded" else CampaignFailed
+    created, after = 0, 0
+    while backers := _backer_ids(campaign_id, after, chunk):
+        created += len(record([event_type(campaign_id, tuple(backers))]))
+        db.session.commit()
+        after = backers[-1]
+    db.session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.notified_at.is_(None))
+        .values(notified_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return created
+
+
+# -- reminders and expiry --------------------------------------------------------------------
+
+
+def campaigns_closing_within(now: datetime, until: datetime) -> list[int]:
+    """Return ids of open campaigns whose deadline falls in (now, until]."""
+    return list(
+        db.session.scalars(
+            select(Campaign.id)
+            .where(Campaign.status == "open", Campaign.deadline > now, Campaign.deadline <= until)
+            .order_by(Campaign.id)
+        )
+    )
+
+
+def remind_followers(campaign_id: int, chunk: int = CHUNK) -> int:
+    """Remind followers who have not backed the campaign, a chunk per commit."""
+    backed = exists().where(Pledge.campaign_id == campaign_id, Pledge.user_id == Follow.user_id)
+    created, after = 0, 0
+    while True:
+        followers = list(
+            db.session.scalars(
+                select(Follow.user_id)
+                .where(Follow.campaign_id == campaign_id, Follow.user_id > after, ~backed)
+                .order_by(Follow.user_id)
+                .limit(chunk)
+            )
+        )
+        if not followers:
+            return created
+        created += len(record([CampaignDeadlineNeared(campaign_id, tuple(followers))]))
+        db.session.commit()
+        after = followers[-1]
+
+
+def coupon_reminder_window(now: datetime) -> tuple[datetime, datetime]:
+    """Return (now, end of tomorrow in APP_TIMEZONE): coupons expiring in it get a reminder.
+
+    A coupon is valid through its last local day; the run at 09:00 on the day before tells
+    its owner, and the run on that last day catches coupons issued too late for that.
+    """
+    zone = app_zone()
+    today = now.astimezone(zone).date()
+    return now, start_of_day(today + timedelta(days=2), zone)
+
+
+def expiring_coupon_ids(
+    now: datetime, until: datetime, after: tuple[datetime, int] | None, limit: int
+) -> list[tuple[datetime, int]]:
+    """Return (expires_at, id) of active coupons expiring in (now, until], keyset-paginated."""
+    query = select(Coupon.expires_at, Coupon.id).where(
+        Coupon.status == "active", Coupon.expires_at > now, Coupon.expires_at <= until
+    )
+    if after is not None:
+        query = query.where(tuple_(Coupon.expires_at, Coupon.id) > tuple_(*after))
+    return list(db.session.execute(query.order_by(Coupon.expires_at, Coupon.id).limit(limit)))
+
+
+def remind_coupon_owners(coupon_ids: list[int]) -> int:
+    """Record coupon_expiring for these coupons and commit; return how many were new."""
+    created = len(record([CouponsExpiring(tuple(coupon_ids))]))
+    db.session.commit()
+    return created
+
+
+def expire_coupons_chunk(now: datetime, limit: int = 1000) -> tuple[int, int]:
+    """Mark up to limit active coupons past their expiry as expired; return (seen, changed)."""
+    ids = list(
+        db.session.scalars(
+            select(Coupon.id)
+            .where(Coupon.status == "active", Coupon.expires_at <= now)
+            .order_by(Coupon.expires_at, Coupon.id)
+            .limit(limit)
+        )
+    )
+    if not ids:
+        db.session.rollback()
+        return 0, 0
+    # Still conditional: a coupon redeemed since the select stays used.
+    changed = db.session.execute(
+        update(Coupon)
+        .where(Coupon.id.in_(ids), Coupon.status == "active")
+        .values(status="expired")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return len(ids), changed
