@@ -16,10 +16,11 @@ from . import broker as live
 bp = Blueprint("realtime_sse", __name__, url_prefix="/api")
 
 
-def _last_event_id() -> int:
+def _last_event_id() -> int | None:
+    """Return the newest id the client has, or None for a client that wants no replay."""
     # EventSource sends Last-Event-ID when it reconnects; the first connect passes ?after=.
     raw = request.headers.get("Last-Event-ID") or request.args.get("after", "")
-    return int(raw) if raw.strip().isdigit() else 0
+    return int(raw) if raw.strip().isdigit() else None
 
 
 def _event(name: str, data: dict, event_id: int | None = None) -> str:
@@ -38,7 +39,7 @@ def stream() -> Response:
     listener = live.Listener(user_id, wake)
     hub.register(listener)
     hub.wait_ready(current_app.config["LIVE_READY_TIMEOUT_SECONDS"])
-    missed = services.list_since(user_id, after) if after else []
+    missed = services.list_since(user_id, after) if after is not None else []
     count = services.unread_count(user_id)
     db.session.remove()
     ping = current_app.config["LIVE_PING_SECONDS"]

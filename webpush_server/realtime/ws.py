@@ -17,9 +17,10 @@ log = logging.getLogger(__name__)
 bp = Blueprint("realtime_ws", __name__)
 
 
-def _after_id() -> int:
+def _after_id() -> int | None:
+    """Return the newest id the tab has (?after=), or None for a tab that wants no replay."""
     raw = request.args.get("after", "")
-    return int(raw) if raw.isdigit() else 0
+    return int(raw) if raw.isdigit() else None
 
 
 @sock.route("/ws", bp=bp)
@@ -41,7 +42,7 @@ def live_socket(ws) -> None:
         if not hub.wait_ready(current_app.config["LIVE_READY_TIMEOUT_SECONDS"]):
             log.warning("live subscriber not ready; this tab relies on its catch-up")
         after = _after_id()
-        missed = services.list_since(user_id, after) if after else []
+        missed = services.list_since(user_id, after) if after is not None else []
         replayed = {row.id for row in missed}
         hello = [{"type": "notification", "notification": row.to_json()} for row in missed]
         hello.append({"type": "unread_count", "count": services.unread_count(user_id)})
