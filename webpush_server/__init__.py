@@ -44,7 +44,7 @@ def register_config(app: Flask, test_config: dict | None) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extensions and the SQLite pragmas."""
-    from . import auth, jobs, push
+    from . import auth, jobs, push, realtime
 
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True)
@@ -54,6 +54,7 @@ def register_extensions(app: Flask) -> None:
     auth.init_app(app)
     push.init_app(app)
     jobs.init_app(app)
+    realtime.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
             _sqlite_pragmas(db.engine)
@@ -105,6 +106,7 @@ def register_blueprints(app: Flask) -> None:
     from .notifications import api as notifications_api
     from .notifications import views as notifications_views
     from .push import api as push_api
+    from .realtime import sse, ws
 
     app.register_blueprint(main.bp)
     app.register_blueprint(auth_views.bp)
@@ -115,6 +117,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(library_api.bp)
     app.register_blueprint(funding_views.bp)
     app.register_blueprint(funding_api.bp)
+    app.register_blueprint(ws.bp)
+    app.register_blueprint(sse.bp)
 
 
 def register_cli(app: Flask) -> None:

@@ -21,11 +21,17 @@ INSTANCE = ROOT / "instance"
 DEV_SUBJECT = "mailto:webpush-dev@webpush-server.dev"
 
 
-def web_command(bind: str, threads: int) -> list[str]:
-    """Return the argv of the web server: gunicorn with threaded workers, as the Procfile."""
+def web_command(bind: str, threads: int, worker_class: str = "gthread") -> list[str]:
+    """Return the argv of the web server: gunicorn as in the Procfile.
+
+    Every open WebSocket or SSE stream holds a thread (gthread) or a greenlet (gevent), so
+    worker_connections, not threads, bounds the open tabs of a gevent process.
+    """
+    pool = ["--threads", str(threads)] if worker_class == "gthread" else []
     return [
-        sys.executable, "-m", "gunicorn", "--bind", bind, "--worker-class", "gthread",
-        "--threads", str(threads), "--workers", "1", "--access-logfile", "-", "wsgi:app",
+        sys.executable, "-m", "gunicorn", "--bind", bind, "--worker-class", worker_class,
+        *pool, "--worker-connections", "4000", "--workers", "1", "--access-logfile", "-",
+        "wsgi:app",
     ]  # fmt: skip
 
 
@@ -103,7 +109,8 @@ def main() -> int:
         _setup(env)
         # Children get their own sessions: Ctrl-C reaches only us, and we stop them in order.
         specs = {
-            "web": web_command(f"127.0.0.1:{port}", threads=16),
+            # Each open tab holds a thread (its WebSocket or SSE stream): bench/live.py.
+            "web": web_command(f"127.0.0.1:{port}", threads=200),
             "worker": flask_command("jobs", "worker"),
             "scheduler": flask_command("jobs", "scheduler"),
         }

@@ -314,6 +314,8 @@ export function createInbox({ list, loadMore, markAll, unreadOnly, status }) {
 // ---------------------------------------------------------------------------------------------
 // Every page: fill the bell once (the notifications page loads its list, which does it too).
 
-if (document.body?.dataset.user && !document.getElementById('inbox')) {
+// live.js fills and updates it on every page; this covers a page loaded without live.js.
+if (document.body?.dataset.user && !document.getElementById('inbox')
+    && !document.querySelector('script[src*="/js/live.js"]')) {
   refreshUnreadCount().catch((err) => console.warn('Could not load the unread count:', err));
 }

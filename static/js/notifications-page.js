@@ -264,13 +264,14 @@ const inbox = createInbox({
   status: $('inbox-status'),
 });
 
-// The service worker tells open pages what it showed and what a click marked read.
+// live.js hands over every new notification (WebSocket, SSE, polling, or a push shown by the
+// service worker); the count comes with it.
+document.addEventListener('live:notification', (event) => inbox.prepend(event.detail.notification));
+
+// The service worker tells open pages what a click on a system notification marked read.
 navigator.serviceWorker?.addEventListener('message', (event) => {
   const message = event.data || {};
-  if (message.type === 'notification' && message.notification) {
-    inbox.prepend(message.notification);
-    refreshUnreadCount().catch(() => {});
-  } else if (message.type === 'notification-read') {
+  if (message.type === 'notification-read') {
     inbox.markShownRead(message.id);
     refreshUnreadCount().catch(() => {});
   }

@@ -399,6 +399,21 @@ class Firefox:
             client.set_context(client.CONTEXT_CONTENT)
             client.switch_to_window(content_window)
 
+    def switch_to_window_showing(self, url: str, timeout: float = 15) -> None:
+        """Wait for a tab or window showing url (e.g. one a service worker opened); switch to it."""
+        client = self.client
+
+        def showing(_client: Marionette) -> str | None:
+            for handle in client.window_handles:
+                client.switch_to_window(handle)
+                if client.get_url() == url:
+                    return handle
+            return None
+
+        Wait(client, timeout=timeout, interval=0.2).until(
+            showing, message=f"no window showing {url}"
+        )
+
     def screenshot(self, path: str | os.PathLike[str]) -> Path:
         """Save a PNG of the current page; return its path."""
         target = Path(path)

@@ -1,5 +1,5 @@
-"""A patron with push on reserves a book in Firefox; a librarian checks a copy in; the
-patron's browser shows "your book is ready", and clicking it opens the hold."""
+"""A patron with push on reserves a book in Firefox and leaves the site; a librarian checks a
+copy in; the browser shows "your book is ready", and clicking it opens the hold."""
 
 from __future__ import annotations
 
@@ -27,25 +27,30 @@ def test_book_ready_notification_shows_and_opens_the_hold(
         services.check_out(copy_id, "borrower@webpush-server.dev")
 
     log_in(firefox, live_server, "reader@webpush-server.dev", PASSWORD)
-    enable_push(firefox, live_server)
+    endpoint = enable_push(firefox, live_server)
     firefox.navigate(f"{live_server}/library/books/{book_id}")
     firefox.click("#reserve")
     firefox.wait_until("location.pathname.startsWith('/library/holds/')")
     hold_id = int(firefox.script("return location.pathname.split('/').pop()"))
     assert "number 1 in the queue" in firefox.text("#hold-status")
-    firefox.navigate(f"{live_server}/library/")  # the patron browses on
+    # The patron leaves the site: with a visible tab the live channel would tell them instead.
+    firefox.navigate("about:blank")
 
     desk = Api(app.test_client())
     desk.login("desk@webpush-server.dev")
     returned = desk.post(f"/api/library/copies/{copy_id}/return")
     assert returned.json == {"copy_status": "held", "hold_id": hold_id}
 
+    # It went by Web Push (no tab of ours was open), then the patron comes back to the site.
+    push_service.wait_for(lambda pushes: any(p.endpoint == endpoint for p in pushes), timeout=60)
+    firefox.navigate(f"{live_server}/library/")
     shown = firefox.wait_for_notification("Your book is ready: The Dispossessed", timeout=60)
     assert shown["data"]["url"] == f"{live_server}/library/holds/{hold_id}"
     assert shown["tag"] == f"hold-{hold_id}"
 
     firefox.click_notification("Your book is ready: The Dispossessed", timeout=30)
-    firefox.wait_until(f"location.pathname === '/library/holds/{hold_id}'", timeout=45)
+    # The service worker takes our open tab to the hold.
+    firefox.switch_to_window_showing(f"{live_server}/library/holds/{hold_id}", timeout=45)
     assert "Your book is ready" in firefox.text("#hold-status")
     firefox.screenshot(tmp_path / "hold.png")
     # The click also marked it read in the inbox (the service worker posts it).

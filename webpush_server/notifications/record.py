@@ -1,19 +1,27 @@
 """Who is told what: turn domain events into inbox rows and outbox deliveries.
 
-Call record() inside the transaction that made the change; the deliveries are enqueued only
-after that transaction commits (see outbox.py), so nothing is sent for a rolled-back change
-and nothing committed is lost.
+Call record() inside the transaction that made the change; the deliveries are enqueued and the
+live messages published only after that transaction commits (see outbox.py), so nothing is
+sent for a rolled-back change and nothing committed is lost.
+
+Presence-aware routing: every new notification goes to the user's open tabs. Web Push goes to
+each device too, unless the user has a visible, connected tab and the kind does not ask for
+push_when_visible: then the deliveries are written as `skipped` (the decision is on record) and
+not enqueued.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, select
+from flask import current_app
+from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
@@ -22,8 +30,9 @@ from ..timeutil import utcnow
 from ..util import chunked
 from .kinds import KINDS, MAX_TTL
 from .models import Delivery, Notification
-from .outbox import remember_for_enqueue
+from .outbox import remember_for_enqueue, remember_for_publish
 
+log = logging.getLogger(__name__)
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_:.-]")
 # Bound the size of IN lists and insert batches: memory stays flat on big fan-outs.
 CHUNK = 500
@@ -89,7 +98,7 @@ def record_notices(notices: Sequence[Notice], now: datetime | None = None) -> li
         rows = [_row(notice, now) for notice in chunk]
         inserted = db.session.execute(
             _insert_ignoring_duplicates(Notification.__table__).returning(
-                Notification.id, Notification.user_id
+                Notification.id, Notification.user_id, Notification.kind, Notification.dedupe_key
             ),
             rows,
         ).all()
@@ -97,6 +106,7 @@ def record_notices(notices: Sequence[Notice], now: datetime | None = None) -> li
             continue
         created.extend(row.id for row in inserted)
         _fan_out(inserted, now)
+        _remember_live(inserted, {row["dedupe_key"]: row for row in rows})
     return created
 
 
@@ -129,11 +139,12 @@ def _fan_out(inserted: Sequence, now: datetime) -> None:
             select(Subscription.id, Subscription.user_id).where(Subscription.user_id.in_(ids))
         ):
             devices.setdefault(user_id, []).append(sub_id)
+    live_only = _live_only([row for row in inserted if row.user_id in devices])
     rows = [
         {
             "notification_id": row.id,
             "subscription_id": sub_id,
-            "status": "pending",
+            "status": "skipped" if row.id in live_only else "pending",
             "attempts": 0,
             "tickle": False,
             "created_at": now,
@@ -142,5 +153,44 @@ def _fan_out(inserted: Sequence, now: datetime) -> None:
         for sub_id in devices.get(row.user_id, ())
     ]
     if rows:
-        ids = db.session.scalars(insert(Delivery.__table__).returning(Delivery.id), rows).all()
-        remember_for_enqueue(ids)
+        stored = db.session.execute(
+            insert(Delivery.__table__).returning(Delivery.id, Delivery.status), rows
+        ).all()
+        remember_for_enqueue(row.id for row in stored if row.status == "pending")
+
+
+def _live_only(inserted: Sequence) -> set[int]:
+    """Return the ids of notifications that skip Web Push: their user has a visible tab."""
+    candidates = [row for row in inserted if not KINDS[row.kind].push_when_visible]
+    visible_users = current_app.extensions.get("visible_users")
+    if not candidates or visible_users is None:
+        return set()
+    try:
+        visible = visible_users({row.user_id for row in candidates})
+    except Exception:
+        # Presence unknown (Redis down): push, so nobody misses a notification.
+        log.warning("presence lookup failed; sending by Web Push", exc_info=True)
+        return set()
+    return {row.id for row in candidates if row.user_id in visible}
+
+
+def _remember_live(inserted: Sequence, rows_by_key: dict[str, dict]) -> None:
+    """Publish each new notification, with its user's unread count, after the commit."""
+    user_ids = sorted({row.user_id for row in inserted})
+    unread = dict(
+        db.session.execute(
+            select(Notification.user_id, func.count())
+            .where(Notification.user_id.in_(user_ids), Notification.read_at.is_(None))
+            .group_by(Notification.user_id)
+        ).all()
+    )
+    remember_for_publish(
+        {
+            "user_id": row.user_id,
+            "notification": Notification.to_json(
+                SimpleNamespace(id=row.id, read_at=None, **rows_by_key[row.dedupe_key])
+            ),
+            "unread_count": unread.get(row.user_id, 0),
+        }
+        for row in inserted
+    )

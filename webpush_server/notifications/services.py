@@ -10,6 +10,7 @@ from ..errors import APIError
 from ..extensions import db
 from ..timeutil import utcnow
 from .models import Notification
+from .outbox import remember_for_publish
 from .record import Notice, record_notices
 
 
@@ -40,6 +41,17 @@ def list_inbox(
     return list(db.session.scalars(query.order_by(Notification.id.desc()).limit(limit)))
 
 
+def list_since(user_id: int, after: int, limit: int = 100) -> list[Notification]:
+    """Return the user's notifications newer than id after, oldest first (catch-up)."""
+    query = (
+        select(Notification)
+        .where(Notification.user_id == user_id, Notification.id > after)
+        .order_by(Notification.id)
+        .limit(limit)
+    )
+    return list(db.session.scalars(query))
+
+
 def unread_count(user_id: int) -> int:
     """Count the user's unread notifications."""
     return db.session.scalar(
@@ -62,8 +74,14 @@ def mark_read(user_id: int, notification_id: int) -> Notification:
     row = get_notification(user_id, notification_id)
     if row.read_at is None:
         row.read_at = utcnow()
+        _publish_unread_count(user_id)
         db.session.commit()
     return row
+
+
+def _publish_unread_count(user_id: int) -> None:
+    """Tell the user's other tabs the new unread count once this transaction commits."""
+    remember_for_publish([{"user_id": user_id, "unread_count": unread_count(user_id)}])
 
 
 def mark_all_read(user_id: int) -> int:
@@ -73,5 +91,7 @@ def mark_all_read(user_id: int) -> int:
         .where(Notification.user_id == user_id, Notification.read_at.is_(None))
         .values(read_at=utcnow())
     )
+    if result.rowcount:
+        remember_for_publish([{"user_id": user_id, "unread_count": 0}])
     db.session.commit()
     return result.rowcount

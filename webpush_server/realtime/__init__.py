@@ -1,0 +1,50 @@
+"""Live delivery to open tabs: Redis pub/sub, presence, the WebSocket and the SSE stream."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, request
+from flask_login import current_user
+
+from ..errors import error_response
+
+# Heartbeat and presence timing: a tab whose socket died stops counting as visible within
+# about LIVE_PRESENCE_SECONDS, so its user gets Web Push again.
+DEFAULTS = {
+    "LIVE_PING_SECONDS": 20,
+    "LIVE_PRESENCE_SECONDS": 50,
+    "LIVE_READY_TIMEOUT_SECONDS": 5,
+    # Extra origins allowed to open /ws besides our own host (e.g. behind a renaming proxy).
+    "LIVE_ALLOWED_ORIGINS": [],
+}
+
+
+def init_app(app: Flask) -> None:
+    """Register the publisher and presence lookup for the outbox, and the /ws guard."""
+    from . import broker
+
+    for name, value in DEFAULTS.items():
+        app.config.setdefault(name, value)
+    app.config.setdefault(
+        "SOCK_SERVER_OPTIONS",
+        {"ping_interval": app.config["LIVE_PING_SECONDS"], "max_message_size": 4096},
+    )
+    app.extensions["live_publish"] = broker.publish
+    app.extensions["visible_users"] = broker.visible_users
+    app.before_request(guard_websocket)
+
+
+def guard_websocket():
+    """Refuse /ws to anonymous sessions and other origins before the upgrade happens."""
+    if request.path != "/ws":
+        return None
+    if not current_user.is_authenticated:
+        return error_response(401, "unauthorized", "Log in first.")
+    origin = request.headers.get("Origin", "")
+    allowed = current_app.config["LIVE_ALLOWED_ORIGINS"]
+    # Browsers always send Origin on a WebSocket handshake; a page on another site riding on
+    # our session cookie (cross-site WebSocket hijacking) is exactly what this stops.
+    if not origin or (urlsplit(origin).netloc != request.host and origin not in allowed):
+        return error_response(403, "forbidden_origin", "WebSocket from another origin.")
+    return None

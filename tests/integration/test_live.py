@@ -1,0 +1,342 @@
+"""Live delivery to open tabs: real WebSocket and SSE clients against real gunicorn processes.
+
+Notifications are recorded in this process, in another web process, or by a worker; they reach
+every open tab through Redis pub/sub. Presence-aware routing decides whether Web Push is made.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+import requests
+import websocket
+from rq import Queue
+from sqlalchemy import select
+
+from tests.conftest import (
+    PASSWORD,
+    Process,
+    free_port,
+    process_env,
+    wait_for_http,
+    wait_until,
+)
+from webpush_server.devrun import flask_command, web_command
+from webpush_server.extensions import db
+from webpush_server.jobs.queues import DEFAULT_QUEUE, connection
+from webpush_server.notifications.models import Delivery
+from webpush_server.notifications.record import Notice, record_notices
+from webpush_server.realtime.broker import visible_users
+
+EMAIL = "live@webpush-server.dev"
+
+
+def start_web(settings: dict, log_path, **env: str) -> tuple[str, Process]:
+    """Start one gunicorn web process as production does; return its URL and process."""
+    port = free_port()
+    server = Process(
+        web_command(f"127.0.0.1:{port}", threads=8), process_env(settings, **env), log_path
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(url + "/login", server)
+    return url, server
+
+
+def login(base_url: str, email: str = EMAIL) -> requests.Session:
+    """Log in through the form; return the session (cookie jar and CSRF header)."""
+    session = requests.Session()
+    token = re.search(r'name="csrf-token" content="([^"]+)"', session.get(base_url + "/login").text)
+    response = session.post(
+        base_url + "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)},
+        allow_redirects=False,
+    )
+    assert response.status_code == 302, response.text
+    page = session.get(base_url + "/notifications").text
+    session.headers["X-CSRFToken"] = re.search(r'name="csrf-token" content="([^"]+)"', page)[1]
+    return session
+
+
+class LiveSocket:
+    """A WebSocket client of /ws, as live.js is: reads JSON messages, reports visibility."""
+
+    def __init__(self, base_url: str, session: requests.Session, *, after: int = 0, **kw):
+        url = base_url.replace("http://", "ws://") + "/ws" + (f"?after={after}" if after else "")
+        cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+        self.ws = websocket.create_connection(url, cookie=cookie, timeout=10, **kw)
+
+    def receive(self) -> dict:
+        return json.loads(self.ws.recv())
+
+    def receive_until(self, predicate) -> list[dict]:
+        """Read messages until one satisfies predicate; return all read."""
+        seen = []
+        while True:
+            message = self.receive()
+            seen.append(message)
+            if predicate(message):
+                return seen
+
+    def visible(self, visible: bool) -> None:
+        self.ws.send(json.dumps({"type": "visibility", "visible": visible}))
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def notifications_in(messages: list[dict]) -> list[dict]:
+    return [m["notification"] for m in messages if m["type"] == "notification"]
+
+
+def record(app, user_id: int, kind: str = "book_available", title: str = "A book is ready") -> int:
+    """Record one notification in this process (as a service would) and commit."""
+    with app.app_context():
+        (notification_id,) = record_notices(
+            [
+                Notice(
+                    user_id=user_id,
+                    kind=kind,
+                    title=title,
+                    body="Pick it up at the desk.",
+                    url="/notifications",
+                    dedupe_key=f"live-test:{uuid.uuid4().hex}",
+                )
+            ]
+        )
+        db.session.commit()
+    return notification_id
+
+
+def delivery_statuses(app, notification_id: int) -> list[str]:
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                select(Delivery.status).where(Delivery.notification_id == notification_id)
+            )
+        )
+
+
+def is_visible(app, user_id: int) -> bool:
+    with app.app_context():
+        return user_id in visible_users([user_id])
+
+
+def record_in_job(user_id: int) -> int:
+    """RQ job (run by a worker process): record a notification, as a scheduled job would."""
+    from webpush_server.jobs.context import app_context
+    from webpush_server.notifications.services import send_test
+
+    with app_context():
+        return send_test(user_id)
+
+
+@pytest.fixture
+def user_id(make_user) -> int:
+    return make_user(EMAIL, name="Livia")
+
+
+# -- refusals ----------------------------------------------------------------------------------
+
+
+def test_websocket_refuses_anonymous_sessions_before_the_upgrade(live_server):
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(live_server.replace("http", "ws") + "/ws", timeout=5)
+    assert refused.value.status_code == 401
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", None])
+def test_websocket_refuses_other_origins_before_the_upgrade(live_server, user_id, origin):
+    session = login(live_server)
+    options = {"origin": origin} if origin else {"suppress_origin": True}
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        LiveSocket(live_server, session, **options)
+    assert refused.value.status_code == 403
+
+
+def test_stream_requires_login(live_server):
+    response = requests.get(live_server + "/api/notifications/stream", timeout=5)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+# -- delivery ----------------------------------------------------------------------------------
+
+
+def test_socket_gets_each_new_notification_and_the_unread_count(app, live_server, user_id):
+    socket = LiveSocket(live_server, login(live_server))
+    assert socket.receive() == {"type": "unread_count", "count": 0}
+    notification_id = record(app, user_id)
+    first, second = socket.receive(), socket.receive()
+    assert first["type"] == "notification"
+    assert first["notification"]["id"] == notification_id
+    assert first["notification"]["title"] == "A book is ready"
+    assert first["notification"]["tag"]
+    assert second == {"type": "unread_count", "count": 1}
+    socket.close()
+
+
+def test_marking_read_in_one_tab_updates_the_count_in_the_others(app, live_server, user_id):
+    session = login(live_server)
+    notification_id = record(app, user_id)
+    socket = LiveSocket(live_server, session)
+    assert socket.receive() == {"type": "unread_count", "count": 1}
+    response = session.post(f"{live_server}/api/notifications/{notification_id}/read")
+    assert response.status_code == 200
+    assert socket.receive() == {"type": "unread_count", "count": 0}
+    socket.close()
+
+
+def test_reconnect_catches_up_on_what_was_missed(app, live_server, user_id):
+    session = login(live_server)
+    socket = LiveSocket(live_server, session)
+    socket.receive()
+    seen = record(app, user_id, title="Seen")
+    assert notifications_in(socket.receive_until(lambda m: m["type"] == "unread_count"))
+    socket.close()
+    missed = [record(app, user_id, title=f"Missed {i}") for i in range(2)]
+    socket = LiveSocket(live_server, session, after=seen)
+    messages = socket.receive_until(lambda m: m["type"] == "unread_count")
+    assert [n["id"] for n in notifications_in(messages)] == missed
+    assert messages[-1] == {"type": "unread_count", "count": 3}
+    socket.close()
+
+
+def test_stream_replays_from_last_event_id_then_streams(app, live_server, user_id):
+    session = login(live_server)
+    first = record(app, user_id, title="First")
+    second = record(app, user_id, title="Second")
+    response = session.get(
+        live_server + "/api/notifications/stream",
+        headers={"Last-Event-ID": str(first)},
+        stream=True,
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert response.headers["X-Accel-Buffering"] == "no"
+    assert "no-cache" in response.headers["Cache-Control"]
+    events = sse_events(response)
+    replayed = next(events)
+    assert (replayed["event"], replayed["id"]) == ("notification", str(second))
+    assert json.loads(replayed["data"])["title"] == "Second"
+    assert next(events)["event"] == "unread_count"
+    third = record(app, user_id, title="Third")
+    streamed = next(events)
+    assert (streamed["event"], streamed["id"]) == ("notification", str(third))
+    assert json.loads(next(events)["data"]) == {"count": 3}
+    response.close()
+
+
+def sse_events(response):
+    """Yield each SSE event as a dict of its fields; comments and `retry` are skipped."""
+    fields: dict[str, str] = {}
+    for line in response.iter_lines(decode_unicode=True):
+        if line:
+            name, _, value = line.partition(": ")
+            if name and name != "retry":
+                fields[name] = value
+        elif fields:
+            yield fields
+            fields = {}
+
+
+def test_every_tab_in_every_web_process_gets_notifications_from_anywhere(
+    app, settings, user_id, tmp_path, redis_url
+):
+    one, server_one = start_web(settings, tmp_path / "web1.log")
+    two, server_two = start_web(settings, tmp_path / "web2.log")
+    worker = Process(flask_command("jobs", "worker"), process_env(settings), tmp_path / "w.log")
+    try:
+        sockets = [LiveSocket(one, login(one)), LiveSocket(two, login(two))]
+        sockets.append(LiveSocket(two, login(one)))  # a second tab, same user, other process
+        for socket in sockets:
+            assert socket.receive()["type"] == "unread_count"
+        # Recorded by web process one (the test notification)...
+        from_web = login(one).post(one + "/api/push/test").json()["notification_id"]
+        # ...and by a worker running a job, as a scheduled job would.
+        job = Queue(DEFAULT_QUEUE, connection=connection(app)).enqueue(
+            "tests.integration.test_live.record_in_job", user_id
+        )
+        for socket in sockets:
+            got = []
+            while len(got) < 2:
+                got += notifications_in(socket.receive_until(lambda m: m["type"] == "notification"))
+            assert {n["id"] for n in got} == {from_web, job.latest_result(timeout=10).return_value}
+            socket.close()
+    finally:
+        for process in (worker, server_one, server_two):
+            process.stop()
+
+
+# -- presence-aware routing --------------------------------------------------------------------
+
+
+def test_visible_tab_gets_it_live_and_web_push_is_skipped(
+    app, live_server, user_id, patron_push_device
+):
+    socket = LiveSocket(live_server, login(live_server))
+    socket.receive()
+    socket.visible(True)
+    wait_until(lambda: is_visible(app, user_id), "the tab to count as visible")
+    notification_id = record(app, user_id)
+    assert notifications_in(socket.receive_until(lambda m: m["type"] == "notification"))
+    assert delivery_statuses(app, notification_id) == ["skipped"]
+    # `test` is configured to push even while a tab is visible.
+    test_id = record(app, user_id, kind="test", title="Test notification")
+    assert delivery_statuses(app, test_id) == ["pending"]
+    socket.close()
+
+
+def test_hidden_or_closed_tab_means_web_push(app, live_server, user_id, patron_push_device):
+    socket = LiveSocket(live_server, login(live_server))
+    socket.receive()
+    socket.visible(True)
+    wait_until(lambda: is_visible(app, user_id), "the tab to count as visible")
+    socket.visible(False)
+    wait_until(lambda: not is_visible(app, user_id), "the hidden tab to stop counting")
+    hidden = record(app, user_id)
+    assert notifications_in(socket.receive_until(lambda m: m["type"] == "notification"))
+    assert delivery_statuses(app, hidden) == ["pending"]
+    socket.visible(True)
+    wait_until(lambda: is_visible(app, user_id), "the tab to count as visible again")
+    socket.close()
+    wait_until(lambda: not is_visible(app, user_id), "the closed tab to stop counting")
+    assert delivery_statuses(app, record(app, user_id)) == ["pending"]
+
+
+def test_heartbeats_notice_a_dead_connection_and_its_presence_lapses(
+    app, settings, user_id, tmp_path
+):
+    url, server = start_web(settings, tmp_path / "web.log", FLASK_LIVE_PING_SECONDS="0.5")
+    try:
+        socket = LiveSocket(url, login(url))
+        socket.receive()
+        socket.visible(True)
+        wait_until(lambda: is_visible(app, user_id), "the tab to count as visible")
+        # The client stops reading, so it answers no ping: the server must give up on it.
+        wait_until(lambda: not is_visible(app, user_id), "the dead tab to stop counting")
+        socket.close()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def patron_push_device(app, user_id, push_service):
+    """One push subscription of the live test user, stored directly."""
+    from webpush_server.push.models import Subscription
+
+    device = push_service.new_subscription()
+    with app.app_context():
+        db.session.add(
+            Subscription(
+                user_id=user_id,
+                endpoint=device.endpoint,
+                p256dh=device.as_json()["keys"]["p256dh"],
+                auth=device.as_json()["keys"]["auth"],
+            )
+        )
+        db.session.commit()
+    return device
