@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.browser.conftest import log_in
+from tests.browser.conftest import enable_push, log_in
 from tests.conftest import PASSWORD
 from webpush_server.extensions import db
 from webpush_server.funding.models import Coupon
@@ -37,15 +37,8 @@ def test_backer_gets_the_coupon_notification_in_firefox(
         campaign_id = create_campaign(fields, admin_id)
 
     log_in(firefox, live_server, "backer@webpush-server.dev", PASSWORD)
-    firefox.navigate(f"{live_server}/notifications")
-    firefox.wait_until(
-        "document.querySelector('#push-toggle') && !document.querySelector('#push-toggle').disabled"
-    )
-    firefox.click("#push-toggle")
-    firefox.wait_until("document.querySelectorAll('#devices li[data-endpoint]').length === 1")
-    endpoint = firefox.script(
-        "return document.querySelector('#devices li[data-endpoint]').dataset.endpoint"
-    )
+    # Turn push on from the notifications page: Firefox subscribes, the page stores the device.
+    endpoint = enable_push(firefox, live_server)
 
     # Pledge the whole goal through the campaign page's form.
     firefox.navigate(f"{live_server}/funding/campaigns/{campaign_id}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import log_in
+from tests.browser.conftest import enable_push, log_in
 from tests.conftest import PASSWORD, wait_until
 from tests.integration.test_live import delivery_statuses, is_visible, record
 
@@ -16,15 +16,8 @@ def test_open_tab_shows_a_toast_and_the_bell_then_a_closed_tab_gets_push(
 ):
     user_id = make_user("tabs@webpush-server.dev", name="Tabitha")
     log_in(firefox, live_server, "tabs@webpush-server.dev", PASSWORD)
-    firefox.navigate(f"{live_server}/notifications")
-    firefox.wait_until(
-        "document.querySelector('#push-toggle') && !document.querySelector('#push-toggle').disabled"
-    )
-    firefox.click("#push-toggle")
-    firefox.wait_until("document.querySelectorAll('#devices li[data-endpoint]').length === 1")
-    endpoint = firefox.script(
-        "return document.querySelector('#devices li[data-endpoint]').dataset.endpoint"
-    )
+    # Turn push on from the notifications page: Firefox subscribes, the page stores the device.
+    endpoint = enable_push(firefox, live_server)
 
     # Another page of the site: the header bell and toasts are on every page.
     firefox.navigate(f"{live_server}/")
@@ -33,7 +26,10 @@ def test_open_tab_shows_a_toast_and_the_bell_then_a_closed_tab_gets_push(
 
     live_id = record(app, user_id, title="Your book is ready")
     firefox.wait_until(f"document.querySelector('.toast[data-id=\"{live_id}\"]')")
-    assert firefox.text(".toast .toast-title") == "Your book is ready"
+    # Read the text from the DOM: while the toast fades in, WebDriver counts it as not shown.
+    firefox.wait_until(
+        "document.querySelector('.toast .toast-title').textContent === 'Your book is ready'"
+    )
     assert firefox.script("return document.querySelector('.toast a').getAttribute('href')") == (
         "/notifications"
     )

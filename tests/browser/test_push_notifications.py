@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import log_in
+from tests.browser.conftest import enable_push, log_in
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -15,16 +15,8 @@ def test_firefox_enables_push_and_shows_a_test_notification(
 ):
     make_user("firefox@webpush-server.dev", name="Fira")
     log_in(firefox, live_server, "firefox@webpush-server.dev", PASSWORD)
-    firefox.navigate(f"{live_server}/notifications")
-    firefox.wait_until(
-        "document.querySelector('#push-toggle') && !document.querySelector('#push-toggle').disabled"
-    )
-    firefox.click("#push-toggle")
-    # The page subscribed through Firefox's push service and stored the device with us.
-    firefox.wait_until("document.querySelectorAll('#devices li[data-endpoint]').length === 1")
-    endpoint = firefox.script(
-        "return document.querySelector('#devices li[data-endpoint]').dataset.endpoint"
-    )
+    # Turn push on from the notifications page: Firefox subscribes, the page stores the device.
+    endpoint = enable_push(firefox, live_server)
     assert endpoint.startswith(push_service.origin + "/wpush/")
     firefox.click("#send-test")
     shown = firefox.wait_for_notification("Test notification", timeout=60)
