@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, render_template, send_from_directory
+
+from .timeutil import app_zone
 
 bp = Blueprint("main", __name__)
 
@@ -16,7 +17,7 @@ def localtime(value: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M") -> str
     if value is None:
         return "—"
     if isinstance(value, datetime):
-        value = value.astimezone(ZoneInfo(current_app.config["APP_TIMEZONE"]))
+        value = value.astimezone(app_zone())
         return value.strftime(fmt)
     return value.isoformat()
 

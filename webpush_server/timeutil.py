@@ -1,6 +1,9 @@
 """Time helpers: UTC inside, APP_TIMEZONE only at the edges."""
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from flask import current_app
 
 
 def utcnow() -> datetime:
@@ -19,3 +22,8 @@ def isoformat(value: datetime | None) -> str | None:
     """Render a stored timestamp as ISO 8601 with an explicit UTC offset."""
     value = as_utc(value)
     return value.isoformat(timespec="seconds") if value else None
+
+
+def app_zone() -> ZoneInfo:
+    """Return APP_TIMEZONE: the wall clock of pages, daily jobs and displayed dates."""
+    return ZoneInfo(current_app.config["APP_TIMEZONE"])

@@ -6,10 +6,10 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
 from ..auth import role_required
-from ..timeutil import isoformat, utcnow
+from ..timeutil import app_zone, isoformat, utcnow
 from . import services
 from .models import Campaign, Coupon
-from .timeutil import app_zone, expires_on
+from .timeutil import expires_on
 
 bp = Blueprint("funding_api", __name__, url_prefix="/api/funding")
 

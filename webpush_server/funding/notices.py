@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..notifications.record import Notice, notifies
-from ..timeutil import utcnow
+from ..timeutil import app_zone, utcnow
 from .events import CampaignDeadlineNeared, CampaignFailed, CampaignSucceeded, CouponsExpiring
 from .models import Campaign, Coupon
-from .timeutil import app_zone, expires_on
+from .timeutil import expires_on
 
 
 def _won(amount: int) -> str:

@@ -28,10 +28,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..errors import APIError, ValidationError
 from ..extensions import UTCDateTime, db
 from ..notifications.record import record
-from ..timeutil import utcnow
+from ..timeutil import app_zone, utcnow
 from .events import CampaignDeadlineNeared, CampaignFailed, CampaignSucceeded, CouponsExpiring
 from .models import Campaign, Coupon, Follow, Pledge
-from .timeutil import app_zone, coupon_expires_at, start_of_day
+from .timeutil import coupon_expires_at, start_of_day
 
 MAX_AMOUNT = 10**12
 CHUNK = 500

@@ -5,12 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import current_app
-
-
-def app_zone() -> ZoneInfo:
-    """Return APP_TIMEZONE as a ZoneInfo."""
-    return ZoneInfo(current_app.config["APP_TIMEZONE"])
+from ..timeutil import app_zone
 
 
 def local_date(instant: datetime, zone: ZoneInfo | None = None) -> date:

@@ -9,10 +9,10 @@ from flask_login import current_user, login_required
 
 from ..auth import role_required
 from ..errors import APIError
-from ..timeutil import utcnow
+from ..timeutil import app_zone, utcnow
 from . import schedule_daily, services
 from .api import coupon_status
-from .timeutil import app_zone, expires_on
+from .timeutil import expires_on
 
 bp = Blueprint("funding", __name__, url_prefix="/funding")
 # The daily coupon run follows this app's APP_TIMEZONE.

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
-from flask import current_app
-
 from ..extensions import db
 from ..notifications.record import Notice, notifies
+from ..timeutil import app_zone
 from .events import HoldBecameReady, HoldExpired, HoldExpiringSoon
 from .models import Hold
 
 
 def _local(moment) -> str:
-    zone = ZoneInfo(current_app.config["APP_TIMEZONE"])
-    return moment.astimezone(zone).strftime("%a %d %b, %H:%M")
+    return moment.astimezone(app_zone()).strftime("%a %d %b, %H:%M")
 
 
 def hold_url(hold_id: int) -> str:
