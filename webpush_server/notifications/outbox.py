@@ -31,34 +31,27 @@ def remember_for_publish(messages: Iterable[dict]) -> None:
 
 
 @event.listens_for(Session, "after_commit")
-def _enqueue_after_commit(session: Session) -> None:
-    messages = session.info.pop(_LIVE_KEY, None)
-    if messages:
-        _publish(messages)
-    ids = session.info.pop(_KEY, None)
-    if not ids:
-        return
-    # The jobs package registers the enqueuer (jobs import notifications, never the reverse).
-    enqueue = current_app.extensions.get("enqueue_deliveries")
-    if enqueue is None:
-        return
-    try:
-        enqueue(ids)
-    except Exception:
-        # The rows are committed as pending: the sweep-outbox job will enqueue them.
-        log.warning("could not enqueue %d deliveries; the sweeper will", len(ids), exc_info=True)
+def _hand_over_after_commit(session: Session) -> None:
+    # Live first: an open tab hears at once; delivery jobs take a worker round trip anyway.
+    # Push still goes out if publishing fails; open tabs catch up from the inbox.
+    _hand_over(session.info.pop(_LIVE_KEY, None), "live_publish", "live messages")
+    # Committed as pending either way: the sweep-outbox job enqueues what this misses.
+    _hand_over(session.info.pop(_KEY, None), "enqueue_deliveries", "deliveries")
 
 
-def _publish(messages: list[dict]) -> None:
-    # The realtime package registers the publisher (realtime imports notifications).
-    publish = current_app.extensions.get("live_publish")
-    if publish is None:
+def _hand_over(items: list | None, hook: str, what: str) -> None:
+    """Pass committed items to the hook another package registered; never fail the commit.
+
+    Hooks live in app.extensions because realtime and jobs import notifications, never the
+    reverse.
+    """
+    handler = current_app.extensions.get(hook) if items else None
+    if handler is None:
         return
     try:
-        publish(messages)
+        handler(items)
     except Exception:
-        # Push still goes out; open tabs catch up from the inbox when they reconnect or wake.
-        log.warning("could not publish %d live messages", len(messages), exc_info=True)
+        log.warning("could not hand over %d %s", len(items), what, exc_info=True)
 
 
 @event.listens_for(Session, "after_rollback")
