@@ -8,6 +8,7 @@ from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import DateTime, MetaData
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -51,3 +52,18 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def insert_ignoring_conflicts(table, index_elements: list[str]):
+    """Return an INSERT that skips rows clashing on index_elements (ON CONFLICT DO NOTHING).
+
+    The statement is dialect-specific; this is what makes reruns and concurrent runs of jobs
+    record each notification, coupon or follow once.
+    """
+    dialect = db.session.get_bind().dialect.name
+    module = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect)
+    if module is None:
+        raise NotImplementedError(
+            f"conflict-ignoring inserts need SQLite or PostgreSQL, not {dialect}"
+        )
+    return module.insert(table).on_conflict_do_nothing(index_elements=index_elements)

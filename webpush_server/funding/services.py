@@ -23,10 +23,9 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import APIError, ValidationError
-from ..extensions import UTCDateTime, db
+from ..extensions import UTCDateTime, db, insert_ignoring_conflicts
 from ..notifications.record import record
 from ..timeutil import app_zone, utcnow
 from .events import CampaignDeadlineNeared, CampaignFailed, CampaignSucceeded, CouponsExpiring
@@ -234,17 +233,11 @@ def list_pledges(user_id: int) -> list[tuple[Pledge, Campaign]]:
     )
 
 
-def _insert_ignoring(table, index_elements: list[str]):
-    dialect = db.session.get_bind().dialect.name
-    module = {"sqlite": sqlite, "postgresql": postgresql}[dialect]
-    return module.insert(table).on_conflict_do_nothing(index_elements=index_elements)
-
-
 def follow(campaign_id: int, user_id: int) -> None:
     """Follow a campaign (idempotent)."""
     get_campaign(campaign_id)
     db.session.execute(
-        _insert_ignoring(Follow.__table__, ["campaign_id", "user_id"]),
+        insert_ignoring_conflicts(Follow.__table__, ["campaign_id", "user_id"]),
         {"campaign_id": campaign_id, "user_id": user_id, "created_at": utcnow()},
     )
     db.session.commit()
@@ -369,7 +362,7 @@ def close_campaign(campaign_id: int, now: datetime | None = None) -> str | None:
 def _issue_coupons(campaign_id: int, now: datetime) -> None:
     campaign = db.session.get(Campaign, campaign_id)
     expires_at = coupon_expires_at(now, campaign.coupon_valid_days)
-    stmt = _insert_ignoring(Coupon.__table__, ["campaign_id", "user_id"])
+    stmt = insert_ignoring_conflicts(Coupon.__table__, ["campaign_id", "user_id"])
     after = 0
     while backers := _backer_ids(campaign_id, after, CHUNK):
         rows = [

@@ -22,9 +22,8 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from ..extensions import db
+from ..extensions import db, insert_ignoring_conflicts
 from ..push.models import Subscription
 from ..timeutil import utcnow
 from ..util import chunked
@@ -78,14 +77,6 @@ def record(events: Iterable[object]) -> list[int]:
     return record_notices(notices)
 
 
-def _insert_ignoring_duplicates(table):
-    dialect = db.session.get_bind().dialect.name
-    module = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect)
-    if module is None:
-        raise NotImplementedError(f"dedupe inserts need SQLite or PostgreSQL, not {dialect}")
-    return module.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-
-
 def record_notices(notices: Sequence[Notice], now: datetime | None = None) -> list[int]:
     """Store notices and one pending delivery per device; skip dedupe keys already stored.
 
@@ -97,7 +88,7 @@ def record_notices(notices: Sequence[Notice], now: datetime | None = None) -> li
     for chunk in chunked(notices, CHUNK):
         rows = [_row(notice, now) for notice in chunk]
         inserted = db.session.execute(
-            _insert_ignoring_duplicates(Notification.__table__).returning(
+            insert_ignoring_conflicts(Notification.__table__, ["dedupe_key"]).returning(
                 Notification.id, Notification.user_id, Notification.kind, Notification.dedupe_key
             ),
             rows,
