@@ -25,6 +25,16 @@ class ValidationError(APIError):
         super().__init__(400, code, message, field)
 
 
+def whole_number(value: object, field: str, low: int, high: int) -> int:
+    """Return value as an int from low to high (JSON numbers and form strings alike)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    # bool is an int in Python; counts and money are never true/false or fractions.
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValidationError(field, f"{field} must be a whole number from {low:,} to {high:,}.")
+    return value
+
+
 def error_response(status: int, code: str, message: str, field: str | None = None):
     """Return a JSON error response."""
     error = {"code": code, "message": message}

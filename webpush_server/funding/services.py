@@ -24,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..errors import APIError, ValidationError
+from ..errors import APIError, ValidationError, whole_number
 from ..extensions import UTCDateTime, db, insert_ignoring_conflicts
 from ..notifications.record import record
 from ..timeutil import app_zone, utcnow
@@ -39,16 +39,6 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
 # -- input -----------------------------------------------------------------------------------
-
-
-def _whole_number(data: dict, field: str, low: int, high: int) -> int:
-    value = data.get(field)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    # bool is an int in Python; money and counts are never true/false or fractions.
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValidationError(field, f"{field} must be a whole number from {low:,} to {high:,}.")
-    return value
 
 
 def parse_deadline(value: object, zone: ZoneInfo | None = None) -> datetime:
@@ -77,10 +67,12 @@ def parse_campaign(data: object, zone: ZoneInfo | None = None) -> dict:
     return {
         "title": title,
         "description": description,
-        "goal_amount": _whole_number(data, "goal_amount", 1, MAX_AMOUNT),
+        "goal_amount": whole_number(data.get("goal_amount"), "goal_amount", 1, MAX_AMOUNT),
         "deadline": parse_deadline(data.get("deadline"), zone),
-        "coupon_discount": _whole_number(data, "coupon_discount", 1, 100),
-        "coupon_valid_days": _whole_number(data, "coupon_valid_days", 1, 3650),
+        "coupon_discount": whole_number(data.get("coupon_discount"), "coupon_discount", 1, 100),
+        "coupon_valid_days": whole_number(
+            data.get("coupon_valid_days"), "coupon_valid_days", 1, 3650
+        ),
     }
 
 
@@ -193,7 +185,7 @@ def _lock_open_campaign(campaign_id: int, now: datetime) -> Campaign:
 
 def pledge(campaign_id: int, user_id: int, amount: object, now: datetime | None = None) -> int:
     """Pledge amount won to an open campaign; return the pledge id."""
-    amount = _whole_number({"amount": amount}, "amount", 1, MAX_AMOUNT)
+    amount = whole_number(amount, "amount", 1, MAX_AMOUNT)
     now = now or utcnow()
     _lock_open_campaign(campaign_id, now)
     # Insert only while still open and before the deadline, in one statement, so a pledge

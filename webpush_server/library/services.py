@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..auth.models import User
 from ..auth.services import find_user
-from ..errors import APIError, ValidationError
+from ..errors import APIError, ValidationError, whole_number
 from ..extensions import db
 from ..notifications.record import record
 from ..timeutil import utcnow
@@ -211,23 +211,12 @@ def _text(value: object, field: str, limit: int) -> str:
     return value.strip()
 
 
-def _count(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        else:
-            raise ValidationError(field, f"{field} must be a whole number.")
-    if not 1 <= value <= MAX_COPIES_AT_ONCE:
-        raise ValidationError(field, f"{field} must be from 1 to {MAX_COPIES_AT_ONCE}.")
-    return value
-
-
 def add_book(title: object, author: object, isbn: object, copies: object) -> tuple[Book, list[int]]:
     """Add a book and its copies."""
     title = _text(title, "title", 300)
     author = _text(author, "author", 200)
     isbn = normalize_isbn(isbn)
-    copies = _count(copies, "copies")
+    copies = whole_number(copies, "copies", 1, MAX_COPIES_AT_ONCE)
     if isbn and db.session.scalar(select(Book.id).where(Book.isbn == isbn)):
         raise APIError(
             409, "exists", f"A book with ISBN {isbn} is already in the catalogue.", "isbn"
@@ -247,7 +236,7 @@ def add_book(title: object, author: object, isbn: object, copies: object) -> tup
 @retry_on_conflict
 def add_copies(book_id: int, count: object) -> list[int]:
     """Add copies to a book; waiting holds get them at once."""
-    count = _count(count, "count")
+    count = whole_number(count, "count", 1, MAX_COPIES_AT_ONCE)
     _lock_book(book_id)
     new = [Copy(book_id=book_id) for _ in range(count)]
     db.session.add_all(new)
