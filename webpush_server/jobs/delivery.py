@@ -23,6 +23,7 @@ from ..push.policy import Outcome, backoff_seconds
 from ..push.sender import PushRequest, PushResult, Sender, SyncSender, origin_of
 from ..timeutil import isoformat, utcnow
 from .context import app_context
+from .keyset import keyset_ids
 from .queues import DELIVERY_QUEUE, enqueue_deliveries, queue
 
 log = logging.getLogger(__name__)
@@ -384,21 +385,12 @@ def sweep_outbox(chunk: int = 1000) -> int:
         db.session.commit()
         # Leave just-recorded rows to the enqueue that follows their commit.
         due = now - timedelta(seconds=config["SWEEP_GRACE_SECONDS"])
-        total, last_id = 0, 0
-        while True:
-            ids = db.session.scalars(
-                select(Delivery.id)
-                .where(
-                    Delivery.id > last_id,
-                    Delivery.status == "pending",
-                    func.coalesce(Delivery.next_attempt_at, Delivery.created_at) <= due,
-                )
-                .order_by(Delivery.id)
-                .limit(chunk)
-            ).all()
-            db.session.rollback()
-            if not ids:
-                return total
+        pending = select(Delivery.id).where(
+            Delivery.status == "pending",
+            func.coalesce(Delivery.next_attempt_at, Delivery.created_at) <= due,
+        )
+        total = 0
+        for ids in keyset_ids(pending, Delivery.id, chunk):
             enqueue_deliveries(ids)
             total += len(ids)
-            last_id = ids[-1]
+        return total

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import exists, select
 
-from ..extensions import db
 from ..jobs.context import app_context
+from ..jobs.keyset import keyset_ids
 from ..jobs.schedule import ScheduledJob, register
 from ..timeutil import utcnow
 from . import services
@@ -41,18 +41,6 @@ register(
 )
 
 
-def _keyset(stmt, column, chunk: int = CHUNK):
-    """Yield lists of ids from stmt in id order, one short read transaction per chunk."""
-    last = 0
-    while True:
-        ids = db.session.scalars(stmt.where(column > last).order_by(column).limit(chunk)).all()
-        db.session.rollback()
-        if not ids:
-            return
-        yield ids
-        last = ids[-1]
-
-
 def detect_available_books() -> int:
     """Give free copies to waiting holds for every book where both exist."""
     with app_context():
@@ -61,7 +49,11 @@ def detect_available_books() -> int:
             exists().where(Hold.book_id == Book.id, Hold.status == "waiting"),
         )
         # One short transaction per book: the desk never waits behind a long scan.
-        return sum(services.fill_book(book_id) for ids in _keyset(stmt, Book.id) for book_id in ids)
+        return sum(
+            services.fill_book(book_id)
+            for ids in keyset_ids(stmt, Book.id, CHUNK)
+            for book_id in ids
+        )
 
 
 def expire_holds() -> int:
@@ -70,7 +62,9 @@ def expire_holds() -> int:
         now = utcnow()
         stmt = select(Hold.id).where(Hold.status == "ready", Hold.pickup_deadline <= now)
         return sum(
-            services.expire_hold(hold_id) for ids in _keyset(stmt, Hold.id) for hold_id in ids
+            services.expire_hold(hold_id)
+            for ids in keyset_ids(stmt, Hold.id, CHUNK)
+            for hold_id in ids
         )
 
 
@@ -83,4 +77,4 @@ def remind_holds() -> int:
             Hold.pickup_deadline > now,
             Hold.pickup_deadline <= now + timedelta(days=1),
         )
-        return sum(services.remind(ids) for ids in _keyset(stmt, Hold.id))
+        return sum(services.remind(ids) for ids in keyset_ids(stmt, Hold.id, CHUNK))
