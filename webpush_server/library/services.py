@@ -55,7 +55,7 @@ def _is_conflict(exc: DBAPIError) -> bool:
     return "database is locked" in str(exc.orig)
 
 
-def _lock_book(book_id: int) -> Book:
+def _lock_book(book_id: int) -> None:
     """Serialise changes to one book's copies and holds for the rest of this transaction.
 
     A no-op UPDATE: a row lock on PostgreSQL; on SQLite the first write takes the database
@@ -69,7 +69,6 @@ def _lock_book(book_id: int) -> Book:
     )
     if touched.rowcount == 0:
         raise APIError(404, "not_found", "No such book.", "book_id")
-    return db.session.get(Book, book_id, populate_existing=True)
 
 
 def _pickup_days() -> int:
