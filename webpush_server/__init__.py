@@ -10,10 +10,16 @@ from . import config as settings
 from .extensions import csrf, db, migrate, sock
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    """Create and configure the app."""
+def create_app(test_config: dict | None = None, *, instance_path: str | None = None) -> Flask:
+    """Create and configure the app.
+
+    The instance folder (keys, secrets, the SQLite file) is instance_path, else the
+    INSTANCE_PATH environment variable, else the checkout's instance/. A test app reads no
+    instance/config.py: what it runs with is its test mapping alone.
+    """
     app = Flask(
         __name__,
+        instance_path=instance_path or os.environ.get("INSTANCE_PATH") or None,
         instance_relative_config=True,
         static_folder="../static",
         template_folder="../templates",
@@ -30,7 +36,8 @@ def register_config(app: Flask, test_config: dict | None) -> None:
     """Defaults, then instance/config.py (local development), the environment, the tests."""
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(settings.defaults(app.instance_path))
-    app.config.from_pyfile("config.py", silent=True)
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
     settings.from_environment(app.config)
     # Any other setting as FLASK_<NAME>, values parsed as JSON (FLASK_DELIVERY_BATCH_SIZE=500).
     app.config.from_prefixed_env()
