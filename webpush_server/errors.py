@@ -1,28 +1,84 @@
-"""One shape for API errors: {"error": {"code", "message", "field"}}."""
+"""Domain refusals, and the one place each kind of caller turns them into answers.
+
+Services raise ``Refused`` (``Invalid``, ``NotFound``, ``Conflict``, ...), never an HTTP
+status. The JSON API maps them here to ``{"error": {"code", "message", "field"}}`` with a
+status; pages flash the message and go back (``refused_to_page``); the CLI prints it and exits
+1 (``refused_to_cli``).
+"""
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+from flask import Flask, flash, jsonify, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 
-class APIError(Exception):
-    """An error a client can act on; raised by views and services, rendered as JSON."""
+class Refused(Exception):
+    """A request the domain will not carry out; the message says why, field names the input."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    code = "refused"
+
+    def __init__(self, field: str | None, message: str, code: str | None = None) -> None:
         super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
         self.field = field
+        self.message = message
+        if code is not None:
+            self.code = code
 
 
-class ValidationError(APIError):
-    """Bad input: 400 naming the field at fault."""
+class Invalid(Refused):
+    """The input is malformed or out of range."""
 
-    def __init__(self, field: str | None, message: str, code: str = "invalid") -> None:
-        super().__init__(400, code, message, field)
+    code = "invalid"
+
+
+class NotFound(Refused):
+    """The thing named does not exist (or is not the caller's to see)."""
+
+    code = "not_found"
+
+
+class Forbidden(Refused):
+    """The caller may not do this."""
+
+    code = "forbidden"
+
+
+class Conflict(Refused):
+    """The request clashes with the current state (already held, closed, exists)."""
+
+    code = "conflict"
+
+
+class Unavailable(Refused):
+    """The server cannot do this right now (not configured, a dependency is down)."""
+
+    code = "unavailable"
+
+
+# The only table of HTTP statuses for domain refusals.
+HTTP_STATUS: dict[type[Refused], int] = {
+    Invalid: 400,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Unavailable: 503,
+}
+
+
+def http_status(error: Refused) -> int:
+    """Return the HTTP status of a refusal (its nearest kind in HTTP_STATUS)."""
+    for kind in type(error).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 400
 
 
 def whole_number(value: object, field: str, low: int, high: int) -> int:
@@ -31,11 +87,13 @@ def whole_number(value: object, field: str, low: int, high: int) -> int:
         value = int(value.strip())
     # bool is an int in Python; counts and money are never true/false or fractions.
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValidationError(field, f"{field} must be a whole number from {low:,} to {high:,}.")
+        raise Invalid(field, f"{field} must be a whole number from {low:,} to {high:,}.")
     return value
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None):
+def error_response(
+    status: int, code: str, message: str, field: str | None = None
+) -> tuple[Response, int]:
     """Return a JSON error response."""
     error = {"code": code, "message": message}
     if field is not None:
@@ -43,26 +101,83 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return jsonify(error=error), status
 
 
+def refusal_response(error: Refused) -> tuple[Response, int]:
+    """Return the JSON answer to a refusal."""
+    return error_response(http_status(error), error.code, error.message, error.field)
+
+
 def wants_json() -> bool:
     """Tell whether this request should get JSON errors rather than a page."""
     return request.path.startswith("/api/") or request.path == "/ws"
 
 
-def register_error_handlers(app: Flask) -> None:
+def safe_back(target: str | None, default: str) -> str:
+    """Return target if it is a path on this site, else default (no open redirects).
+
+    Browsers drop tabs and newlines from URLs and read a backslash as a slash, so
+    ``/\t/evil.example`` or ``/\\evil.example`` would leave the site: any such character refuses.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if any(ch == "\\" or ch.isspace() or not ch.isprintable() for ch in target):
+        return default
+    return target
+
+
+def _referrer_path() -> str | None:
+    """Return the path of the page this request came from, when it is one of ours."""
+    parts = urlsplit(request.referrer or "")
+    if parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def refused_to_page(error: Refused, back: str) -> Response | tuple[str, int]:
+    """Flash a refusal's message and go back to the page the action came from.
+
+    Nothing the refused action wrote is kept. When what is missing is the page's own subject
+    (the id in its URL), there is no page to go back to: that is a 404 page.
+    """
+    from .extensions import db
+
+    db.session.rollback()
+    if isinstance(error, NotFound) and error.field in (request.view_args or {}):
+        return render_template("errors/404.html", message=error.message), 404
+    flash(error.message, "error")
+    return redirect(back)
+
+
+@contextmanager
+def refused_to_cli() -> Iterator[None]:
+    """Turn a refusal inside the block into a CLI error: the message, exit status 1."""
+    try:
+        yield
+    except Refused as error:
+        raise click.ClickException(error.message) from error
+
+
+def init_app(app: Flask) -> None:
     """Render errors as JSON under /api and as pages elsewhere."""
 
-    @app.errorhandler(APIError)
-    def handle_api_error(error: APIError):
-        return error_response(error.status, error.code, error.message, error.field)
+    @app.errorhandler(Refused)
+    def handle_refused(error: Refused) -> Any:
+        if wants_json():
+            return refusal_response(error)
+        status = http_status(error)
+        if status in (403, 404):
+            template = f"errors/{status}.html"
+            return render_template(template, message=error.message), status
+        # A refused form post from one of our pages: say why on the page it came from.
+        return refused_to_page(error, safe_back(_referrer_path(), "/"))
 
     @app.errorhandler(CSRFError)
-    def handle_csrf_error(error: CSRFError):
+    def handle_csrf_error(error: CSRFError) -> Any:
         if wants_json():
             return error_response(400, "csrf", error.description, "csrf_token")
         return render_template("errors/403.html", message=error.description), 400
 
     @app.errorhandler(HTTPException)
-    def handle_http_error(error: HTTPException):
+    def handle_http_error(error: HTTPException) -> Any:
         code = (error.name or "error").lower().replace(" ", "_")
         if wants_json():
             return error_response(error.code or 500, code, error.description or error.name)
@@ -72,7 +187,7 @@ def register_error_handlers(app: Flask) -> None:
         return render_template(template, message=error.description), error.code
 
     @app.errorhandler(Exception)
-    def handle_unexpected(error: Exception):
+    def handle_unexpected(error: Exception) -> Any:
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
             return error_response(500, "internal", "Something went wrong on our side.")

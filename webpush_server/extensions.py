@@ -1,16 +1,15 @@
 """Flask extensions, created unbound and initialised in create_app()."""
 
-from datetime import UTC, datetime
+from typing import Any
 
+from flask import Flask
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import DateTime, MetaData
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, MetaData, event
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator
 
 # Named constraints keep Alembic migrations portable between SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -33,37 +32,25 @@ csrf = CSRFProtect()
 sock = Sock()
 
 
-class UTCDateTime(TypeDecorator):
-    """A timezone-aware UTC timestamp on every backend (SQLite returns naive values)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        # SQLite has no time zones: store naive UTC so comparisons in SQL are plain text order.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def init_app(app: Flask) -> None:
+    """Bind the database, migrations, CSRF and WebSocket extensions, and SQLite's pragmas."""
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True)
+    csrf.init_app(app)
+    sock.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            _sqlite_pragmas(db.engine)
 
 
-def insert_ignoring_conflicts(table, index_elements: list[str]):
-    """Return an INSERT that skips rows clashing on index_elements (ON CONFLICT DO NOTHING).
-
-    The statement is dialect-specific; this is what makes reruns and concurrent runs of jobs
-    record each notification, coupon or follow once.
-    """
-    dialect = db.session.get_bind().dialect.name
-    module = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect)
-    if module is None:
-        raise NotImplementedError(
-            f"conflict-ignoring inserts need SQLite or PostgreSQL, not {dialect}"
-        )
-    return module.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets the web process read while a worker writes; the busy timeout makes
+        # concurrent writers wait instead of failing; foreign keys are off by default.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from flask import Blueprint, Flask, current_app, render_template, send_from_directory
 
-from flask import Blueprint, current_app, render_template, send_from_directory
-
-from .timeutil import app_zone
+from .notifications.kinds import KINDS
+from .timeutil import local_time, money
 
 bp = Blueprint("main", __name__)
+# One formatter for times and one for money, on every page.
+bp.add_app_template_filter(local_time, "local_time")
+bp.add_app_template_filter(money, "won")
 
 
-@bp.app_template_filter("localtime")
-def localtime(value: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """Show a stored UTC time on APP_TIMEZONE's wall clock (dates pass through)."""
-    if value is None:
-        return "—"
-    if isinstance(value, datetime):
-        value = value.astimezone(app_zone())
-        return value.strftime(fmt)
-    return value.isoformat()
+def init_app(app: Flask) -> None:
+    """Add the home page, the service worker, the manifest and `flask seed-demo`."""
+    from .demo import seed_demo
+
+    app.register_blueprint(bp)
+    app.cli.add_command(seed_demo)
+
+
+@bp.app_context_processor
+def page_helpers() -> dict:
+    """Give every template the kind labels the inbox shows (from kinds.py, not a JS copy)."""
+    return {"kind_labels": {name: kind.label for name, kind in KINDS.items()}}
 
 
 @bp.get("/")

@@ -8,7 +8,7 @@ Create Date: 2026-11-22 01:03:40.305529
 from alembic import op
 import sqlalchemy as sa
 
-import webpush_server.extensions
+import webpush_server.database
 
 
 # revision identifiers, used by Alembic.
@@ -25,14 +25,14 @@ def upgrade():
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('goal_amount', sa.BigInteger(), nullable=False),
-    sa.Column('deadline', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deadline', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('coupon_discount', sa.Integer(), nullable=False),
     sa.Column('coupon_valid_days', sa.Integer(), nullable=False),
     sa.Column('created_by', sa.Integer(), nullable=True),
-    sa.Column('created_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('closed_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('notified_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('notified_at', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("status IN ('open', 'succeeded', 'failed')", name=op.f('ck_campaign_status')),
     sa.CheckConstraint('coupon_discount BETWEEN 1 AND 100', name=op.f('ck_campaign_discount_percent')),
     sa.CheckConstraint('coupon_valid_days > 0', name=op.f('ck_campaign_valid_days_positive')),
@@ -46,7 +46,7 @@ def upgrade():
     op.create_table('campaign_follow',
     sa.Column('campaign_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_campaign_follow_campaign_id_campaign'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_campaign_follow_user_id_user_account'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('campaign_id', 'user_id', name=op.f('pk_campaign_follow'))
@@ -58,9 +58,9 @@ def upgrade():
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('discount', sa.Integer(), nullable=False),
-    sa.Column('expires_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('used_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("status IN ('active', 'used', 'expired')", name=op.f('ck_coupon_status')),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_coupon_campaign_id_campaign'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_coupon_user_id_user_account'), ondelete='CASCADE'),
@@ -77,7 +77,7 @@ def upgrade():
     sa.Column('campaign_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('amount > 0', name=op.f('ck_pledge_amount_positive')),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_pledge_campaign_id_campaign'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_pledge_user_id_user_account'), ondelete='CASCADE'),

@@ -8,7 +8,7 @@ Create Date: 2026-11-22 01:03:14.495371
 from alembic import op
 import sqlalchemy as sa
 
-import webpush_server.extensions
+import webpush_server.database
 
 
 # revision identifiers, used by Alembic.
@@ -25,7 +25,7 @@ def upgrade():
     sa.Column('title', sa.String(length=300), nullable=False),
     sa.Column('author', sa.String(length=200), nullable=False),
     sa.Column('isbn', sa.String(length=17), nullable=True),
-    sa.Column('created_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_book')),
     sa.UniqueConstraint('isbn', name=op.f('uq_book_isbn'))
     )
@@ -33,7 +33,7 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('book_id', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
-    sa.Column('created_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("status IN ('shelf', 'loaned', 'held')", name=op.f('ck_book_copy_status')),
     sa.ForeignKeyConstraint(['book_id'], ['book.id'], name=op.f('fk_book_copy_book_id_book'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_book_copy'))
@@ -47,10 +47,10 @@ def upgrade():
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('copy_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ready_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('pickup_deadline', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('closed_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ready_at', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('pickup_deadline', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("status != 'ready' OR (copy_id IS NOT NULL AND pickup_deadline IS NOT NULL)", name=op.f('ck_hold_ready_has_copy')),
     sa.CheckConstraint("status IN ('waiting', 'ready', 'fulfilled', 'cancelled', 'expired')", name=op.f('ck_hold_status')),
     sa.ForeignKeyConstraint(['book_id'], ['book.id'], name=op.f('fk_hold_book_id_book'), ondelete='CASCADE'),
@@ -69,9 +69,9 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('copy_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('checked_out_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('checked_out_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('due_date', sa.Date(), nullable=False),
-    sa.Column('returned_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('returned_at', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['copy_id'], ['book_copy.id'], name=op.f('fk_loan_copy_id_book_copy'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_loan_user_id_user_account'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_loan'))

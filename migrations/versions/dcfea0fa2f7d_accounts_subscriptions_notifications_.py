@@ -8,7 +8,7 @@ Create Date: 2026-11-22 00:16:22.118561
 from alembic import op
 import sqlalchemy as sa
 
-import webpush_server.extensions
+import webpush_server.database
 
 
 # revision identifiers, used by Alembic.
@@ -26,7 +26,7 @@ def upgrade():
     sa.Column('name', sa.String(length=120), nullable=False),
     sa.Column('password_hash', sa.String(length=255), nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
-    sa.Column('created_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("role IN ('patron', 'librarian', 'admin')", name=op.f('ck_user_account_role')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user_account')),
     sa.UniqueConstraint('email', name=op.f('uq_user_account_email'))
@@ -41,10 +41,10 @@ def upgrade():
     sa.Column('tag', sa.String(length=64), nullable=False),
     sa.Column('urgency', sa.String(length=10), nullable=False),
     sa.Column('topic', sa.String(length=32), nullable=True),
-    sa.Column('expires_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('dedupe_key', sa.String(length=200), nullable=False),
-    sa.Column('created_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('read_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('read_at', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_notification_user_id_user_account'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notification')),
     sa.UniqueConstraint('dedupe_key', name=op.f('uq_notification_dedupe_key'))
@@ -58,11 +58,11 @@ def upgrade():
     sa.Column('endpoint', sa.String(length=2048), nullable=False),
     sa.Column('p256dh', sa.String(length=100), nullable=False),
     sa.Column('auth', sa.String(length=40), nullable=False),
-    sa.Column('expiration_time', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expiration_time', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('user_agent', sa.String(length=512), nullable=False),
-    sa.Column('created_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_success_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_failure_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_success_at', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_failure_at', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('failure_count', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_push_subscription_user_id_user_account'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_push_subscription')),
@@ -78,13 +78,13 @@ def upgrade():
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('tickle', sa.Boolean(), nullable=False),
-    sa.Column('next_attempt_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('claimed_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claimed_at', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('claim_token', sa.String(length=32), nullable=True),
     sa.Column('last_status_code', sa.Integer(), nullable=True),
     sa.Column('last_error', sa.String(length=500), nullable=True),
-    sa.Column('created_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', webpush_server.database.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed', 'gone', 'expired', 'skipped')", name=op.f('ck_delivery_status')),
     sa.ForeignKeyConstraint(['notification_id'], ['notification.id'], name=op.f('fk_delivery_notification_id_notification'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['subscription_id'], ['push_subscription.id'], name=op.f('fk_delivery_subscription_id_push_subscription'), ondelete='SET NULL'),
@@ -103,7 +103,7 @@ def upgrade():
     sa.Column('outcome', sa.String(length=16), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('error', sa.String(length=500), nullable=True),
-    sa.Column('at', webpush_server.extensions.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', webpush_server.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['delivery_id'], ['delivery.id'], name=op.f('fk_delivery_attempt_delivery_id_delivery'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery_attempt'))
     )

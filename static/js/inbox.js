@@ -117,16 +117,14 @@ function element(tag, className, text) {
   return node;
 }
 
-const KIND_LABELS = {
-  book_available: 'Library',
-  hold_expiring: 'Library',
-  hold_expired: 'Library',
-  campaign_succeeded: 'Funding',
-  campaign_failed: 'Funding',
-  campaign_deadline_soon: 'Funding',
-  coupon_expiring: 'Coupon',
-  test: 'Test',
-};
+// The labels come from the server's kinds table (base.html's kind-labels meta tag).
+const KIND_LABELS = (() => {
+  try {
+    return JSON.parse(document.querySelector('meta[name="kind-labels"]')?.content || '{}');
+  } catch {
+    return {};
+  }
+})();
 
 // ---------------------------------------------------------------------------------------------
 // The list on the notifications page

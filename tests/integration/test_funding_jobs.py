@@ -15,7 +15,7 @@ from webpush_server.funding.jobs import notify_expiring_coupons
 from webpush_server.funding.models import Campaign, Coupon, Pledge
 from webpush_server.funding.services import close_campaign
 from webpush_server.funding.timeutil import start_of_day
-from webpush_server.jobs.schedule import SCHEDULE
+from webpush_server.jobs.schedule import table
 from webpush_server.notifications.models import Notification
 from webpush_server.timeutil import utcnow
 
@@ -265,15 +265,15 @@ def test_coupon_reminders_in_another_time_zone(make_app):
 
 
 def test_daily_run_is_scheduled_at_nine_in_app_timezone(make_app):
-    make_app(APP_TIMEZONE="America/New_York")
+    new_york = make_app(APP_TIMEZONE="America/New_York")
     nine = datetime.combine(
         utcnow().astimezone(ZoneInfo("America/New_York")).date(),
         datetime.min.time().replace(hour=9),
         tzinfo=ZoneInfo("America/New_York"),
     ).astimezone(UTC)
-    assert SCHEDULE["notify-expiring-coupons"].cron == f"0 {nine.hour} * * *"
-    make_app()
-    assert SCHEDULE["notify-expiring-coupons"].cron == "0 0 * * *"  # 09:00 in Seoul
+    assert table(new_york)["notify-expiring-coupons"].cron == f"0 {nine.hour} * * *"
+    seoul = make_app()
+    assert table(seoul)["notify-expiring-coupons"].cron == "0 0 * * *"  # 09:00 in Seoul
 
 
 def test_expire_coupons_marks_only_active_coupons_past_their_date(app):

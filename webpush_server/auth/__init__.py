@@ -9,14 +9,21 @@ from flask import Flask, abort, redirect, request, url_for
 from flask_login import current_user
 
 from ..errors import error_response, wants_json
-from ..extensions import db, login_manager
+from ..extensions import csrf, db, login_manager
 
 
 def init_app(app: Flask) -> None:
-    """Wire Flask-Login: load users by id, 401 JSON for the API, a redirect for pages."""
+    """Wire Flask-Login and CSRF; add the login pages and `flask user`.
+
+    Users load by id; the API answers 401 JSON, pages redirect to the login form.
+    """
+    from . import cli, views
     from .models import User
 
     login_manager.init_app(app)
+    _csrf_after_login_check(app)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(cli.bp)
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
@@ -44,3 +51,20 @@ def role_required(*roles: str) -> Callable:
         return wrapped
 
     return decorator
+
+
+def _csrf_after_login_check(app: Flask) -> None:
+    """Check CSRF on every unsafe request, but let anonymous API calls reach their 401.
+
+    An anonymous request carries no session a forger could ride on, and the API promises
+    401 (not a CSRF 400) to clients that are not logged in.
+    """
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+
+    @app.before_request
+    def protect() -> None:
+        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            return
+        if request.path.startswith("/api/") and not current_user.is_authenticated:
+            return
+        csrf.protect()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask import Blueprint
 
-from ..errors import APIError
+from ..errors import refused_to_cli
 from .models import ROLES
 from .services import create_user
 
@@ -19,8 +19,6 @@ bp = Blueprint("user", __name__, cli_group="user")
 @click.option("--name", default=None, help="Display name (defaults to the e-mail's local part).")
 def create(email: str, password: str, role: str, name: str | None) -> None:
     """Create an account."""
-    try:
+    with refused_to_cli():
         user = create_user(email, password, role, name)
-    except APIError as exc:
-        raise click.ClickException(exc.message) from exc
     click.echo(f"created {user.role} {user.email}")

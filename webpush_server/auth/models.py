@@ -9,7 +9,8 @@ from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..extensions import UTCDateTime, db
+from ..database import UTCDateTime
+from ..extensions import db
 from ..timeutil import utcnow
 
 ROLES = ("patron", "librarian", "admin")

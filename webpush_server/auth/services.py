@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import func, select
 
-from ..errors import APIError, ValidationError
+from ..errors import Conflict, Invalid
 from ..extensions import db
 from .models import ROLES, User
 
@@ -19,16 +19,16 @@ def normalize_email(email: str) -> str:
 
 
 def create_user(email: str, password: str, role: str = "patron", name: str | None = None) -> User:
-    """Create an account; raise APIError 409 if the e-mail is taken."""
+    """Create an account; refuse a taken e-mail (Conflict)."""
     email = normalize_email(email)
     if not _EMAIL.fullmatch(email) or len(email) > 254:
-        raise ValidationError("email", "email must be an e-mail address.")
+        raise Invalid("email", "email must be an e-mail address.")
     if len(password) < 8:
-        raise ValidationError("password", "password must be at least 8 characters.")
+        raise Invalid("password", "password must be at least 8 characters.")
     if role not in ROLES:
-        raise ValidationError("role", f"role must be one of {', '.join(ROLES)}.")
+        raise Invalid("role", f"role must be one of {', '.join(ROLES)}.")
     if find_user(email) is not None:
-        raise APIError(409, "exists", f"a user with e-mail {email} already exists", "email")
+        raise Conflict("email", f"a user with e-mail {email} already exists", "exists")
     user = User(email=email, role=role, name=(name or email.split("@")[0])[:120])
     user.set_password(password)
     db.session.add(user)

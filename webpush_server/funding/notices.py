@@ -8,18 +8,13 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from ..extensions import db
-from ..notifications.record import Notice, notifies
-from ..timeutil import app_zone, utcnow
+from ..notifications.record import Notice, Recipients
+from ..timeutil import app_zone, local_time, money, utcnow
 from .events import CampaignDeadlineNeared, CampaignFailed, CampaignSucceeded, CouponsExpiring
 from .models import Campaign, Coupon
 from .timeutil import expires_on
 
 
-def _won(amount: int) -> str:
-    return f"₩{amount:,}"
-
-
-@notifies(CampaignSucceeded)
 def campaign_succeeded(event: CampaignSucceeded) -> Iterator[Notice]:
     """Each backer: the campaign met its goal and here is your coupon."""
     campaign = db.session.get(Campaign, event.campaign_id)
@@ -43,7 +38,6 @@ def campaign_succeeded(event: CampaignSucceeded) -> Iterator[Notice]:
         )
 
 
-@notifies(CampaignFailed)
 def campaign_failed(event: CampaignFailed) -> Iterator[Notice]:
     """Each backer: the campaign missed its goal."""
     campaign = db.session.get(Campaign, event.campaign_id)
@@ -52,17 +46,16 @@ def campaign_failed(event: CampaignFailed) -> Iterator[Notice]:
             user_id=user_id,
             kind="campaign_failed",
             title=f"{campaign.title} missed its goal",
-            body=f"It needed {_won(campaign.goal_amount)} by its deadline; no coupon this time.",
+            body=f"It needed {money(campaign.goal_amount)} by its deadline; no coupon this time.",
             url=f"/funding/campaigns/{campaign.id}",
             dedupe_key=f"campaign-failed:{campaign.id}:{user_id}",
         )
 
 
-@notifies(CampaignDeadlineNeared)
 def campaign_deadline_soon(event: CampaignDeadlineNeared) -> Iterator[Notice]:
     """Each follower who has not backed: the deadline is within a day."""
     campaign = db.session.get(Campaign, event.campaign_id)
-    when = campaign.deadline.astimezone(app_zone()).strftime("%Y-%m-%d %H:%M")
+    when = local_time(campaign.deadline)
     for user_id in event.follower_ids:
         yield Notice(
             user_id=user_id,
@@ -77,7 +70,6 @@ def campaign_deadline_soon(event: CampaignDeadlineNeared) -> Iterator[Notice]:
         )
 
 
-@notifies(CouponsExpiring)
 def coupon_expiring(event: CouponsExpiring) -> Iterator[Notice]:
     """Each coupon's owner: it expires within the next day."""
     rows = db.session.execute(
@@ -98,3 +90,12 @@ def coupon_expiring(event: CouponsExpiring) -> Iterator[Notice]:
             topic=f"coupon-{coupon_id}",
             expires_at=min(expires_at, day),
         )
+
+
+# Who is told what about campaigns and coupons: registered by funding.init_app.
+RECIPIENTS: Recipients = {
+    CampaignSucceeded: campaign_succeeded,
+    CampaignFailed: campaign_failed,
+    CampaignDeadlineNeared: campaign_deadline_soon,
+    CouponsExpiring: coupon_expiring,
+}

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
+    Select,
     case,
     delete,
     exists,
@@ -20,12 +21,12 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    tuple_,
     update,
 )
 
-from ..errors import APIError, ValidationError, whole_number
-from ..extensions import UTCDateTime, db, insert_ignoring_conflicts
+from ..database import UTCDateTime, get_or_refuse, insert_ignoring_conflicts, keyset_ids
+from ..errors import Conflict, Invalid, NotFound, whole_number
+from ..extensions import db
 from ..notifications.record import record
 from ..timeutil import app_zone, utcnow
 from .events import CampaignDeadlineNeared, CampaignFailed, CampaignSucceeded, CouponsExpiring
@@ -46,10 +47,10 @@ def parse_deadline(value: object, zone: ZoneInfo | None = None) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationError("deadline", "deadline must be an ISO 8601 date and time.") from None
+        raise Invalid("deadline", "deadline must be an ISO 8601 date and time.") from None
     if parsed.tzinfo is None:
         if zone is None:
-            raise ValidationError("deadline", "deadline needs a UTC offset, e.g. +09:00.")
+            raise Invalid("deadline", "deadline needs a UTC offset, e.g. +09:00.")
         parsed = parsed.replace(tzinfo=zone)
     return parsed
 
@@ -57,13 +58,13 @@ def parse_deadline(value: object, zone: ZoneInfo | None = None) -> datetime:
 def parse_campaign(data: object, zone: ZoneInfo | None = None) -> dict:
     """Validate campaign fields from the API or the admin form; return model values."""
     if not isinstance(data, dict):
-        raise ValidationError(None, "Send a JSON object.")
+        raise Invalid(None, "Send a JSON object.")
     title = str(data.get("title") or "").strip()
     if not 1 <= len(title) <= 200:
-        raise ValidationError("title", "title must be 1 to 200 characters.")
+        raise Invalid("title", "title must be 1 to 200 characters.")
     description = str(data.get("description") or "").strip()
     if len(description) > 10_000:
-        raise ValidationError("description", "description must be at most 10,000 characters.")
+        raise Invalid("description", "description must be at most 10,000 characters.")
     return {
         "title": title,
         "description": description,
@@ -128,10 +129,8 @@ def list_campaigns() -> list[CampaignView]:
 
 
 def get_campaign(campaign_id: int) -> CampaignView:
-    """Return one campaign with totals, or raise 404."""
-    campaign = db.session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise APIError(404, "not_found", "No such campaign.", "campaign_id")
+    """Return one campaign with totals, or refuse (NotFound)."""
+    campaign = get_or_refuse(Campaign, campaign_id)
     pledged, backers = db.session.execute(
         select(
             func.coalesce(func.sum(Pledge.amount), 0), func.count(func.distinct(Pledge.user_id))
@@ -143,7 +142,7 @@ def get_campaign(campaign_id: int) -> CampaignView:
 def create_campaign(fields: dict, created_by: int, now: datetime | None = None) -> int:
     """Create an open campaign from parse_campaign() fields; return its id."""
     if fields["deadline"] <= (now or utcnow()):
-        raise ValidationError("deadline", "deadline must be in the future.")
+        raise Invalid("deadline", "deadline must be in the future.")
     campaign = Campaign(status="open", created_by=created_by, **fields)
     db.session.add(campaign)
     db.session.commit()
@@ -153,7 +152,7 @@ def create_campaign(fields: dict, created_by: int, now: datetime | None = None) 
 def update_campaign(campaign_id: int, fields: dict, now: datetime | None = None) -> None:
     """Edit an open campaign; a closed one is history and stays as it closed."""
     if fields["deadline"] <= (now or utcnow()):
-        raise ValidationError("deadline", "deadline must be in the future.")
+        raise Invalid("deadline", "deadline must be in the future.")
     # Conditional on status: the close job may be closing it right now.
     changed = db.session.execute(
         update(Campaign)
@@ -163,7 +162,7 @@ def update_campaign(campaign_id: int, fields: dict, now: datetime | None = None)
     ).rowcount
     if not changed:
         get_campaign(campaign_id)  # 404 when it does not exist
-        raise APIError(409, "closed", "A closed campaign cannot be edited.", "campaign_id")
+        raise Conflict("campaign_id", "A closed campaign cannot be edited.", "closed")
     db.session.commit()
 
 
@@ -177,9 +176,9 @@ def _lock_open_campaign(campaign_id: int, now: datetime) -> Campaign:
         select(Campaign).where(Campaign.id == campaign_id).with_for_update()
     ).one_or_none()
     if campaign is None:
-        raise APIError(404, "not_found", "No such campaign.", "campaign_id")
+        raise NotFound("campaign_id", "No such campaign.")
     if campaign.status != "open" or campaign.deadline <= now:
-        raise APIError(409, "closed", "This campaign no longer takes pledges.", "campaign_id")
+        raise Conflict("campaign_id", "This campaign no longer takes pledges.", "closed")
     return campaign
 
 
@@ -208,7 +207,7 @@ def pledge(campaign_id: int, user_id: int, amount: object, now: datetime | None 
     )
     if pledge_id is None:
         db.session.rollback()
-        raise APIError(409, "closed", "This campaign no longer takes pledges.", "campaign_id")
+        raise Conflict("campaign_id", "This campaign no longer takes pledges.", "closed")
     db.session.commit()
     return pledge_id
 
@@ -291,28 +290,16 @@ def redeem_coupon(user_id: int, code: str, now: datetime | None = None) -> Coupo
     ).one_or_none()
     if coupon is None:
         # Someone else's code answers like an unknown one: codes are not to be probed.
-        raise APIError(404, "not_found", "No such coupon.", "code")
+        raise NotFound("code", "No such coupon.")
     if not changed:
         db.session.rollback()
         state = "expired" if coupon.status == "expired" or coupon.expires_at <= now else "used"
-        raise APIError(409, state, f"This coupon is {state}.", "code")
+        raise Conflict("code", f"This coupon is {state}.", state)
     db.session.commit()
     return coupon
 
 
 # -- closing at the deadline -----------------------------------------------------------------
-
-
-def due_campaign_ids(now: datetime, after_id: int, limit: int) -> list[int]:
-    """Return ids of open campaigns past their deadline, keyset-paginated by id."""
-    return list(
-        db.session.scalars(
-            select(Campaign.id)
-            .where(Campaign.status == "open", Campaign.deadline <= now, Campaign.id > after_id)
-            .order_by(Campaign.id)
-            .limit(limit)
-        )
-    )
 
 
 def close_campaign(campaign_id: int, now: datetime | None = None) -> str | None:
@@ -355,8 +342,8 @@ def _issue_coupons(campaign_id: int, now: datetime) -> None:
     campaign = db.session.get(Campaign, campaign_id)
     expires_at = coupon_expires_at(now, campaign.coupon_valid_days)
     stmt = insert_ignoring_conflicts(Coupon.__table__, ["campaign_id", "user_id"])
-    after = 0
-    while backers := _backer_ids(campaign_id, after, CHUNK):
+    # Paged inside the closing transaction: the campaign's row lock stays held throughout.
+    for backers in keyset_ids(_backers(campaign_id), Pledge.user_id, CHUNK, release=False):
         rows = [
             {
                 "code": new_code(),
@@ -370,35 +357,11 @@ def _issue_coupons(campaign_id: int, now: datetime) -> None:
             for user_id in backers
         ]
         db.session.execute(stmt, rows)
-        after = backers[-1]
 
 
-def _backer_ids(campaign_id: int, after_user_id: int, limit: int) -> list[int]:
-    return list(
-        db.session.scalars(
-            select(Pledge.user_id)
-            .where(Pledge.campaign_id == campaign_id, Pledge.user_id > after_user_id)
-            .group_by(Pledge.user_id)
-            .order_by(Pledge.user_id)
-            .limit(limit)
-        )
-    )
-
-
-def unnotified_closed_campaign_ids(after_id: int, limit: int) -> list[int]:
-    """Return closed campaigns whose backers have not all been told yet."""
-    return list(
-        db.session.scalars(
-            select(Campaign.id)
-            .where(
-                Campaign.status.in_(("succeeded", "failed")),
-                Campaign.notified_at.is_(None),
-                Campaign.id > after_id,
-            )
-            .order_by(Campaign.id)
-            .limit(limit)
-        )
-    )
+def _backers(campaign_id: int) -> Select:
+    """Select the distinct user ids who pledged to a campaign."""
+    return select(Pledge.user_id).where(Pledge.campaign_id == campaign_id).distinct()
 
 
 def notify_backers(campaign_id: int, chunk: int = CHUNK) -> int:
@@ -408,11 +371,10 @@ def notify_backers(campaign_id: int, chunk: int = CHUNK) -> int:
     """
     campaign = db.session.get(Campaign, campaign_id)
     event_type = CampaignSucceeded if campaign.status == "succeeded" else CampaignFailed
-    created, after = 0, 0
-    while backers := _backer_ids(campaign_id, after, chunk):
+    created = 0
+    for backers in keyset_ids(_backers(campaign_id), Pledge.user_id, chunk):
         created += len(record([event_type(campaign_id, tuple(backers))]))
         db.session.commit()
-        after = backers[-1]
     db.session.execute(
         update(Campaign)
         .where(Campaign.id == campaign_id, Campaign.notified_at.is_(None))
@@ -426,35 +388,15 @@ def notify_backers(campaign_id: int, chunk: int = CHUNK) -> int:
 # -- reminders and expiry --------------------------------------------------------------------
 
 
-def campaigns_closing_within(now: datetime, until: datetime) -> list[int]:
-    """Return ids of open campaigns whose deadline falls in (now, until]."""
-    return list(
-        db.session.scalars(
-            select(Campaign.id)
-            .where(Campaign.status == "open", Campaign.deadline > now, Campaign.deadline <= until)
-            .order_by(Campaign.id)
-        )
-    )
-
-
 def remind_followers(campaign_id: int, chunk: int = CHUNK) -> int:
     """Remind followers who have not backed the campaign, a chunk per commit."""
     backed = exists().where(Pledge.campaign_id == campaign_id, Pledge.user_id == Follow.user_id)
-    created, after = 0, 0
-    while True:
-        followers = list(
-            db.session.scalars(
-                select(Follow.user_id)
-                .where(Follow.campaign_id == campaign_id, Follow.user_id > after, ~backed)
-                .order_by(Follow.user_id)
-                .limit(chunk)
-            )
-        )
-        if not followers:
-            return created
-        created += len(record([CampaignDeadlineNeared(campaign_id, tuple(followers))]))
+    followers = select(Follow.user_id).where(Follow.campaign_id == campaign_id, ~backed)
+    created = 0
+    for chunk_ids in keyset_ids(followers, Follow.user_id, chunk):
+        created += len(record([CampaignDeadlineNeared(campaign_id, tuple(chunk_ids))]))
         db.session.commit()
-        after = followers[-1]
+    return created
 
 
 def coupon_reminder_window(now: datetime) -> tuple[datetime, datetime]:
@@ -468,18 +410,6 @@ def coupon_reminder_window(now: datetime) -> tuple[datetime, datetime]:
     return now, start_of_day(today + timedelta(days=2), zone)
 
 
-def expiring_coupon_ids(
-    now: datetime, until: datetime, after: tuple[datetime, int] | None, limit: int
-) -> list[tuple[datetime, int]]:
-    """Return (expires_at, id) of active coupons expiring in (now, until], keyset-paginated."""
-    query = select(Coupon.expires_at, Coupon.id).where(
-        Coupon.status == "active", Coupon.expires_at > now, Coupon.expires_at <= until
-    )
-    if after is not None:
-        query = query.where(tuple_(Coupon.expires_at, Coupon.id) > tuple_(*after))
-    return list(db.session.execute(query.order_by(Coupon.expires_at, Coupon.id).limit(limit)))
-
-
 def remind_coupon_owners(coupon_ids: list[int]) -> int:
     """Record coupon_expiring for these coupons and commit; return how many were new."""
     created = len(record([CouponsExpiring(tuple(coupon_ids))]))
@@ -487,25 +417,14 @@ def remind_coupon_owners(coupon_ids: list[int]) -> int:
     return created
 
 
-def expire_coupons_chunk(now: datetime, limit: int = 1000) -> tuple[int, int]:
-    """Mark up to limit active coupons past their expiry as expired; return (seen, changed)."""
-    ids = list(
-        db.session.scalars(
-            select(Coupon.id)
-            .where(Coupon.status == "active", Coupon.expires_at <= now)
-            .order_by(Coupon.expires_at, Coupon.id)
-            .limit(limit)
-        )
-    )
-    if not ids:
-        db.session.rollback()
-        return 0, 0
-    # Still conditional: a coupon redeemed since the select stays used.
+def expire_coupons(coupon_ids: list[int]) -> int:
+    """Mark these coupons expired and commit; return how many changed."""
+    # Conditional: a coupon redeemed since the scan read it stays used.
     changed = db.session.execute(
         update(Coupon)
-        .where(Coupon.id.in_(ids), Coupon.status == "active")
+        .where(Coupon.id.in_(coupon_ids), Coupon.status == "active")
         .values(status="expired")
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
-    return len(ids), changed
+    return changed

@@ -4,32 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..auth import role_required
-from ..errors import APIError
-from ..timeutil import app_zone, utcnow
-from . import schedule_daily, services
+from ..errors import Refused, http_status, refused_to_page
+from ..timeutil import app_zone, local_time, utcnow
+from . import services
 from .api import coupon_status
 from .timeutil import expires_on
 
 bp = Blueprint("funding", __name__, url_prefix="/funding")
-# The daily coupon run follows this app's APP_TIMEZONE.
-bp.record_once(lambda state: schedule_daily(state.app))
-
-
-@bp.app_template_filter("won")
-def won(amount: int) -> str:
-    """Format whole won: ₩1,250,000."""
-    return f"₩{amount:,}"
-
-
-@bp.app_template_filter("local_time")
-def local_time(instant: datetime) -> str:
-    """Format a UTC instant in APP_TIMEZONE."""
-    zone = app_zone()
-    return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M ") + zone.key
 
 
 @bp.app_template_filter("time_left")
@@ -63,7 +48,7 @@ def index():
 @bp.get("/campaigns/<int:campaign_id>")
 def campaign(campaign_id: int):
     """One campaign: progress, the pledge form, the follow toggle."""
-    view = _or_404(services.get_campaign, campaign_id)
+    view = services.get_campaign(campaign_id)
     following = current_user.is_authenticated and services.is_following(
         campaign_id, current_user.id
     )
@@ -74,15 +59,13 @@ def campaign(campaign_id: int):
 @login_required
 def pledge(campaign_id: int):
     """Pledge from the campaign page."""
+    back = url_for("funding.campaign", campaign_id=campaign_id)
     try:
         services.pledge(campaign_id, current_user.id, request.form.get("amount", ""))
-    except APIError as error:
-        if error.status == 404:
-            abort(404)
-        flash(error.message, "error")
-    else:
-        flash("Thank you: your pledge is recorded.", "success")
-    return redirect(url_for("funding.campaign", campaign_id=campaign_id))
+    except Refused as error:
+        return refused_to_page(error, back)
+    flash("Thank you: your pledge is recorded.", "success")
+    return redirect(back)
 
 
 @bp.post("/campaigns/<int:campaign_id>/follow")
@@ -90,10 +73,10 @@ def pledge(campaign_id: int):
 def toggle_follow(campaign_id: int):
     """Follow or unfollow from the campaign page."""
     if request.form.get("follow") == "1":
-        _or_404(services.follow, campaign_id, current_user.id)
+        services.follow(campaign_id, current_user.id)
         flash("You will be reminded a day before the deadline.", "success")
     else:
-        _or_404(services.unfollow, campaign_id, current_user.id)
+        services.unfollow(campaign_id, current_user.id)
         flash("You no longer follow this campaign.", "info")
     return redirect(url_for("funding.campaign", campaign_id=campaign_id))
 
@@ -116,15 +99,13 @@ def my_coupons():
 @login_required
 def redeem(code: str):
     """Redeem a coupon from My coupons."""
+    back = url_for("funding.my_coupons")
     try:
         services.redeem_coupon(current_user.id, code)
-    except APIError as error:
-        if error.status == 404:
-            abort(404)
-        flash(error.message, "error")
-    else:
-        flash(f"Coupon {code} redeemed.", "success")
-    return redirect(url_for("funding.my_coupons"))
+    except Refused as error:
+        return refused_to_page(error, back)
+    flash(f"Coupon {code} redeemed.", "success")
+    return redirect(back)
 
 
 @bp.route("/admin/campaigns/new", methods=["GET", "POST"])
@@ -136,7 +117,7 @@ def new_campaign():
     try:
         fields = services.parse_campaign(request.form.to_dict(), app_zone())
         campaign_id = services.create_campaign(fields, current_user.id)
-    except APIError as error:
+    except Refused as error:
         return _form_error("funding/edit.html", error, None)
     flash("Campaign created.", "success")
     return redirect(url_for("funding.campaign", campaign_id=campaign_id))
@@ -146,14 +127,14 @@ def new_campaign():
 @role_required("admin")
 def edit_campaign(campaign_id: int):
     """Edit an open campaign (admins)."""
-    view = _or_404(services.get_campaign, campaign_id)
+    view = services.get_campaign(campaign_id)
     if request.method == "GET":
         c = view.campaign
         form = {
             "title": c.title,
             "description": c.description,
             "goal_amount": c.goal_amount,
-            "deadline": c.deadline.astimezone(app_zone()).strftime("%Y-%m-%dT%H:%M"),
+            "deadline": local_time(c.deadline, "input"),
             "coupon_discount": c.coupon_discount,
             "coupon_valid_days": c.coupon_valid_days,
         }
@@ -161,23 +142,14 @@ def edit_campaign(campaign_id: int):
     try:
         fields = services.parse_campaign(request.form.to_dict(), app_zone())
         services.update_campaign(campaign_id, fields)
-    except APIError as error:
+    except Refused as error:
         return _form_error("funding/edit.html", error, view.campaign)
     flash("Campaign saved.", "success")
     return redirect(url_for("funding.campaign", campaign_id=campaign_id))
 
 
-def _form_error(template: str, error: APIError, campaign):
+def _form_error(template: str, error: Refused, campaign):
     return (
         render_template(template, form=request.form, campaign=campaign, error=error),
-        error.status,
+        http_status(error),
     )
-
-
-def _or_404(func, *args):
-    try:
-        return func(*args)
-    except APIError as error:
-        if error.status == 404:
-            abort(404)
-        raise

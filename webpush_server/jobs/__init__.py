@@ -4,7 +4,20 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Let the outbox enqueue delivery jobs after each commit."""
+    """Enqueue delivery jobs after each commit; schedule the sweeper; add `flask jobs`."""
+    from ..notifications.outbox import hooks
+    from . import cli
     from .queues import enqueue_deliveries
+    from .schedule import ScheduledJob, register
 
-    app.extensions["enqueue_deliveries"] = enqueue_deliveries
+    hooks(app).enqueue = enqueue_deliveries
+    register(
+        app,
+        ScheduledJob(
+            "sweep-outbox",
+            "* * * * *",
+            "webpush_server.jobs.delivery.sweep_outbox",
+            "re-enqueue deliveries left pending or claimed by a dead worker",
+        ),
+    )
+    app.register_blueprint(cli.bp)

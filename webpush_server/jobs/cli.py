@@ -12,7 +12,7 @@ from rq.utils import import_attribute
 
 from . import delivery
 from .queues import QUEUES, connection
-from .schedule import SCHEDULE, install
+from .schedule import install, table
 
 bp = Blueprint("jobs", __name__, cli_group="jobs")
 
@@ -20,15 +20,21 @@ bp = Blueprint("jobs", __name__, cli_group="jobs")
 @bp.cli.command("list")
 def list_jobs() -> None:
     """Print the schedule."""
-    for entry in SCHEDULE.values():
+    for entry in table().values():
         click.echo(f"{entry.id:28} {entry.cron:14} UTC  {entry.description}")
 
 
 @bp.cli.command("run")
-@click.argument("name", type=click.Choice(sorted(SCHEDULE)))
+@click.argument("name")
 def run(name: str) -> None:
     """Run one scheduled job now, in the foreground."""
-    result = import_attribute(SCHEDULE[name].func)()
+    entries = table()
+    if name not in entries:
+        raise click.BadParameter(
+            f"{name!r} is not a scheduled job; choose from {', '.join(sorted(entries))}.",
+            param_hint="NAME",
+        )
+    result = import_attribute(entries[name].func)()
     click.echo(f"{name}: {result}")
 
 
@@ -42,7 +48,8 @@ def worker(burst: bool, name: str | None) -> None:
     # connection pools outlive each job instead of being forked away (~11 ms a job).
     w = SimpleWorker(list(QUEUES), connection=connection(), name=name)
     with current_app.app_context():
-        # Load aiohttp and the VAPID key now: a missing key fails here, not on the first job.
+        # Build the sender and load the VAPID key now: a missing key fails here, not on the
+        # first job.
         delivery.warm_up()
         w.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
@@ -55,4 +62,4 @@ def scheduler(burst: bool) -> None:
     # rq-scheduler calls crontab's next() in the form that warns about a future default; our
     # cron strings are UTC either way (use_local_timezone=False).
     warnings.filterwarnings("ignore", category=FutureWarning, module="rq_scheduler")
-    install(connection()).run(burst=burst)
+    install(connection(), table().values()).run(burst=burst)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 
+from ..database import keyset_ids
 from ..extensions import db
 from ..notifications.models import Delivery, DeliveryAttempt, Notification
 from ..push import host_policy, signer
@@ -23,7 +24,6 @@ from ..push.policy import Outcome, backoff_seconds
 from ..push.sender import PushRequest, PushResult, Sender, SyncSender, origin_of
 from ..timeutil import isoformat, utcnow
 from .context import app_context
-from .keyset import keyset_ids
 from .queues import DELIVERY_QUEUE, enqueue_deliveries, queue
 
 log = logging.getLogger(__name__)

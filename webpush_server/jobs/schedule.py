@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from flask import Flask, current_app
 from redis import Redis
 from rq_scheduler import Scheduler
 
@@ -23,33 +25,33 @@ class ScheduledJob:
     description: str
 
 
-# Domain packages append their entries through register(); this package never imports them.
-SCHEDULE: dict[str, ScheduledJob] = {}
+_TABLE = "webpush_server.schedule"
 
 
-def register(job: ScheduledJob) -> None:
-    """Add a job to the cron table."""
-    SCHEDULE[job.id] = job
+def table(app: Flask | None = None) -> dict[str, ScheduledJob]:
+    """Return the app's cron table, filled by each package's init_app."""
+    app = app or current_app
+    return app.extensions.setdefault(_TABLE, {})
 
 
-register(
-    ScheduledJob(
-        "sweep-outbox",
-        "* * * * *",
-        "webpush_server.jobs.delivery.sweep_outbox",
-        "re-enqueue deliveries left pending or claimed by a dead worker",
-    )
-)
+def register(app: Flask, *jobs: ScheduledJob) -> None:
+    """Add jobs to the app's cron table; an id names one job."""
+    entries = table(app)
+    for job in jobs:
+        if entries.get(job.id, job) != job:
+            raise ValueError(f"scheduled job {job.id} is registered twice")
+        entries[job.id] = job
 
 
-def install(connection: Redis) -> Scheduler:
-    """Replace every cron entry with the current table: cancel by fixed id, then add."""
+def install(connection: Redis, entries: Iterable[ScheduledJob]) -> Scheduler:
+    """Replace every cron entry with entries: cancel by fixed id, then add."""
+    entries = list(entries)
     scheduler = Scheduler(queue_name=DEFAULT_QUEUE, connection=connection, interval=5)
-    wanted = set(SCHEDULE)
+    wanted = {entry.id for entry in entries}
     for job in scheduler.get_jobs():
         if job.id in wanted or job.meta.get("webpush_cron"):
             scheduler.cancel(job)
-    for entry in SCHEDULE.values():
+    for entry in entries:
         scheduler.cron(
             entry.cron,
             func=entry.func,

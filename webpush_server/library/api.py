@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
 from ..auth import role_required
-from ..errors import APIError
+from ..errors import Forbidden, Invalid
 from ..timeutil import isoformat
 from . import services
 from .models import Hold
@@ -17,7 +17,7 @@ bp = Blueprint("library_api", __name__, url_prefix="/api/library")
 def _body() -> dict:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise APIError(400, "invalid", "Send a JSON object.")
+        raise Invalid(None, "Send a JSON object.")
     return data
 
 
@@ -72,7 +72,7 @@ def holds():
     """The caller's holds; everyone's for a librarian with ?all=1."""
     everyone = request.args.get("all") in ("1", "true")
     if everyone and not current_user.has_role("librarian"):
-        raise APIError(403, "forbidden", "Only librarians see every hold.", "all")
+        raise Forbidden("all", "Only librarians see every hold.")
     rows = services.holds_for(None if everyone else current_user.id)
     return jsonify(holds=[hold_json(hold, user.email) for hold, user in rows])
 

@@ -6,39 +6,38 @@ from datetime import timedelta
 
 from sqlalchemy import exists, select
 
+from ..database import keyset_ids
 from ..jobs.context import app_context
-from ..jobs.keyset import keyset_ids
-from ..jobs.schedule import ScheduledJob, register
+from ..jobs.schedule import ScheduledJob
 from ..timeutil import utcnow
 from . import services
 from .models import Book, Copy, Hold
 
 CHUNK = 200
 
-register(
-    ScheduledJob(
-        "detect-available-books",
-        "* * * * *",
-        "webpush_server.library.jobs.detect_available_books",
-        "give free copies to waiting holds the event path missed",
-    )
-)
-register(
-    ScheduledJob(
-        "expire-holds",
-        "* * * * *",
-        "webpush_server.library.jobs.expire_holds",
-        "end ready holds past their pickup deadline and pass the copy on",
-    )
-)
-register(
-    ScheduledJob(
-        "remind-holds",
-        "*/10 * * * *",
-        "webpush_server.library.jobs.remind_holds",
-        "tell patrons one day before a ready hold lapses",
-    )
-)
+
+def scheduled() -> list[ScheduledJob]:
+    """Return the library's cron entries (UTC)."""
+    return [
+        ScheduledJob(
+            "detect-available-books",
+            "* * * * *",
+            "webpush_server.library.jobs.detect_available_books",
+            "give free copies to waiting holds the event path missed",
+        ),
+        ScheduledJob(
+            "expire-holds",
+            "* * * * *",
+            "webpush_server.library.jobs.expire_holds",
+            "end ready holds past their pickup deadline and pass the copy on",
+        ),
+        ScheduledJob(
+            "remind-holds",
+            "*/10 * * * *",
+            "webpush_server.library.jobs.remind_holds",
+            "tell patrons one day before a ready hold lapses",
+        ),
+    ]
 
 
 def detect_available_books() -> int:

@@ -7,7 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import UTCDateTime, db
+from ..database import UTCDateTime
+from ..extensions import db
 from ..timeutil import utcnow
 
 COPY_STATUSES = ("shelf", "loaned", "held")

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from ..extensions import db
-from ..notifications.record import Notice, notifies
-from ..timeutil import app_zone
+from ..notifications.record import Notice, Recipients
+from ..timeutil import local_time
 from .events import HoldBecameReady, HoldExpired, HoldExpiringSoon
 from .models import Hold
-
-
-def _local(moment) -> str:
-    return moment.astimezone(app_zone()).strftime("%a %d %b, %H:%M")
 
 
 def hold_url(hold_id: int) -> str:
@@ -18,7 +14,6 @@ def hold_url(hold_id: int) -> str:
     return f"/library/holds/{hold_id}"
 
 
-@notifies(HoldBecameReady)
 def book_available(event: HoldBecameReady) -> list[Notice]:
     """The patron whose hold became ready: pick it up before the deadline."""
     hold = db.session.get(Hold, event.hold_id)
@@ -28,7 +23,7 @@ def book_available(event: HoldBecameReady) -> list[Notice]:
             kind="book_available",
             title=f"Your book is ready: {hold.book.title}",
             body=f"Copy {hold.copy_id} is waiting for you at the desk until "
-            f"{_local(hold.pickup_deadline)}.",
+            f"{local_time(hold.pickup_deadline, 'notice')}.",
             url=hold_url(hold.id),
             dedupe_key=f"hold-ready:{hold.id}",
             topic=f"hold-{hold.id}",
@@ -37,7 +32,6 @@ def book_available(event: HoldBecameReady) -> list[Notice]:
     ]
 
 
-@notifies(HoldExpiringSoon)
 def hold_expiring(event: HoldExpiringSoon) -> list[Notice]:
     """The patron whose ready hold lapses within a day."""
     hold = db.session.get(Hold, event.hold_id)
@@ -47,7 +41,7 @@ def hold_expiring(event: HoldExpiringSoon) -> list[Notice]:
         Notice(
             user_id=hold.user_id,
             kind="hold_expiring",
-            title=f"Pick up {hold.book.title} by {_local(hold.pickup_deadline)}",
+            title=f"Pick up {hold.book.title} by {local_time(hold.pickup_deadline, 'notice')}",
             body="Your copy is set aside for one more day; after that it goes to the next reader.",
             url=hold_url(hold.id),
             dedupe_key=f"hold-expiring:{hold.id}",
@@ -56,7 +50,6 @@ def hold_expiring(event: HoldExpiringSoon) -> list[Notice]:
     ]
 
 
-@notifies(HoldExpired)
 def hold_expired(event: HoldExpired) -> list[Notice]:
     """The patron who did not collect a ready hold in time."""
     hold = db.session.get(Hold, event.hold_id)
@@ -72,3 +65,11 @@ def hold_expired(event: HoldExpired) -> list[Notice]:
             topic=f"hold-{hold.id}",
         )
     ]
+
+
+# Who is told what in the library: registered by library.init_app.
+RECIPIENTS: Recipients = {
+    HoldBecameReady: book_available,
+    HoldExpiringSoon: hold_expiring,
+    HoldExpired: hold_expired,
+}

@@ -3,56 +3,23 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from functools import wraps
-from typing import TypeVar
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from ..auth.models import User
 from ..auth.services import find_user
-from ..errors import APIError, ValidationError, whole_number
+from ..database import Raced, get_or_refuse, retry_on_conflict
+from ..errors import Conflict, Invalid, NotFound, whole_number
 from ..extensions import db
 from ..notifications.record import record
 from ..timeutil import utcnow
 from .events import HoldBecameReady, HoldExpired, HoldExpiringSoon
 from .models import ACTIVE_HOLD, Book, Copy, Hold, Loan
 
-T = TypeVar("T")
 MAX_COPIES_AT_ONCE = 100
-
-
-class Raced(Exception):
-    """A conditional update found the row changed under us: rerun the transaction."""
-
-
-def retry_on_conflict(func: Callable[..., T]) -> Callable[..., T]:
-    """Rerun a whole transaction that lost a race (SQLite lock, PostgreSQL serialization)."""
-
-    @wraps(func)
-    def wrapper(*args, **kwargs) -> T:
-        for _ in range(5):
-            try:
-                return func(*args, **kwargs)
-            except Raced:
-                db.session.rollback()
-            except (OperationalError, DBAPIError) as exc:
-                db.session.rollback()
-                if not _is_conflict(exc):
-                    raise
-        return func(*args, **kwargs)
-
-    return wrapper
-
-
-def _is_conflict(exc: DBAPIError) -> bool:
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    if code in ("40001", "40P01"):  # serialization failure, deadlock
-        return True
-    return "database is locked" in str(exc.orig)
 
 
 def _lock_book(book_id: int) -> None:
@@ -68,7 +35,7 @@ def _lock_book(book_id: int) -> None:
         .execution_options(synchronize_session=False)
     )
     if touched.rowcount == 0:
-        raise APIError(404, "not_found", "No such book.", "book_id")
+        raise NotFound("book_id", "No such book.")
 
 
 def _pickup_days() -> int:
@@ -157,10 +124,8 @@ def search_books(query: str = "", limit: int = 200) -> list[dict]:
 
 
 def book_summary(book_id: int) -> dict:
-    """Return one book with availability, or 404."""
-    book = db.session.get(Book, book_id)
-    if book is None:
-        raise APIError(404, "not_found", "No such book.", "book_id")
+    """Return one book with availability, or refuse (NotFound)."""
+    book = get_or_refuse(Book, book_id)
     counts = dict(
         db.session.execute(
             select(Copy.status, func.count()).where(Copy.book_id == book_id).group_by(Copy.status)
@@ -188,7 +153,7 @@ def normalize_isbn(value: object) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ValidationError("isbn", "isbn must be a string.")
+        raise Invalid("isbn", "isbn must be a string.")
     isbn = _ISBN_CHARS.sub("", value).upper()
     if re.fullmatch(r"\d{9}[\dX]", isbn):
         total = sum((10 - i) * (10 if c == "X" else int(c)) for i, c in enumerate(isbn))
@@ -198,15 +163,15 @@ def normalize_isbn(value: object) -> str | None:
     else:
         valid = False
     if not valid:
-        raise ValidationError("isbn", "isbn is not a valid ISBN-10 or ISBN-13.")
+        raise Invalid("isbn", "isbn is not a valid ISBN-10 or ISBN-13.")
     return isbn
 
 
 def _text(value: object, field: str, limit: int) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(field, f"{field} is required.")
+        raise Invalid(field, f"{field} is required.")
     if len(value.strip()) > limit:
-        raise ValidationError(field, f"{field} is longer than {limit} characters.")
+        raise Invalid(field, f"{field} is longer than {limit} characters.")
     return value.strip()
 
 
@@ -217,9 +182,7 @@ def add_book(title: object, author: object, isbn: object, copies: object) -> tup
     isbn = normalize_isbn(isbn)
     copies = whole_number(copies, "copies", 1, MAX_COPIES_AT_ONCE)
     if isbn and db.session.scalar(select(Book.id).where(Book.isbn == isbn)):
-        raise APIError(
-            409, "exists", f"A book with ISBN {isbn} is already in the catalogue.", "isbn"
-        )
+        raise Conflict("isbn", f"A book with ISBN {isbn} is already in the catalogue.", "exists")
     book = Book(title=title, author=author, isbn=isbn)
     db.session.add(book)
     new = [Copy(book=book) for _ in range(copies)]
@@ -228,7 +191,7 @@ def add_book(title: object, author: object, isbn: object, copies: object) -> tup
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
-        raise APIError(409, "exists", "That ISBN is already in the catalogue.", "isbn") from exc
+        raise Conflict("isbn", "That ISBN is already in the catalogue.", "exists") from exc
     return book, [c.id for c in new]
 
 
@@ -275,9 +238,9 @@ def place_hold(user_id: int, book_id: int) -> Hold:
         )
     )
     if mine:
-        raise APIError(409, "already_holding", "You already have a hold on this book.", "book_id")
+        raise Conflict("book_id", "You already have a hold on this book.", "already_holding")
     if _borrowing(user_id, book_id):
-        raise APIError(409, "already_borrowing", "You are borrowing this book already.", "book_id")
+        raise Conflict("book_id", "You are borrowing this book already.", "already_borrowing")
     hold = Hold(book_id=book_id, user_id=user_id, status="waiting", created_at=utcnow())
     db.session.add(hold)
     db.session.flush()
@@ -296,10 +259,10 @@ def _borrowing(user_id: int, book_id: int) -> bool:
 
 
 def get_hold(actor: User, hold_id: int) -> Hold:
-    """Return a hold its owner or a librarian may see; 404 for anyone else."""
-    hold = db.session.get(Hold, hold_id)
-    if hold is None or (hold.user_id != actor.id and not actor.has_role("librarian")):
-        raise APIError(404, "not_found", "No such hold.", "hold_id")
+    """Return a hold its owner or a librarian may see; NotFound for anyone else."""
+    hold = get_or_refuse(
+        Hold, hold_id, visible=lambda h: h.user_id == actor.id or actor.has_role("librarian")
+    )
     return hold
 
 
@@ -310,7 +273,7 @@ def cancel_hold(actor: User, hold_id: int) -> None:
     _lock_book(hold.book_id)
     hold = db.session.get(Hold, hold_id, populate_existing=True)
     if hold.status not in ACTIVE_HOLD:
-        raise APIError(409, "not_active", f"This hold is already {hold.status}.", "hold_id")
+        raise Conflict("hold_id", f"This hold is already {hold.status}.", "not_active")
     now = utcnow()
     _close(hold, "cancelled", now)
     _commit(fill_holds(hold.book_id, now))
@@ -349,10 +312,8 @@ def _copy(copy_id: object) -> Copy:
         if isinstance(copy_id, str) and copy_id.strip().isdigit():
             copy_id = int(copy_id)
         else:
-            raise ValidationError("copy_id", "copy_id must be a copy number.")
-    copy = db.session.get(Copy, copy_id)
-    if copy is None:
-        raise APIError(404, "not_found", f"There is no copy {copy_id}.", "copy_id")
+            raise Invalid("copy_id", "copy_id must be a copy number.")
+    copy = get_or_refuse(Copy, copy_id, message=f"There is no copy {copy_id}.")
     return copy
 
 
@@ -365,18 +326,18 @@ def check_out(copy_id: object, user_email: object) -> Loan:
     """Lend a copy to a patron: a copy on the shelf, or the one set aside for their hold."""
     copy = _copy(copy_id)
     if not isinstance(user_email, str) or not user_email.strip():
-        raise ValidationError("user_email", "user_email is required.")
+        raise Invalid("user_email", "user_email is required.")
     patron = find_user(user_email)
     if patron is None:
-        raise APIError(404, "not_found", f"No patron with e-mail {user_email}.", "user_email")
+        raise NotFound("user_email", f"No patron with e-mail {user_email}.")
     _lock_book(copy.book_id)
     copy = db.session.get(Copy, copy.id, populate_existing=True)
     now = utcnow()
     if copy.status == "loaned":
-        raise APIError(409, "on_loan", f"Copy {copy.id} is already on loan.", "copy_id")
+        raise Conflict("copy_id", f"Copy {copy.id} is already on loan.", "on_loan")
     if _borrowing(patron.id, copy.book_id):
-        raise APIError(
-            409, "already_borrowing", f"{patron.email} already borrows this book.", "user_email"
+        raise Conflict(
+            "user_email", f"{patron.email} already borrows this book.", "already_borrowing"
         )
     own = db.session.scalar(
         select(Hold).where(
@@ -385,9 +346,7 @@ def check_out(copy_id: object, user_email: object) -> Loan:
     )
     if copy.status == "held":
         if own is None or own.copy_id != copy.id:
-            raise APIError(
-                409, "held", f"Copy {copy.id} is set aside for another patron.", "copy_id"
-            )
+            raise Conflict("copy_id", f"Copy {copy.id} is set aside for another patron.", "held")
     else:
         first = db.session.scalar(
             select(Hold)
@@ -395,11 +354,10 @@ def check_out(copy_id: object, user_email: object) -> Loan:
             .order_by(Hold.created_at, Hold.id)
         )
         if first is not None and first.user_id != patron.id:
-            raise APIError(
-                409,
-                "queue",
-                "Patrons are waiting for this book: the copy goes to the first of them.",
+            raise Conflict(
                 "copy_id",
+                "Patrons are waiting for this book: the copy goes to the first of them.",
+                "queue",
             )
     return _lend(copy, patron.id, own, now)
 
@@ -425,7 +383,7 @@ def check_in(copy_id: object) -> tuple[Copy, Hold | None]:
         select(Loan).where(Loan.copy_id == copy.id, Loan.returned_at.is_(None))
     )
     if loan is None:
-        raise APIError(409, "not_on_loan", f"Copy {copy.id} is not on loan.", "copy_id")
+        raise Conflict("copy_id", f"Copy {copy.id} is not on loan.", "not_on_loan")
     now = utcnow()
     loan.returned_at = now
     db.session.execute(update(Copy).where(Copy.id == copy.id).values(status="shelf"))
@@ -438,13 +396,11 @@ def check_in(copy_id: object) -> tuple[Copy, Hold | None]:
 @retry_on_conflict
 def pick_up(hold_id: int) -> Loan:
     """The patron collects a ready hold: it becomes a loan."""
-    hold = db.session.get(Hold, hold_id)
-    if hold is None:
-        raise APIError(404, "not_found", "No such hold.", "hold_id")
+    hold = get_or_refuse(Hold, hold_id)
     _lock_book(hold.book_id)
     hold = db.session.get(Hold, hold_id, populate_existing=True)
     if hold.status != "ready":
-        raise APIError(409, "not_ready", f"This hold is {hold.status}, not ready.", "hold_id")
+        raise Conflict("hold_id", f"This hold is {hold.status}, not ready.", "not_ready")
     copy = db.session.get(Copy, hold.copy_id, populate_existing=True)
     return _lend(copy, hold.user_id, hold, utcnow())
 

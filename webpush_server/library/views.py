@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from ..auth import role_required
-from ..errors import APIError
+from ..errors import Invalid, Refused, refused_to_page, safe_back
 from ..extensions import db
 from . import services
 from .models import ACTIVE_HOLD, Book, Hold
@@ -21,9 +21,8 @@ def _attempt(action: Callable[[], str], back: str):
     """Run a desk action; flash its result or the reason it was refused, then go back."""
     try:
         flash(action(), "success")
-    except APIError as error:
-        db.session.rollback()
-        flash(error.message, "error")
+    except Refused as error:
+        return refused_to_page(error, back)
     return redirect(back)
 
 
@@ -63,10 +62,8 @@ def reserve(book_id: int):
     """Join the book's queue."""
     try:
         hold = services.place_hold(current_user.id, book_id)
-    except APIError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return redirect(url_for(".book", book_id=book_id))
+    except Refused as error:
+        return refused_to_page(error, url_for(".book", book_id=book_id))
     if hold.status == "ready":
         flash("A copy was on the shelf: it is set aside for you now.", "success")
     else:
@@ -88,10 +85,7 @@ def my_holds():
 @login_required
 def hold(hold_id: int):
     """One hold: where a "your book is ready" notification opens."""
-    try:
-        found = services.get_hold(current_user, hold_id)
-    except APIError:
-        abort(404)
+    found = services.get_hold(current_user, hold_id)
     return render_template("library/hold.html", hold=found, position=services.queue_position(found))
 
 
@@ -99,9 +93,7 @@ def hold(hold_id: int):
 @login_required
 def cancel(hold_id: int):
     """Cancel a hold (its owner or a librarian)."""
-    back = request.form.get("back") or url_for(".my_holds")
-    if not back.startswith("/") or back.startswith("//"):
-        back = url_for(".my_holds")
+    back = safe_back(request.form.get("back"), url_for(".my_holds"))
 
     def action() -> str:
         services.cancel_hold(current_user, hold_id)
@@ -203,7 +195,7 @@ def desk_add_copies():
     def action() -> str:
         raw = request.form.get("book_id", "")
         if not raw.isdigit():
-            raise APIError(400, "invalid", "Choose a book.", "book_id")
+            raise Invalid("book_id", "Choose a book.")
         ids = services.add_copies(int(raw), request.form.get("count", "1"))
         return f"Added copies {', '.join(map(str, ids))}."
 

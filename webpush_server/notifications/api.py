@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
-from ..errors import ValidationError
+from ..errors import Invalid
 from . import services
 
 bp = Blueprint("notifications_api", __name__, url_prefix="/api")
@@ -17,7 +17,7 @@ def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
     if raw is None or raw == "":
         return default
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ValidationError(name, f"{name} must be a whole number from {low} to {high}.")
+        raise Invalid(name, f"{name} must be a whole number from {low} to {high}.")
     return int(raw)
 
 

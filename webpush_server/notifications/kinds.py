@@ -11,10 +11,12 @@ class Kind:
     """How one kind of notification travels.
 
     ttl is the default lifetime; kinds that live "until the deadline" get expires_at from the
-    notice instead. push_when_visible sends Web Push even while the user has a visible tab.
+    notice instead. label is the short name the pages show beside it. push_when_visible sends
+    Web Push even while the user has a visible tab.
     """
 
     name: str
+    label: str
     urgency: str
     ttl: timedelta
     push_when_visible: bool = False
@@ -23,15 +25,15 @@ class Kind:
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
-        Kind("book_available", "high", timedelta(days=3)),
-        Kind("hold_expiring", "normal", timedelta(days=1)),
-        Kind("hold_expired", "normal", timedelta(days=3)),
-        Kind("campaign_succeeded", "normal", timedelta(days=7)),
-        Kind("campaign_failed", "normal", timedelta(days=7)),
-        Kind("campaign_deadline_soon", "low", timedelta(days=1)),
-        Kind("coupon_expiring", "normal", timedelta(days=1)),
+        Kind("book_available", "Library", "high", timedelta(days=3)),
+        Kind("hold_expiring", "Library", "normal", timedelta(days=1)),
+        Kind("hold_expired", "Library", "normal", timedelta(days=3)),
+        Kind("campaign_succeeded", "Funding", "normal", timedelta(days=7)),
+        Kind("campaign_failed", "Funding", "normal", timedelta(days=7)),
+        Kind("campaign_deadline_soon", "Funding", "low", timedelta(days=1)),
+        Kind("coupon_expiring", "Coupon", "normal", timedelta(days=1)),
         # `test` exists to test push: always sent to every device, even with a tab visible.
-        Kind("test", "high", timedelta(hours=1), push_when_visible=True),
+        Kind("test", "Test", "high", timedelta(hours=1), push_when_visible=True),
     )
 }
 

@@ -16,7 +16,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import UTCDateTime, db
+from ..database import UTCDateTime
+from ..extensions import db
 from ..timeutil import isoformat, utcnow
 
 DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "gone", "expired", "skipped")

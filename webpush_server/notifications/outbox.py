@@ -7,9 +7,11 @@ This is the transactional outbox: nothing leaves before the commit, nothing comm
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -18,6 +20,40 @@ from ..extensions import db
 log = logging.getLogger(__name__)
 _KEY = "outbox_delivery_ids"
 _LIVE_KEY = "outbox_live_messages"
+
+
+@dataclass
+class OutboxHooks:
+    """What receives committed work: jobs and realtime plug their functions in here.
+
+    They live on the app because realtime and jobs import notifications, never the reverse.
+    Unset hooks are skipped: the rows stay committed and the sweeper enqueues them.
+    """
+
+    enqueue: Callable[[list[int]], Any] | None = None  # delivery ids → delivery jobs
+    publish: Callable[[list[dict]], Any] | None = None  # live messages → open tabs
+    visible_users: Callable[[set[int]], set[int]] | None = None  # who has a visible tab
+
+
+_HOOKS = "webpush_server.outbox"
+
+
+def hooks(app: Flask | None = None) -> OutboxHooks:
+    """Return the app's outbox hooks (created empty on first use)."""
+    app = app or current_app
+    return app.extensions.setdefault(_HOOKS, OutboxHooks())
+
+
+def init_app(app: Flask) -> None:
+    """Hand committed work over after each commit and forget it after each rollback."""
+    hooks(app)
+    for name, listener in (
+        ("after_commit", _hand_over_after_commit),
+        ("after_rollback", _forget_after_rollback),
+    ):
+        # Session-class listeners are process-wide: install them once for every app.
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
 
 
 def remember_for_enqueue(delivery_ids: Iterable[int]) -> None:
@@ -30,23 +66,21 @@ def remember_for_publish(messages: Iterable[dict]) -> None:
     db.session.info.setdefault(_LIVE_KEY, []).extend(messages)
 
 
-@event.listens_for(Session, "after_commit")
 def _hand_over_after_commit(session: Session) -> None:
+    live, deliveries = session.info.pop(_LIVE_KEY, None), session.info.pop(_KEY, None)
+    if not (live or deliveries):
+        return
+    registered = hooks()
     # Live first: an open tab hears at once; delivery jobs take a worker round trip anyway.
     # Push still goes out if publishing fails; open tabs catch up from the inbox.
-    _hand_over(session.info.pop(_LIVE_KEY, None), "live_publish", "live messages")
+    _hand_over(live, registered.publish, "live messages")
     # Committed as pending either way: the sweep-outbox job enqueues what this misses.
-    _hand_over(session.info.pop(_KEY, None), "enqueue_deliveries", "deliveries")
+    _hand_over(deliveries, registered.enqueue, "deliveries")
 
 
-def _hand_over(items: list | None, hook: str, what: str) -> None:
-    """Pass committed items to the hook another package registered; never fail the commit.
-
-    Hooks live in app.extensions because realtime and jobs import notifications, never the
-    reverse.
-    """
-    handler = current_app.extensions.get(hook) if items else None
-    if handler is None:
+def _hand_over(items: list | None, handler: Callable[[list], Any] | None, what: str) -> None:
+    """Pass committed items to a hook; never fail the commit."""
+    if not items or handler is None:
         return
     try:
         handler(items)
@@ -54,7 +88,6 @@ def _hand_over(items: list | None, hook: str, what: str) -> None:
         log.warning("could not hand over %d %s", len(items), what, exc_info=True)
 
 
-@event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_KEY, None)
     session.info.pop(_LIVE_KEY, None)

@@ -20,16 +20,17 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import func, insert, select
 
-from ..extensions import db, insert_ignoring_conflicts
+from ..database import insert_ignoring_conflicts
+from ..extensions import db
 from ..push.models import Subscription
 from ..timeutil import utcnow
 from ..util import chunked
 from .kinds import KINDS, MAX_TTL
 from .models import Delivery, Notification
-from .outbox import remember_for_enqueue, remember_for_publish
+from .outbox import hooks, remember_for_enqueue, remember_for_publish
 
 log = logging.getLogger(__name__)
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_:.-]")
@@ -51,26 +52,31 @@ class Notice:
     expires_at: datetime | None = None
 
 
-# The map of the system: event type → function naming who is told what. Domain packages
-# register their rows with @notifies in their own notices.py.
-RECIPIENTS: dict[type, Callable[[Any], Iterable[Notice]]] = {}
+Recipients = dict[type, Callable[[Any], Iterable[Notice]]]
+_RECIPIENTS = "webpush_server.recipients"
 
 
-def notifies(event_type: type) -> Callable:
-    """Register the function that turns events of event_type into notices."""
+def recipients(app: Flask | None = None) -> Recipients:
+    """Return the app's map of the system: event type → who is told what."""
+    app = app or current_app
+    return app.extensions.setdefault(_RECIPIENTS, {})
 
-    def register(func: Callable[[Any], Iterable[Notice]]) -> Callable:
-        RECIPIENTS[event_type] = func
-        return func
 
-    return register
+def register_recipients(app: Flask, table: Recipients) -> None:
+    """Add a domain's RECIPIENTS table (the end of its notices.py); an event maps once."""
+    known = recipients(app)
+    for event_type, handler in table.items():
+        if known.get(event_type, handler) is not handler:
+            raise ValueError(f"{event_type.__name__} already has recipients")
+        known[event_type] = handler
 
 
 def record(events: Iterable[object]) -> list[int]:
     """Record the notices these domain events call for; return new notification ids."""
+    table = recipients()
     notices: list[Notice] = []
     for event in events:
-        handler = RECIPIENTS.get(type(event))
+        handler = table.get(type(event))
         if handler is None:
             raise LookupError(f"no recipients registered for {type(event).__name__}")
         notices.extend(handler(event))
@@ -153,7 +159,7 @@ def _fan_out(inserted: Sequence, now: datetime) -> None:
 def _live_only(inserted: Sequence) -> set[int]:
     """Return the ids of notifications that skip Web Push: their user has a visible tab."""
     candidates = [row for row in inserted if not KINDS[row.kind].push_when_visible]
-    visible_users = current_app.extensions.get("visible_users")
+    visible_users = hooks().visible_users
     if not candidates or visible_users is None:
         return set()
     try:

@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import func, select, update
 
-from ..errors import APIError
+from ..database import get_or_refuse
 from ..extensions import db
 from ..timeutil import utcnow
 from .models import Notification
@@ -62,11 +62,10 @@ def unread_count(user_id: int) -> int:
 
 
 def get_notification(user_id: int, notification_id: int) -> Notification:
-    """Return one of the user's notifications, or raise 404 (also for other users' ids)."""
-    row = db.session.get(Notification, notification_id)
-    if row is None or row.user_id != user_id:
-        raise APIError(404, "not_found", "No such notification.", "id")
-    return row
+    """Return one of the user's notifications; NotFound (also for other users' ids)."""
+    return get_or_refuse(
+        Notification, notification_id, field="id", visible=lambda row: row.user_id == user_id
+    )
 
 
 def mark_read(user_id: int, notification_id: int) -> Notification:

@@ -12,7 +12,9 @@ from .vapid import VapidSigner, key_path, load_private_key
 
 
 def init_app(app: Flask) -> None:
-    """Parse the push settings once, failing early on bad ones."""
+    """Parse the push settings once, failing early on bad ones; add the API and `flask vapid`."""
+    from . import api, cli
+
     app.extensions["push_hosts"] = HostPolicy.parse(app.config["PUSH_SERVICE_HOSTS"])
     value = app.config.get("VAPID_PRIVATE_KEY")
     if value:
@@ -20,6 +22,8 @@ def init_app(app: Flask) -> None:
             load_private_key(value)
         except ValueError as exc:
             raise ConfigError(f"VAPID_PRIVATE_KEY is not a usable key: {exc}") from exc
+    app.register_blueprint(api.bp)
+    app.register_blueprint(cli.bp)
 
 
 def host_policy() -> HostPolicy:

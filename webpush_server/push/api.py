@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user, login_required
 
 from ..config import ConfigError
-from ..errors import APIError
+from ..errors import Unavailable
 from . import host_policy, services, signer
 
 bp = Blueprint("push_api", __name__, url_prefix="/api/push")
@@ -19,8 +19,8 @@ def vapid_public_key():
         key = signer().public_key
     except ConfigError as exc:
         current_app.logger.error("%s", exc)
-        raise APIError(
-            503, "push_not_configured", "Push is not configured on this server."
+        raise Unavailable(
+            None, "Push is not configured on this server.", "push_not_configured"
         ) from exc
     return jsonify(publicKey=key)
 

@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import UTCDateTime, db
+from ..database import UTCDateTime
+from ..extensions import db
 from ..timeutil import isoformat, utcnow
 
 MAX_ENDPOINT_LENGTH = 2048

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import APIError, ValidationError
+from ..errors import Conflict, Invalid
 from ..extensions import db
 from .hosts import EndpointRefused, HostPolicy
 from .models import MAX_ENDPOINT_LENGTH, Subscription
@@ -30,43 +30,43 @@ class SubscriptionInput:
 
 
 def parse_subscription(data: object, policy: HostPolicy) -> SubscriptionInput:
-    """Validate a subscription body; raise ValidationError naming the field at fault."""
+    """Validate a subscription body; raise Invalid naming the field at fault."""
     if not isinstance(data, dict):
-        raise ValidationError(None, "Send a JSON object: PushSubscription.toJSON().")
+        raise Invalid(None, "Send a JSON object: PushSubscription.toJSON().")
     endpoint = _endpoint(data.get("endpoint"), "endpoint", policy)
     keys = data.get("keys")
     if not isinstance(keys, dict):
-        raise ValidationError("keys", "keys must be an object with p256dh and auth.")
+        raise Invalid("keys", "keys must be an object with p256dh and auth.")
     p256dh = _p256dh(keys.get("p256dh"))
     auth = _b64_field(keys.get("auth"), "keys.auth", 16)
     old = data.get("oldEndpoint")
     if old is not None:
         if not isinstance(old, str) or not old or len(old) > MAX_ENDPOINT_LENGTH:
-            raise ValidationError("oldEndpoint", "oldEndpoint must be an endpoint URL.")
+            raise Invalid("oldEndpoint", "oldEndpoint must be an endpoint URL.")
     return SubscriptionInput(endpoint, p256dh, auth, _expiration(data.get("expirationTime")), old)
 
 
 def _endpoint(value: object, field: str, policy: HostPolicy) -> str:
     if not isinstance(value, str) or not value:
-        raise ValidationError(field, f"{field} is required and must be a URL string.")
+        raise Invalid(field, f"{field} is required and must be a URL string.")
     if len(value) > MAX_ENDPOINT_LENGTH:
-        raise ValidationError(field, f"{field} is longer than {MAX_ENDPOINT_LENGTH} characters.")
+        raise Invalid(field, f"{field} is longer than {MAX_ENDPOINT_LENGTH} characters.")
     try:
         policy.check_endpoint(value)
     except EndpointRefused as exc:
-        raise ValidationError(field, f"{field} {exc}.", code="endpoint_not_allowed") from exc
+        raise Invalid(field, f"{field} {exc}.", code="endpoint_not_allowed") from exc
     return value
 
 
 def _b64_field(value: object, field: str, size: int) -> str:
     if not isinstance(value, str) or len(value) > 4 * size:
-        raise ValidationError(field, f"{field} must be a base64url string.")
+        raise Invalid(field, f"{field} must be a base64url string.")
     try:
         raw = b64url_decode(value)
     except ValueError as exc:
-        raise ValidationError(field, f"{field} must be base64url.") from exc
+        raise Invalid(field, f"{field} must be base64url.") from exc
     if len(raw) != size:
-        raise ValidationError(field, f"{field} must decode to {size} bytes, not {len(raw)}.")
+        raise Invalid(field, f"{field} must decode to {size} bytes, not {len(raw)}.")
     return value.rstrip("=")
 
 
@@ -75,7 +75,7 @@ def _p256dh(value: object) -> str:
     try:
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b64url_decode(text))
     except ValueError as exc:
-        raise ValidationError(
+        raise Invalid(
             "keys.p256dh", "keys.p256dh is not an uncompressed P-256 public key."
         ) from exc
     return text
@@ -86,9 +86,9 @@ def _expiration(value: object) -> datetime | None:
         return None
     # bool is an int in Python; a browser never sends one here.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError("expirationTime", "expirationTime must be null or milliseconds.")
+        raise Invalid("expirationTime", "expirationTime must be null or milliseconds.")
     if not 0 <= value < 253402300800000:
-        raise ValidationError("expirationTime", "expirationTime is out of range.")
+        raise Invalid("expirationTime", "expirationTime is out of range.")
     return datetime.fromtimestamp(value / 1000, UTC)
 
 
@@ -112,11 +112,10 @@ def save_subscription(
         )
         if count >= limit:
             db.session.rollback()
-            raise APIError(
-                409,
-                "too_many_devices",
-                f"You already have {limit} devices; remove one on the notifications page.",
+            raise Conflict(
                 "endpoint",
+                f"You already have {limit} devices; remove one on the notifications page.",
+                "too_many_devices",
             )
         row = Subscription(endpoint=sub.endpoint, user_id=user_id)
         db.session.add(row)
@@ -140,7 +139,7 @@ def save_subscription(
 def remove_subscription(user_id: int, endpoint: object) -> None:
     """Delete the caller's device with this endpoint; unknown endpoints are fine."""
     if not isinstance(endpoint, str) or not endpoint:
-        raise ValidationError("endpoint", "endpoint is required.")
+        raise Invalid("endpoint", "endpoint is required.")
     db.session.execute(
         delete(Subscription).where(
             Subscription.endpoint == endpoint, Subscription.user_id == user_id

@@ -21,8 +21,9 @@ DEFAULTS = {
 
 
 def init_app(app: Flask) -> None:
-    """Register the publisher and presence lookup for the outbox, and the /ws guard."""
-    from . import broker
+    """Plug the publisher and presence lookup into the outbox; add /ws, SSE and their guard."""
+    from ..notifications.outbox import hooks
+    from . import broker, sse, ws
 
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
@@ -30,9 +31,12 @@ def init_app(app: Flask) -> None:
         "SOCK_SERVER_OPTIONS",
         {"ping_interval": app.config["LIVE_PING_SECONDS"], "max_message_size": 4096},
     )
-    app.extensions["live_publish"] = broker.publish
-    app.extensions["visible_users"] = broker.visible_users
+    outbox = hooks(app)
+    outbox.publish = broker.publish
+    outbox.visible_users = broker.visible_users
     app.before_request(guard_websocket)
+    app.register_blueprint(ws.bp)
+    app.register_blueprint(sse.bp)
 
 
 def guard_websocket():

@@ -1,0 +1,155 @@
+"""Database helpers every package shares: UTC timestamps, races, conflict-free inserts, scans.
+
+When to lock what:
+
+- A change that reads rows and then writes depending on what it read (a copy to the next
+  hold, a pledge to an open campaign) first takes a row lock on the one parent row that
+  serialises it: ``UPDATE parent SET id = id WHERE id = :id`` (see the library's book lock).
+  On PostgreSQL that is a row lock until commit; on SQLite the first write takes the database
+  write lock, so every read after it sees the latest committed state. Prefer it to
+  ``SELECT … FOR UPDATE``, which SQLite ignores.
+- ``SELECT … FOR UPDATE`` (``with_for_update()``) is for PostgreSQL-only reads of rows you will
+  change in the same transaction when no single parent row serialises them; SQLite is already
+  serialised by the write lock taken before the read.
+- State transitions are conditional updates (``… WHERE status = 'waiting'``): a second line of
+  defence that turns a lost race into ``Raced`` and a rerun (``retry_on_conflict``).
+- Scheduled jobs scan with ``keyset_ids`` (one short read per chunk, no lock held) and change
+  each item in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import DateTime, Select, literal, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.types import TypeDecorator
+
+from .errors import NotFound
+from .extensions import db
+
+P = ParamSpec("P")
+T = TypeVar("T")
+M = TypeVar("M")
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp on every backend (SQLite returns naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite has no time zones: store naive UTC so comparisons in SQL are plain text order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Raced(Exception):
+    """A conditional update found the row changed under us: rerun the transaction."""
+
+
+def retry_on_conflict(func: Callable[P, T]) -> Callable[P, T]:
+    """Rerun a whole transaction that lost a race (SQLite lock, PostgreSQL serialization)."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        for _ in range(5):
+            try:
+                return func(*args, **kwargs)
+            except Raced:
+                db.session.rollback()
+            except (OperationalError, DBAPIError) as exc:
+                db.session.rollback()
+                if not _is_conflict(exc):
+                    raise
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _is_conflict(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code in ("40001", "40P01"):  # serialization failure, deadlock
+        return True
+    return "database is locked" in str(exc.orig)
+
+
+def insert_ignoring_conflicts(table: Any, index_elements: list[str]) -> Any:
+    """Return an INSERT that skips rows clashing on index_elements (ON CONFLICT DO NOTHING).
+
+    The statement is dialect-specific; this is what makes reruns and concurrent runs of jobs
+    record each notification, coupon or follow once.
+    """
+    dialect = db.session.get_bind().dialect.name
+    module = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect)
+    if module is None:
+        raise NotImplementedError(
+            f"conflict-ignoring inserts need SQLite or PostgreSQL, not {dialect}"
+        )
+    return module.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def keyset_ids(
+    stmt: Select, column: Any, chunk: int, *, release: bool = True
+) -> Iterator[list[Any]]:
+    """Yield lists of keys selected by stmt, in key order, up to chunk at a time.
+
+    column is one column (the ids come back as plain values) or a sequence of columns (a
+    tuple key such as (expires_at, id): the keys come back as tuples, compared as a row
+    value). stmt selects exactly those columns. Memory stays flat however many rows match.
+    With release (a job's scan), each read's transaction ends before the chunk is yielded, so
+    none stays open while the caller works; without it (paging inside a caller's
+    transaction, under its locks), the transaction is left alone.
+    """
+    columns: Sequence[Any] = column if isinstance(column, list | tuple) else (column,)
+    key = tuple_(*columns) if len(columns) > 1 else columns[0]
+    last: Any = None
+    while True:
+        page = stmt if last is None else stmt.where(key > last)
+        rows = db.session.execute(page.order_by(*columns).limit(chunk)).all()
+        if release:
+            db.session.rollback()
+        if not rows:
+            return
+        keys = [tuple(row) for row in rows] if len(columns) > 1 else [row[0] for row in rows]
+        yield keys
+        # Typed binds: a UTCDateTime key must be bound the way the column stores it.
+        last = (
+            tuple_(*(literal(v, c.type) for v, c in zip(keys[-1], columns, strict=True)))
+            if len(columns) > 1
+            else literal(keys[-1], columns[0].type)
+        )
+
+
+def get_or_refuse(
+    model: type[M],
+    ident: object,
+    *,
+    field: str | None = None,
+    message: str | None = None,
+    visible: Callable[[M], bool] | None = None,
+) -> M:
+    """Return the row of model with primary key ident, or raise NotFound.
+
+    field defaults to ``<model>_id``. A row the caller may not see (visible says no) is
+    refused exactly like a missing one, so ids cannot be probed.
+    """
+    row = db.session.get(model, ident) if isinstance(ident, int) else None
+    if row is None or (visible is not None and not visible(row)):
+        name = model.__name__.lower()
+        raise NotFound(field or f"{name}_id", message or f"No such {name}.")
+    return row
