@@ -16,6 +16,11 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
+# bench/ imports what the suite does not (psutil; pywebpush and aiohttp are in dev too).
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
 run: $(VENV)/.installed
 	$(BIN)/python -m webpush_server.devrun
 
@@ -30,7 +35,7 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format webpush_server tests bench wsgi.py
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/delivery.py
 
 clean:
