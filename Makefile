@@ -29,11 +29,12 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check webpush_server tests bench wsgi.py
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format webpush_server tests bench wsgi.py
+	$(BIN)/ruff format .
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/delivery.py
