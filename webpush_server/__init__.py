@@ -70,7 +70,7 @@ def register_extensions(app: Flask) -> None:
 def _csrf_after_login_check(app: Flask) -> None:
     """Check CSRF on every unsafe request, but let anonymous API calls reach their 401.
 
-    An anonymous request carries no session a forger could ride on, and CONTRACT.md promises
+    An anonymous request carries no session a forger could ride on, and docs/api.md promises
     401 (not a CSRF 400) to clients that are not logged in.
     """
     from flask import request

@@ -42,7 +42,8 @@ def worker(burst: bool, name: str | None) -> None:
     # connection pools outlive each job instead of being forked away (~11 ms a job).
     w = SimpleWorker(list(QUEUES), connection=connection(), name=name)
     with current_app.app_context():
-        # Load aiohttp and the VAPID key now: a missing key fails here, not on the first job.
+        # Build the sender and load the VAPID key now: a missing key fails here, not on the
+        # first job.
         delivery.warm_up()
         w.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
