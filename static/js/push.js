@@ -1,5 +1,5 @@
 // Web Push on this device: register the service worker, subscribe, unsubscribe, and resync the
-// subscription with the server on every page load (ARCHITECTURE.md, "Web Push rules").
+// subscription with the server on every page load (docs/architecture.md, "Web Push rules").
 
 import { api } from './api.js';
 

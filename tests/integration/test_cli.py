@@ -1,4 +1,4 @@
-"""The operator commands of CONTRACT.md."""
+"""The operator commands of docs/api.md."""
 
 from __future__ import annotations
 

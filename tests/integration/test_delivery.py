@@ -1,6 +1,6 @@
 """Web Push delivery through the API, the outbox and the real worker, checked at the push service.
 
-Every outcome of ARCHITECTURE.md's policy: sent; gone (compare-and-delete); too large (tickle);
+Every outcome in docs/architecture.md: sent; gone (compare-and-delete); too large (tickle);
 rate-limited (Retry-After); transient (backoff, then failed); configuration error (kept).
 """
 

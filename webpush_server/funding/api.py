@@ -1,4 +1,4 @@
-"""The funding JSON API (CONTRACT.md, "Funding")."""
+"""The funding JSON API (docs/api.md, "Funding")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The library's JSON API (CONTRACT.md, "Library")."""
+"""The library's JSON API (docs/api.md, "Library")."""
 
 from __future__ import annotations
 

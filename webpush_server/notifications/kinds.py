@@ -1,4 +1,4 @@
-"""Notification kinds and their Web Push options (CONTRACT.md, "Notification kinds")."""
+"""Notification kinds and their Web Push options (docs/api.md, "Notification kinds")."""
 
 from __future__ import annotations
 

@@ -208,7 +208,7 @@ def broker(app: Flask | None = None) -> Broker:
 
 
 def to_client(message: dict) -> list[dict]:
-    """Turn one published message into what a tab receives (CONTRACT.md, "live channels")."""
+    """Turn a published message into what tabs get (docs/api.md, "Inbox and live channels")."""
     out = []
     if "notification" in message:
         out.append({"type": "notification", "notification": message["notification"]})
