@@ -105,7 +105,7 @@ def validate_vapid_subject(subject: str | None) -> str:
         raise ConfigError(f"VAPID_SUBJECT {subject!r} contains spaces: {hint}")
     if subject.startswith("mailto:"):
         local, _, host = subject[len("mailto:") :].partition("@")
-        valid = bool(local) and "." in host and re.fullmatch(r"[A-Za-z0-9.-]+", host)
+        valid = bool(local and "." in host and re.fullmatch(r"[A-Za-z0-9.-]+", host))
     elif subject.startswith("https://"):
         host = urlparse(subject).hostname or ""
         valid = "." in host

@@ -22,14 +22,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
-from sqlalchemy import DateTime, Select, literal, tuple_
+from sqlalchemy import CursorResult, DateTime, Executable, Select, literal, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.types import TypeDecorator
 
-from .errors import NotFound
+from .errors import NotFound, as_id
 from .extensions import db
 
 P = ParamSpec("P")
@@ -86,6 +86,11 @@ def _is_conflict(exc: DBAPIError) -> bool:
     if code in ("40001", "40P01"):  # serialization failure, deadlock
         return True
     return "database is locked" in str(exc.orig)
+
+
+def rows_changed(statement: Executable) -> int:
+    """Execute an UPDATE or DELETE in the current transaction; return how many rows it changed."""
+    return cast(CursorResult[Any], db.session.execute(statement)).rowcount
 
 
 def insert_ignoring_conflicts(table: Any, index_elements: list[str]) -> Any:
@@ -148,7 +153,8 @@ def get_or_refuse(
     field defaults to ``<model>_id``. A row the caller may not see (visible says no) is
     refused exactly like a missing one, so ids cannot be probed.
     """
-    row = db.session.get(model, ident) if isinstance(ident, int) else None
+    key = as_id(ident) if isinstance(ident, int) else None
+    row = db.session.get(model, key) if key is not None else None
     if row is None or (visible is not None and not visible(row)):
         name = model.__name__.lower()
         raise NotFound(field or f"{name}_id", message or f"No such {name}.")

@@ -33,7 +33,8 @@ def seed() -> list[str]:
             create_user(email, DEMO_PASSWORD, role, name)
             created.append(email)
     # The demo patron is not among the borrowers, so their pages start clean.
-    readers = [find_user(email).id for email, _ in DEMO_READERS]
+    # Every demo reader exists now: created above, or by an earlier run.
+    readers = [user.id for email, _ in DEMO_READERS if (user := find_user(email))]
     library_demo.seed(readers)
     created += seed_funding(DEMO_PASSWORD)
     return created

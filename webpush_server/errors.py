@@ -83,11 +83,32 @@ def http_status(error: Refused) -> int:
 
 def whole_number(value: object, field: str, low: int, high: int) -> int:
     """Return value as an int from low to high (JSON numbers and form strings alike)."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    # ASCII digits only, and no more than the bound has: "²" and "１０００" pass isdigit() but
+    # not int(), and a 5,000-digit string would make int() itself refuse (and cost time).
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= len(str(high)):
+            value = int(text)
     # bool is an int in Python; counts and money are never true/false or fractions.
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise Invalid(field, f"{field} must be a whole number from {low:,} to {high:,}.")
+    return value
+
+
+MAX_ID = 2**63 - 1
+
+
+def as_id(value: object, lowest: int = 1) -> int | None:
+    """Return value as a row id (an int from lowest to 2^63 - 1, or such a string), else None.
+
+    A keyset cursor ("replay what came after id N") passes lowest=0.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        # ASCII digits only: "²" passes isdigit() but not int().
+        value = int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= MAX_ID:
+        return None
     return value
 
 

@@ -1,6 +1,6 @@
 """Flask extensions, created unbound and initialised in create_app()."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask import Flask
 from flask_login import LoginManager
@@ -8,7 +8,7 @@ from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import Engine, MetaData, event
+from sqlalchemy import Engine, MetaData, Table, event
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints keep Alembic migrations portable between SQLite and PostgreSQL.
@@ -26,6 +26,14 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+if TYPE_CHECKING:
+    # db.Model is built at run time; to the type checker it is this declarative base.
+    class Model(Base):
+        __abstract__ = True
+        __table__: ClassVar[Table]
+else:
+    Model = db.Model
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -37,7 +37,7 @@ def index():
 def service_worker():
     """Serve the service worker at the root so its scope can be the whole site."""
     response = send_from_directory(
-        current_app.static_folder, "service-worker.js", mimetype="text/javascript", max_age=0
+        _static_folder(), "service-worker.js", mimetype="text/javascript", max_age=0
     )
     response.headers["Service-Worker-Allowed"] = "/"
     # Browsers must see a new worker at once; a cached one would keep old push handling.
@@ -49,5 +49,12 @@ def service_worker():
 def manifest():
     """Serve the web app manifest that makes the site installable."""
     return send_from_directory(
-        current_app.static_folder, "manifest.webmanifest", mimetype="application/manifest+json"
+        _static_folder(), "manifest.webmanifest", mimetype="application/manifest+json"
     )
+
+
+def _static_folder() -> str:
+    # create_app always sets one; Flask's type allows None.
+    folder = current_app.static_folder
+    assert folder is not None
+    return folder

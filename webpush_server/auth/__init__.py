@@ -8,7 +8,7 @@ from functools import wraps
 from flask import Flask, abort, redirect, request, url_for
 from flask_login import current_user
 
-from ..errors import error_response, wants_json
+from ..errors import as_id, error_response, wants_json
 from ..extensions import csrf, db, login_manager
 
 
@@ -27,7 +27,8 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        key = as_id(user_id)
+        return db.session.get(User, key) if key is not None else None
 
     @login_manager.unauthorized_handler
     def unauthorized():

@@ -10,13 +10,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..database import UTCDateTime
-from ..extensions import db
+from ..extensions import Model
 from ..timeutil import utcnow
 
 ROLES = ("patron", "librarian", "admin")
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "user_account"
     __table_args__ = (CheckConstraint("role IN ('patron', 'librarian', 'admin')", name="role"),)
 

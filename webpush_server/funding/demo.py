@@ -24,7 +24,8 @@ def seed_funding(password: str) -> list[str]:
     """Create the demo campaigns once; return the titles created."""
     if db.session.scalar(select(Campaign.id).limit(1)) is not None:
         return []
-    users = [find_user("patron@demo.webpush-server.dev")]
+    patron = find_user("patron@demo.webpush-server.dev")
+    users = [patron] if patron else []
     for email, name in BACKERS:
         users.append(find_user(email) or create_user(email, password, "patron", name))
     admin = find_user("admin@demo.webpush-server.dev")

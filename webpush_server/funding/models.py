@@ -17,14 +17,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..database import UTCDateTime
-from ..extensions import db
+from ..extensions import Model
 from ..timeutil import utcnow
 
 CAMPAIGN_STATUSES = ("open", "succeeded", "failed")
 COUPON_STATUSES = ("active", "used", "expired")
 
 
-class Campaign(db.Model):
+class Campaign(Model):
     """A funding campaign: open until its deadline, then succeeded or failed, once."""
 
     __tablename__ = "campaign"
@@ -56,7 +56,7 @@ class Campaign(db.Model):
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class Pledge(db.Model):
+class Pledge(Model):
     """Money a user promised to a campaign; a user may pledge more than once."""
 
     __tablename__ = "pledge"
@@ -74,7 +74,7 @@ class Pledge(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Follow(db.Model):
+class Follow(Model):
     """A user's interest in a campaign: they hear about it before its deadline."""
 
     __tablename__ = "campaign_follow"
@@ -88,7 +88,7 @@ class Follow(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Coupon(db.Model):
+class Coupon(Model):
     """A backer's reward from a succeeded campaign, valid through the end of a local day."""
 
     __tablename__ = "coupon"

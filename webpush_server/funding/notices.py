@@ -17,7 +17,7 @@ from .timeutil import expires_on
 
 def campaign_succeeded(event: CampaignSucceeded) -> Iterator[Notice]:
     """Each backer: the campaign met its goal and here is your coupon."""
-    campaign = db.session.get(Campaign, event.campaign_id)
+    campaign = db.session.get_one(Campaign, event.campaign_id)
     coupons = db.session.execute(
         select(Coupon.user_id, Coupon.code, Coupon.expires_at).where(
             Coupon.campaign_id == event.campaign_id, Coupon.user_id.in_(event.backer_ids)
@@ -40,7 +40,7 @@ def campaign_succeeded(event: CampaignSucceeded) -> Iterator[Notice]:
 
 def campaign_failed(event: CampaignFailed) -> Iterator[Notice]:
     """Each backer: the campaign missed its goal."""
-    campaign = db.session.get(Campaign, event.campaign_id)
+    campaign = db.session.get_one(Campaign, event.campaign_id)
     for user_id in event.backer_ids:
         yield Notice(
             user_id=user_id,
@@ -54,7 +54,7 @@ def campaign_failed(event: CampaignFailed) -> Iterator[Notice]:
 
 def campaign_deadline_soon(event: CampaignDeadlineNeared) -> Iterator[Notice]:
     """Each follower who has not backed: the deadline is within a day."""
-    campaign = db.session.get(Campaign, event.campaign_id)
+    campaign = db.session.get_one(Campaign, event.campaign_id)
     when = local_time(campaign.deadline)
     for user_id in event.follower_ids:
         yield Notice(

@@ -24,7 +24,13 @@ from sqlalchemy import (
     update,
 )
 
-from ..database import UTCDateTime, get_or_refuse, insert_ignoring_conflicts, keyset_ids
+from ..database import (
+    UTCDateTime,
+    get_or_refuse,
+    insert_ignoring_conflicts,
+    keyset_ids,
+    rows_changed,
+)
 from ..errors import Conflict, Invalid, NotFound, whole_number
 from ..extensions import db
 from ..notifications.record import record
@@ -154,13 +160,13 @@ def update_campaign(campaign_id: int, fields: dict, now: datetime | None = None)
     if fields["deadline"] <= (now or utcnow()):
         raise Invalid("deadline", "deadline must be in the future.")
     # Conditional on status: the close job may be closing it right now.
-    changed = db.session.execute(
+    count = rows_changed(
         update(Campaign)
         .where(Campaign.id == campaign_id, Campaign.status == "open")
         .values(**fields)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    if not changed:
+    )
+    if not count:
         get_campaign(campaign_id)  # 404 when it does not exist
         raise Conflict("campaign_id", "A closed campaign cannot be edited.", "closed")
     db.session.commit()
@@ -274,7 +280,7 @@ def redeem_coupon(user_id: int, code: str, now: datetime | None = None) -> Coupo
     now = now or utcnow()
     code = code.strip().upper()
     # Conditional update: two redeems of one coupon cannot both succeed.
-    changed = db.session.execute(
+    count = rows_changed(
         update(Coupon)
         .where(
             Coupon.code == code,
@@ -284,14 +290,14 @@ def redeem_coupon(user_id: int, code: str, now: datetime | None = None) -> Coupo
         )
         .values(status="used", used_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     coupon = db.session.scalars(
         select(Coupon).where(Coupon.code == code, Coupon.user_id == user_id)
     ).one_or_none()
     if coupon is None:
         # Someone else's code answers like an unknown one: codes are not to be probed.
         raise NotFound("code", "No such coupon.")
-    if not changed:
+    if not count:
         db.session.rollback()
         state = "expired" if coupon.status == "expired" or coupon.expires_at <= now else "used"
         raise Conflict("code", f"This coupon is {state}.", state)
@@ -339,7 +345,7 @@ def close_campaign(campaign_id: int, now: datetime | None = None) -> str | None:
 
 
 def _issue_coupons(campaign_id: int, now: datetime) -> None:
-    campaign = db.session.get(Campaign, campaign_id)
+    campaign = db.session.get_one(Campaign, campaign_id)
     expires_at = coupon_expires_at(now, campaign.coupon_valid_days)
     stmt = insert_ignoring_conflicts(Coupon.__table__, ["campaign_id", "user_id"])
     # Paged inside the closing transaction: the campaign's row lock stays held throughout.
@@ -369,7 +375,7 @@ def notify_backers(campaign_id: int, chunk: int = CHUNK) -> int:
 
     Dedupe keys make a rerun after a crash skip the backers already told.
     """
-    campaign = db.session.get(Campaign, campaign_id)
+    campaign = db.session.get_one(Campaign, campaign_id)
     event_type = CampaignSucceeded if campaign.status == "succeeded" else CampaignFailed
     created = 0
     for backers in keyset_ids(_backers(campaign_id), Pledge.user_id, chunk):
@@ -420,11 +426,11 @@ def remind_coupon_owners(coupon_ids: list[int]) -> int:
 def expire_coupons(coupon_ids: list[int]) -> int:
     """Mark these coupons expired and commit; return how many changed."""
     # Conditional: a coupon redeemed since the scan read it stays used.
-    changed = db.session.execute(
+    count = rows_changed(
         update(Coupon)
         .where(Coupon.id.in_(coupon_ids), Coupon.status == "active")
         .values(status="expired")
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     db.session.commit()
-    return changed
+    return count

@@ -18,7 +18,7 @@ QUEUES = (DELIVERY_QUEUE, DEFAULT_QUEUE)
 
 def connection(app: Flask | None = None) -> Redis:
     """Return the app's Redis connection (created on first use)."""
-    app = app or current_app._get_current_object()
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     conn = app.extensions.get("redis")
     if conn is None:
         url = resolve_url(app.config.get("REDIS_URL"), app.instance_path)

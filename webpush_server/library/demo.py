@@ -69,4 +69,4 @@ def seed(patron_ids: list[int]) -> int:
 def _email(user_id: int) -> str:
     from ..auth.models import User
 
-    return db.session.get(User, user_id).email
+    return db.session.get_one(User, user_id).email

@@ -8,7 +8,7 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..database import UTCDateTime
-from ..extensions import db
+from ..extensions import Model
 from ..timeutil import utcnow
 
 COPY_STATUSES = ("shelf", "loaned", "held")
@@ -16,7 +16,7 @@ HOLD_STATUSES = ("waiting", "ready", "fulfilled", "cancelled", "expired")
 ACTIVE_HOLD = ("waiting", "ready")
 
 
-class Book(db.Model):
+class Book(Model):
     __tablename__ = "book"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -28,7 +28,7 @@ class Book(db.Model):
     copies: Mapped[list[Copy]] = relationship(back_populates="book", order_by="Copy.id")
 
 
-class Copy(db.Model):
+class Copy(Model):
     """One physical copy; its status says where it is."""
 
     __tablename__ = "book_copy"
@@ -42,7 +42,7 @@ class Copy(db.Model):
     book: Mapped[Book] = relationship(back_populates="copies")
 
 
-class Loan(db.Model):
+class Loan(Model):
     __tablename__ = "loan"
     __table_args__ = (
         # One copy is never on two active loans.
@@ -67,7 +67,7 @@ class Loan(db.Model):
     copy: Mapped[Copy] = relationship()
 
 
-class Hold(db.Model):
+class Hold(Model):
     """A patron's place in a book's queue: waiting → ready → fulfilled (or cancelled/expired)."""
 
     __tablename__ = "hold"

@@ -16,7 +16,7 @@ def hold_url(hold_id: int) -> str:
 
 def book_available(event: HoldBecameReady) -> list[Notice]:
     """The patron whose hold became ready: pick it up before the deadline."""
-    hold = db.session.get(Hold, event.hold_id)
+    hold = db.session.get_one(Hold, event.hold_id)
     return [
         Notice(
             user_id=hold.user_id,
@@ -52,7 +52,7 @@ def hold_expiring(event: HoldExpiringSoon) -> list[Notice]:
 
 def hold_expired(event: HoldExpired) -> list[Notice]:
     """The patron who did not collect a ready hold in time."""
-    hold = db.session.get(Hold, event.hold_id)
+    hold = db.session.get_one(Hold, event.hold_id)
     return [
         Notice(
             user_id=hold.user_id,

@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from ..auth.models import User
 from ..auth.services import find_user
-from ..database import Raced, get_or_refuse, retry_on_conflict
-from ..errors import Conflict, Invalid, NotFound, whole_number
+from ..database import Raced, get_or_refuse, retry_on_conflict, rows_changed
+from ..errors import Conflict, Invalid, NotFound, as_id, whole_number
 from ..extensions import db
 from ..notifications.record import record
 from ..timeutil import utcnow
@@ -28,13 +28,13 @@ def _lock_book(book_id: int) -> None:
     A no-op UPDATE: a row lock on PostgreSQL; on SQLite the first write takes the database
     write lock, so every read after it sees the latest committed state.
     """
-    touched = db.session.execute(
+    touched = rows_changed(
         update(Book)
         .where(Book.id == book_id)
         .values(id=Book.id)
         .execution_options(synchronize_session=False)
     )
-    if touched.rowcount == 0:
+    if touched == 0:
         raise NotFound("book_id", "No such book.")
 
 
@@ -61,14 +61,14 @@ def fill_holds(book_id: int, now: datetime) -> list[HoldBecameReady]:
     deadline = now + timedelta(days=_pickup_days())
     events = []
     for copy, hold in zip(free, waiting, strict=False):
-        claimed = db.session.execute(
+        claimed = rows_changed(
             update(Copy).where(Copy.id == copy.id, Copy.status == "shelf").values(status="held")
-        ).rowcount
-        readied = db.session.execute(
+        )
+        readied = rows_changed(
             update(Hold)
             .where(Hold.id == hold.id, Hold.status == "waiting")
             .values(status="ready", copy_id=copy.id, ready_at=now, pickup_deadline=deadline)
-        ).rowcount
+        )
         if not (claimed and readied):
             raise Raced(f"copy {copy.id} or hold {hold.id} changed under us")
         events.append(HoldBecameReady(hold.id))
@@ -215,7 +215,7 @@ def queue_position(hold: Hold) -> int | None:
     """Return a waiting hold's place in its book's queue (1 = next), else None."""
     if hold.status != "waiting":
         return None
-    ahead = db.session.scalar(
+    ahead = db.session.execute(
         select(func.count()).where(
             Hold.book_id == hold.book_id,
             Hold.status == "waiting",
@@ -224,7 +224,7 @@ def queue_position(hold: Hold) -> int | None:
                 and_(Hold.created_at == hold.created_at, Hold.id < hold.id),
             ),
         )
-    )
+    ).scalar_one()
     return ahead + 1
 
 
@@ -245,7 +245,7 @@ def place_hold(user_id: int, book_id: int) -> Hold:
     db.session.add(hold)
     db.session.flush()
     _commit(fill_holds(book_id, utcnow()))
-    return db.session.get(Hold, hold.id)
+    return db.session.get_one(Hold, hold.id)
 
 
 def _borrowing(user_id: int, book_id: int) -> bool:
@@ -271,7 +271,7 @@ def cancel_hold(actor: User, hold_id: int) -> None:
     """Cancel a hold (owner or librarian); a set-aside copy goes to the next in line."""
     hold = get_hold(actor, hold_id)
     _lock_book(hold.book_id)
-    hold = db.session.get(Hold, hold_id, populate_existing=True)
+    hold = db.session.get_one(Hold, hold_id, populate_existing=True)
     if hold.status not in ACTIVE_HOLD:
         raise Conflict("hold_id", f"This hold is already {hold.status}.", "not_active")
     now = utcnow()
@@ -308,13 +308,10 @@ def holds_for(user_id: int | None) -> list[tuple[Hold, User]]:
 
 
 def _copy(copy_id: object) -> Copy:
-    if isinstance(copy_id, bool) or not isinstance(copy_id, int):
-        if isinstance(copy_id, str) and copy_id.strip().isdigit():
-            copy_id = int(copy_id)
-        else:
-            raise Invalid("copy_id", "copy_id must be a copy number.")
-    copy = get_or_refuse(Copy, copy_id, message=f"There is no copy {copy_id}.")
-    return copy
+    key = as_id(copy_id)
+    if key is None:
+        raise Invalid("copy_id", "copy_id must be a copy number.")
+    return get_or_refuse(Copy, key, message=f"There is no copy {key}.")
 
 
 def _due_date(now: datetime) -> date:
@@ -331,7 +328,7 @@ def check_out(copy_id: object, user_email: object) -> Loan:
     if patron is None:
         raise NotFound("user_email", f"No patron with e-mail {user_email}.")
     _lock_book(copy.book_id)
-    copy = db.session.get(Copy, copy.id, populate_existing=True)
+    copy = db.session.get_one(Copy, copy.id, populate_existing=True)
     now = utcnow()
     if copy.status == "loaned":
         raise Conflict("copy_id", f"Copy {copy.id} is already on loan.", "on_loan")
@@ -390,7 +387,7 @@ def check_in(copy_id: object) -> tuple[Copy, Hold | None]:
     events = fill_holds(copy.book_id, now)
     hold = db.session.scalar(select(Hold).where(Hold.copy_id == copy.id, Hold.status == "ready"))
     _commit(events)
-    return db.session.get(Copy, copy.id), hold
+    return db.session.get_one(Copy, copy.id), hold
 
 
 @retry_on_conflict
@@ -398,10 +395,10 @@ def pick_up(hold_id: int) -> Loan:
     """The patron collects a ready hold: it becomes a loan."""
     hold = get_or_refuse(Hold, hold_id)
     _lock_book(hold.book_id)
-    hold = db.session.get(Hold, hold_id, populate_existing=True)
+    hold = db.session.get_one(Hold, hold_id, populate_existing=True)
     if hold.status != "ready":
         raise Conflict("hold_id", f"This hold is {hold.status}, not ready.", "not_ready")
-    copy = db.session.get(Copy, hold.copy_id, populate_existing=True)
+    copy = db.session.get_one(Copy, hold.copy_id, populate_existing=True)
     return _lend(copy, hold.user_id, hold, utcnow())
 
 
@@ -440,9 +437,10 @@ def expire_hold(hold_id: int) -> bool:
     if hold is None:
         return False
     _lock_book(hold.book_id)
-    hold = db.session.get(Hold, hold_id, populate_existing=True)
+    hold = db.session.get_one(Hold, hold_id, populate_existing=True)
     now = utcnow()
-    if hold.status != "ready" or hold.pickup_deadline > now:
+    # A ready hold always has a deadline (a check constraint); "or now" keeps mypy sure too.
+    if hold.status != "ready" or (hold.pickup_deadline or now) > now:
         db.session.rollback()
         return False
     _close(hold, "expired", now)

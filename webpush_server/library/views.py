@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from ..auth import role_required
-from ..errors import Invalid, Refused, refused_to_page, safe_back
+from ..errors import Invalid, Refused, as_id, refused_to_page, safe_back
 from ..extensions import db
 from . import services
 from .models import ACTIVE_HOLD, Book, Hold
@@ -193,10 +193,10 @@ def desk_add_copies():
     """Add copies to a book; waiting holds get them at once."""
 
     def action() -> str:
-        raw = request.form.get("book_id", "")
-        if not raw.isdigit():
+        book_id = as_id(request.form.get("book_id", ""))
+        if book_id is None:
             raise Invalid("book_id", "Choose a book.")
-        ids = services.add_copies(int(raw), request.form.get("count", "1"))
+        ids = services.add_copies(book_id, request.form.get("count", "1"))
         return f"Added copies {', '.join(map(str, ids))}."
 
     return _attempt(action, url_for(".desk"))

@@ -6,19 +6,18 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
-from ..errors import Invalid
+from ..errors import whole_number
 from . import services
 
 bp = Blueprint("notifications_api", __name__, url_prefix="/api")
 
 
-def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+def _int_arg(name: str, low: int, high: int) -> int | None:
+    """Return query argument name as an int from low to high, None when absent."""
     raw = request.args.get(name)
     if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise Invalid(name, f"{name} must be a whole number from {low} to {high}.")
-    return int(raw)
+        return None
+    return whole_number(raw, name, low, high)
 
 
 @bp.get("/notifications")
@@ -28,8 +27,8 @@ def inbox():
     rows = services.list_inbox(
         current_user.id,
         unread_only=request.args.get("unread") in ("1", "true"),
-        limit=_int_arg("limit", 50, 1, 200),
-        before=_int_arg("before", None, 1, 2**63 - 1),
+        limit=_int_arg("limit", 1, 200) or 50,
+        before=_int_arg("before", 1, 2**63 - 1),
     )
     return jsonify(
         notifications=[row.to_json() for row in rows],

@@ -17,13 +17,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..database import UTCDateTime
-from ..extensions import db
+from ..extensions import Model
 from ..timeutil import isoformat, utcnow
 
 DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "gone", "expired", "skipped")
 
 
-class Notification(db.Model):
+class Notification(Model):
     """One message to one user: the inbox row, the source of truth."""
 
     __tablename__ = "notification"
@@ -58,7 +58,7 @@ class Notification(db.Model):
         }
 
 
-class Delivery(db.Model):
+class Delivery(Model):
     """One attempt target of a notification: a push subscription (the outbox row)."""
 
     __tablename__ = "delivery"
@@ -91,7 +91,7 @@ class Delivery(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class DeliveryAttempt(db.Model):
+class DeliveryAttempt(Model):
     """What happened on one try of a delivery: kept for diagnosis."""
 
     __tablename__ = "delivery_attempt"

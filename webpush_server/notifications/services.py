@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import func, select, update
 
-from ..database import get_or_refuse
+from ..database import get_or_refuse, rows_changed
 from ..extensions import db
 from ..timeutil import utcnow
 from .models import Notification
@@ -54,11 +54,11 @@ def list_since(user_id: int, after: int, limit: int = 100) -> list[Notification]
 
 def unread_count(user_id: int) -> int:
     """Count the user's unread notifications."""
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count())
         .select_from(Notification)
         .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-    )
+    ).scalar_one()
 
 
 def get_notification(user_id: int, notification_id: int) -> Notification:
@@ -85,12 +85,12 @@ def _publish_unread_count(user_id: int) -> None:
 
 def mark_all_read(user_id: int) -> int:
     """Mark every unread notification of the user read; return how many changed."""
-    result = db.session.execute(
+    count = rows_changed(
         update(Notification)
         .where(Notification.user_id == user_id, Notification.read_at.is_(None))
         .values(read_at=utcnow())
     )
-    if result.rowcount:
+    if count:
         remember_for_publish([{"user_id": user_id, "unread_count": 0}])
     db.session.commit()
-    return result.rowcount
+    return count

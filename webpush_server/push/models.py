@@ -8,13 +8,13 @@ from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..database import UTCDateTime
-from ..extensions import db
+from ..extensions import Model
 from ..timeutil import isoformat, utcnow
 
 MAX_ENDPOINT_LENGTH = 2048
 
 
-class Subscription(db.Model):
+class Subscription(Model):
     __tablename__ = "push_subscription"
 
     id: Mapped[int] = mapped_column(primary_key=True)

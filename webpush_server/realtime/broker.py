@@ -197,7 +197,7 @@ _broker_lock = threading.Lock()
 
 def broker(app: Flask | None = None) -> Broker:
     """Return this process's broker (a forked child gets its own)."""
-    app = app or current_app._get_current_object()
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     with _broker_lock:
         cached = app.extensions.get("live_broker")
         if cached is None or cached[0] != os.getpid():

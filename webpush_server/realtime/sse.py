@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, current_app, request
 from flask_login import current_user, login_required
 
+from ..errors import as_id
 from ..extensions import db
 from ..notifications import services
 from . import broker as live
@@ -20,7 +21,7 @@ def _last_event_id() -> int | None:
     """Return the newest id the client has, or None for a client that wants no replay."""
     # EventSource sends Last-Event-ID when it reconnects; the first connect passes ?after=.
     raw = request.headers.get("Last-Event-ID") or request.args.get("after", "")
-    return int(raw) if raw.strip().isdigit() else None
+    return as_id(raw, lowest=0)
 
 
 def _event(name: str, data: dict, event_id: int | None = None) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 from flask import Blueprint, current_app, request
 from flask_login import current_user
 
+from ..errors import as_id
 from ..extensions import db, sock
 from ..notifications import services
 from . import broker as live
@@ -20,7 +22,7 @@ bp = Blueprint("realtime_ws", __name__)
 def _after_id() -> int | None:
     """Return the newest id the tab has (?after=), or None for a tab that wants no replay."""
     raw = request.args.get("after", "")
-    return int(raw) if raw.isdigit() else None
+    return as_id(raw, lowest=0)
 
 
 @sock.route("/ws", bp=bp)
@@ -44,7 +46,9 @@ def live_socket(ws) -> None:
         after = _after_id()
         missed = services.list_since(user_id, after) if after is not None else []
         replayed = {row.id for row in missed}
-        hello = [{"type": "notification", "notification": row.to_json()} for row in missed]
+        hello: list[dict[str, Any]] = [
+            {"type": "notification", "notification": row.to_json()} for row in missed
+        ]
         hello.append({"type": "unread_count", "count": services.unread_count(user_id)})
         # The socket may stay open for hours: give the database connection back now.
         db.session.remove()
