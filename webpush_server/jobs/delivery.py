@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -16,12 +15,12 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 
 from ..extensions import db
 from ..notifications.models import Delivery, DeliveryAttempt, Notification
+from ..notifications.payload import push_payload
 from ..push import host_policy, signer
-from ..push.crypto import MAX_PLAINTEXT
 from ..push.models import Subscription
 from ..push.policy import Outcome, backoff_seconds
 from ..push.sender import PushRequest, PushResult, Sender, SyncSender, origin_of
-from ..timeutil import isoformat, utcnow
+from ..timeutil import utcnow
 from .context import app_context
 from .keyset import keyset_ids
 from .queues import DELIVERY_QUEUE, enqueue_deliveries, queue
@@ -142,24 +141,16 @@ def load(condition) -> list[Claimed]:
 
 def build_payload(item: Claimed, tickle: bool) -> tuple[bytes, bool]:
     """Return the push message and whether it is a tickle (the full one would not fit)."""
-    if not tickle:
-        full = json.dumps(
-            {
-                "id": item.notification_id,
-                "kind": item.kind,
-                "title": item.title,
-                "body": item.body,
-                "url": item.url,
-                "tag": item.tag,
-                "created_at": isoformat(item.created_at),
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode()
-        if len(full) <= MAX_PLAINTEXT:
-            return full, False
-    small = {"id": item.notification_id, "kind": item.kind, "tickle": True}
-    return json.dumps(small, separators=(",", ":")).encode(), True
+    return push_payload(
+        id=item.notification_id,
+        kind=item.kind,
+        title=item.title,
+        body=item.body,
+        url=item.url,
+        tag=item.tag,
+        created_at=item.created_at,
+        tickle=tickle,
+    )
 
 
 def _request(item: Claimed, now: datetime) -> PushRequest:

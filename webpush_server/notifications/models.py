@@ -17,7 +17,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import UTCDateTime, db
-from ..timeutil import isoformat, utcnow
+from ..timeutil import utcnow
+from .payload import notification_json
 
 DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "gone", "expired", "skipped")
 
@@ -45,16 +46,16 @@ class Notification(db.Model):
 
     def to_json(self) -> dict:
         """Return the inbox API shape."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "title": self.title,
-            "body": self.body,
-            "url": self.url,
-            "tag": self.tag,
-            "created_at": isoformat(self.created_at),
-            "read_at": isoformat(self.read_at),
-        }
+        return notification_json(
+            id=self.id,
+            kind=self.kind,
+            title=self.title,
+            body=self.body,
+            url=self.url,
+            tag=self.tag,
+            created_at=self.created_at,
+            read_at=self.read_at,
+        )
 
 
 class Delivery(db.Model):
