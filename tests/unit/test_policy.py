@@ -78,6 +78,7 @@ SETTINGS = RetrySettings(max_attempts=5, base_seconds=2.0, max_seconds=60.0)
         (Outcome.TOO_LARGE, "failed"),  # even as a tickle: retrying would not help
         (Outcome.CONFIG_ERROR, "failed"),
         (Outcome.REFUSED, "failed"),
+        (Outcome.ERROR, "failed"),  # building or sending the request raised: it would again
     ],
 )
 def test_final_outcomes_are_never_retried(outcome, status):

@@ -20,6 +20,9 @@ class Outcome(enum.StrEnum):
     CONFIG_ERROR = "config_error"  # 400/401/403 and other 4xx: our keys or JWT are wrong
     REFUSED = "refused"  # we would not connect (SSRF policy): fail, keep the subscription
     EXPIRED = "expired"  # the notification outlived its TTL before we could send it
+    # Preparing or sending this request raised (an endpoint we cannot write, a bug): fail it
+    # alone, keep the subscription; retrying would raise again.
+    ERROR = "error"
 
 
 def classify(status: int | None) -> Outcome:
@@ -108,5 +111,5 @@ def next_state(
         if outcome is Outcome.RATE_LIMITED and retry_after is not None:
             delay = min(max(retry_after, 0.0), settings.max_seconds)
         return "pending", now + timedelta(seconds=delay)
-    # TOO_LARGE even as a tickle, CONFIG_ERROR, REFUSED: retrying would not help.
+    # TOO_LARGE even as a tickle, CONFIG_ERROR, REFUSED, ERROR: retrying would not help.
     return "failed", None
