@@ -1,18 +1,35 @@
-"""The outbox sweeper: hand back what dead workers held, re-enqueue what was left pending."""
+"""The outbox sweeper: take back what lost workers held, re-enqueue what was left pending.
+
+A worker that dies mid-batch (or a job that keeps failing) leaves its deliveries `sending`.
+After DELIVERY_CLAIM_TIMEOUT_SECONDS the sweeper hands them back as `pending`; each claim
+counted an attempt, so a delivery that has used its PUSH_MAX_ATTEMPTS ends `dead` instead of
+going round for ever.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from ..extensions import db
 from ..notifications.models import Delivery
 from ..timeutil import utcnow
 from .context import app_context
 from .keyset import keyset_ids
+from .outcomes import MAX_ERROR
 from .queues import enqueue_deliveries
+
+log = logging.getLogger(__name__)
+
+_D = Delivery.__table__.c
+_SET_LAST_ERROR = (
+    update(Delivery.__table__)
+    .where(_D.id == bindparam("b_id"))
+    .values(last_error=bindparam("b_last_error"))
+)
 
 
 def sweep_outbox(chunk: int = 1000) -> int:
@@ -20,15 +37,10 @@ def sweep_outbox(chunk: int = 1000) -> int:
     with app_context():
         config = current_app.config
         now = utcnow()
-        stale = now - timedelta(seconds=config["DELIVERY_CLAIM_TIMEOUT_SECONDS"])
-        # A worker that died mid-batch leaves rows claimed forever: give them back.
-        db.session.execute(
-            update(Delivery)
-            .where(Delivery.status == "sending", Delivery.claimed_at < stale)
-            .values(status="pending", claim_token=None, next_attempt_at=None)
-            .execution_options(synchronize_session=False)
+        reclaim(
+            now - timedelta(seconds=config["DELIVERY_CLAIM_TIMEOUT_SECONDS"]),
+            config["PUSH_MAX_ATTEMPTS"],
         )
-        db.session.commit()
         # Leave just-recorded rows to the enqueue that follows their commit.
         due = now - timedelta(seconds=config["SWEEP_GRACE_SECONDS"])
         pending = select(Delivery.id).where(
@@ -40,3 +52,48 @@ def sweep_outbox(chunk: int = 1000) -> int:
             enqueue_deliveries(ids)
             total += len(ids)
         return total
+
+
+def reclaim(stale: datetime, max_attempts: int) -> tuple[int, int]:
+    """Take back deliveries claimed before stale; return how many went back and how many died.
+
+    A delivery with attempts left goes back to `pending`. One that has used max_attempts
+    (claims count, lost or not) ends `dead`, its last_error saying how often a worker lost it.
+    """
+    lost = (_D.status == "sending", _D.claimed_at < stale)
+    taken_back = {"claim_token": None, "next_attempt_at": None, "reclaims": _D.reclaims + 1}
+    given_back = db.session.execute(
+        update(Delivery.__table__)
+        .where(*lost, _D.attempts < max_attempts)
+        .values(status="pending", **taken_back)
+    ).rowcount
+    dead = db.session.execute(
+        update(Delivery.__table__)
+        .where(*lost, _D.attempts >= max_attempts)
+        .values(status="dead", **taken_back)
+        .returning(_D.id, _D.reclaims, _D.last_error)
+    ).all()
+    if dead:
+        db.session.execute(
+            _SET_LAST_ERROR,
+            [
+                {"b_id": row.id, "b_last_error": lost_error(row.reclaims, row.last_error)}
+                for row in dead
+            ],
+        )
+    db.session.commit()
+    if dead:
+        log.warning(
+            "%d deliveries are dead: workers lost them until their attempts ran out (ids %s)",
+            len(dead),
+            ", ".join(str(row.id) for row in dead[:20]),
+        )
+    return given_back, len(dead)
+
+
+def lost_error(reclaims: int, last_error: str | None) -> str:
+    """Return a dead delivery's last_error: the lost claims, then what went wrong before."""
+    text = f"worker lost the claim {reclaims} time{'' if reclaims == 1 else 's'}"
+    if last_error:
+        text += f"; last error: {last_error}"
+    return text[:MAX_ERROR]

@@ -20,7 +20,8 @@ from ..extensions import UTCDateTime, db
 from ..timeutil import utcnow
 from .payload import notification_json
 
-DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "gone", "expired", "skipped")
+# dead: workers kept losing it (the sweeper took it back) until it ran out of attempts.
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "gone", "expired", "skipped", "dead")
 
 
 class Notification(db.Model):
@@ -65,7 +66,7 @@ class Delivery(db.Model):
     __table_args__ = (
         UniqueConstraint("notification_id", "subscription_id", name="uq_delivery_target"),
         CheckConstraint(
-            "status IN ('pending', 'sending', 'sent', 'failed', 'gone', 'expired', 'skipped')",
+            "status IN (" + ", ".join(f"'{status}'" for status in DELIVERY_STATUSES) + ")",
             name="status",
         ),
         # The sweeper's scan: pending or stale-sending rows by time.
@@ -81,6 +82,8 @@ class Delivery(db.Model):
     )
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Times the sweeper took it back from a worker that never finished (claim timed out).
+    reclaims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     tickle: Mapped[bool] = mapped_column(Boolean, default=False)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
