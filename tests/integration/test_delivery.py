@@ -326,3 +326,20 @@ def test_one_bad_endpoint_fails_alone_and_the_rest_of_its_batch_is_sent(
     assert FailedJobRegistry(DELIVERY_QUEUE, connection=connection).count == 0
     # Our fault or the endpoint's, never a reason to delete the device.
     assert bad_endpoint in {s.endpoint for s in subscription_rows(app)}
+
+
+def test_a_request_that_cannot_be_built_fails_alone(patron_api, push_service, app):
+    good, broken = subscribe(patron_api, push_service, 2)
+    patron_api.post("/api/push/test")
+    now = utcnow()
+    with app.app_context():
+        claimed = claim([d.id for d in deliveries(app)], now)
+        # A bug upstream handed the payload builder a value JSON cannot hold.
+        (item,) = [c for c in claimed if c.endpoint == broken.endpoint]
+        item.title = {"not", "json"}
+        assert send_claimed(claimed, now) == {"sent": 1, "failed": 1}
+    rows = {r.id: r for r in deliveries(app)}
+    assert rows[item.id].status == "failed"
+    assert rows[item.id].last_error.startswith("TypeError")
+    assert [a.outcome for a in attempts(app, item.id)] == ["error"]
+    assert [p.endpoint for p in push_service.wait_for_count(1)] == [good.endpoint]

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -111,6 +112,21 @@ def _request(item: Claimed, now: datetime) -> PushRequest:
     )
 
 
+def _requests(
+    items: Iterable[Claimed], now: datetime, tries: dict[int, list[PushResult]]
+) -> list[PushRequest]:
+    """Return the requests for items; one that cannot be built is that item's failed try."""
+    requests = []
+    for item in items:
+        try:
+            requests.append(_request(item, now))
+        except Exception as exc:
+            log.error("building the push request for delivery %s raised", item.id, exc_info=exc)
+            error = f"{type(exc).__name__}: {exc}"
+            tries[item.id].append(PushResult(item.id, Outcome.ERROR, error=error))
+    return requests
+
+
 def send_claimed(claimed: list[Claimed], now: datetime) -> dict[str, int]:
     """Send claimed deliveries and record what became of each."""
     if not claimed:
@@ -126,7 +142,7 @@ def send_claimed(claimed: list[Claimed], now: datetime) -> dict[str, int]:
             )
         else:
             sendable[item.id] = item
-    for result in _sender().send([_request(item, now) for item in sendable.values()]):
+    for result in _sender().send(_requests(sendable.values(), now, tries)):
         tries[result.key].append(result)
     # 413: the service wants less. Resend those at once as tickles (id only).
     resend = [
@@ -136,7 +152,7 @@ def send_claimed(claimed: list[Claimed], now: datetime) -> dict[str, int]:
     ]
     for item in resend:
         item.tickle = True
-    for result in _sender().send([_request(item, now) for item in resend]):
+    for result in _sender().send(_requests(resend, now, tries)):
         tries[result.key].append(result)
     plan = plan_batch(claimed, tries, now, retry_settings(current_app.config))
     write_plan(plan)
