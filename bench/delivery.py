@@ -438,7 +438,8 @@ def naive_messages(app, m: int) -> list[tuple[dict, bytes]]:
     from sqlalchemy import select
 
     from webpush_server.extensions import db
-    from webpush_server.jobs.delivery import build_payload, load
+    from webpush_server.jobs.claim import load
+    from webpush_server.jobs.delivery import build_payload
     from webpush_server.notifications.models import Delivery
 
     with app.app_context():

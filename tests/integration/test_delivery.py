@@ -279,3 +279,67 @@ def test_a_wrong_vapid_key_is_refused_by_the_service_and_nothing_is_deleted(
         assert db.session.scalars(select(Subscription)).one().endpoint == device.endpoint
     (push,) = push_service.pushes_for(device.endpoint)
     assert push.error  # the service says why it refused
+
+
+def test_one_bad_endpoint_fails_alone_and_the_rest_of_its_batch_is_sent(
+    app, make_user, push_service, run_worker, redis_url
+):
+    from collections import Counter
+
+    from rq.registry import FailedJobRegistry
+
+    size = app.config["DELIVERY_BATCH_SIZE"]
+    assert size == 250
+    user_id = make_user("batch@webpush-server.dev")
+    good = [push_service.new_subscription() for _ in range(size - 1)]
+    keys = push_service.new_subscription()
+    # Accepted at subscribe time before endpoints had to be ASCII; the request line cannot
+    # hold it. It sits in the middle of the batch, at the same push service as the others.
+    bad_endpoint = f"{push_service.origin}/push/中文"
+    with app.app_context():
+        rows = [
+            Subscription(user_id=user_id, endpoint=d.endpoint, p256dh=d.p256dh, auth=d.auth)
+            for d in good
+        ]
+        bad = Subscription(
+            user_id=user_id, endpoint=bad_endpoint, p256dh=keys.p256dh, auth=keys.auth
+        )
+        rows.insert(size // 2, bad)
+        db.session.add_all(rows)
+        db.session.commit()
+        bad_id = bad.id
+        record_notices([Notice(user_id, "test", "To everyone", "b", "/", "batch:1")])
+        db.session.commit()
+    connection = Redis.from_url(redis_url)
+    assert Queue(DELIVERY_QUEUE, connection=connection).count == 1  # one job, the whole batch
+    run_worker()
+
+    pushes = push_service.wait_for_count(size - 1)
+    assert sorted(p.endpoint for p in pushes) == sorted(d.endpoint for d in good)
+    assert all(p.status == 201 and p.error is None for p in pushes)
+    rows = deliveries(app)
+    assert Counter(r.status for r in rows) == {"sent": size - 1, "failed": 1}
+    (failed,) = [r for r in rows if r.status == "failed"]
+    assert failed.subscription_id == bad_id
+    assert "not ASCII" in failed.last_error
+    assert [(a.outcome, a.status_code) for a in attempts(app, failed.id)] == [("error", None)]
+    assert FailedJobRegistry(DELIVERY_QUEUE, connection=connection).count == 0
+    # Our fault or the endpoint's, never a reason to delete the device.
+    assert bad_endpoint in {s.endpoint for s in subscription_rows(app)}
+
+
+def test_a_request_that_cannot_be_built_fails_alone(patron_api, push_service, app):
+    good, broken = subscribe(patron_api, push_service, 2)
+    patron_api.post("/api/push/test")
+    now = utcnow()
+    with app.app_context():
+        claimed = claim([d.id for d in deliveries(app)], now)
+        # A bug upstream handed the payload builder a value JSON cannot hold.
+        (item,) = [c for c in claimed if c.endpoint == broken.endpoint]
+        item.title = {"not", "json"}
+        assert send_claimed(claimed, now) == {"sent": 1, "failed": 1}
+    rows = {r.id: r for r in deliveries(app)}
+    assert rows[item.id].status == "failed"
+    assert rows[item.id].last_error.startswith("TypeError")
+    assert [a.outcome for a in attempts(app, item.id)] == ["error"]
+    assert [p.endpoint for p in push_service.wait_for_count(1)] == [good.endpoint]

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from tests.conftest import flask_command, process_env
 from tests.pushservice import Reply
 from webpush_server.extensions import db
+from webpush_server.jobs.claim import claim
 from webpush_server.jobs.delivery import sweep_outbox
 from webpush_server.jobs.queues import DELIVERY_QUEUE, enqueue_deliveries
 from webpush_server.notifications.models import Delivery
@@ -203,3 +204,74 @@ def test_two_workers_never_send_the_same_delivery(
     sent = [(p.endpoint, p.json["id"]) for p in push_service.received]
     assert len(sent) == len(set(sent)) == 200
     assert all("deliver_batch" in w.output() for w in workers), "both workers took jobs"
+
+
+def test_a_delivery_its_workers_keep_losing_ends_dead(make_user, push_service, app, run_worker):
+    user_id = make_user("poison@webpush-server.dev")
+    device = push_service.new_subscription()
+    add_device(app, user_id, device.endpoint, push_service, keys=device)
+    notify(app, user_id)
+    queue = Queue(DELIVERY_QUEUE, connection=app.extensions["redis"])
+    (delivery_id,) = [d.id for d in deliveries(app)]
+    max_attempts = app.config["PUSH_MAX_ATTEMPTS"]
+    timeout = timedelta(seconds=app.config["DELIVERY_CLAIM_TIMEOUT_SECONDS"] + 1)
+    for lost in range(1, max_attempts + 1):
+        queue.empty()
+        with app.app_context():
+            # A worker claims the delivery, then dies before it records anything.
+            assert [c.id for c in claim([delivery_id], utcnow() - timeout)] == [delivery_id]
+            enqueued = sweep_outbox()
+        (row,) = deliveries(app)
+        assert (row.attempts, row.reclaims) == (lost, lost)
+        if lost < max_attempts:
+            assert (row.status, enqueued) == ("pending", 1)
+    assert (row.status, enqueued) == ("dead", 0)
+    assert row.last_error == f"worker lost the claim {max_attempts} times"
+    assert row.claim_token is None
+    # Dead stays dead: the sweeper neither takes it back nor enqueues it again.
+    with app.app_context():
+        assert sweep_outbox() == 0
+    run_worker()
+    assert deliveries(app)[0].status == "dead"
+    assert push_service.received == []
+
+
+def test_a_lost_last_attempt_ends_dead_with_the_error_before_it(make_user, push_service, app):
+    user_id = make_user("lastlost@webpush-server.dev")
+    add_device(app, user_id, push_service.new_subscription().endpoint, push_service)
+    notify(app, user_id)
+    max_attempts = app.config["PUSH_MAX_ATTEMPTS"]
+    stale = utcnow() - timedelta(seconds=app.config["DELIVERY_CLAIM_TIMEOUT_SECONDS"] + 1)
+    with app.app_context():
+        # Retried after 500s, then the worker of the last attempt died.
+        db.session.execute(
+            update(Delivery).values(
+                status="sending",
+                claimed_at=stale,
+                claim_token="dead",
+                attempts=max_attempts,
+                last_status_code=500,
+                last_error="HTTP 500: oops",
+            )
+        )
+        db.session.commit()
+        assert sweep_outbox() == 0
+    (row,) = deliveries(app)
+    assert row.status == "dead"
+    assert row.last_error == "worker lost the claim 1 time; last error: HTTP 500: oops"
+    assert row.last_status_code == 500
+
+
+def test_the_sweeper_takes_back_only_stale_claims(make_user, push_service, app):
+    user_id = make_user("freshclaim@webpush-server.dev")
+    add_device(app, user_id, push_service.new_subscription().endpoint, push_service)
+    notify(app, user_id)
+    Queue(DELIVERY_QUEUE, connection=app.extensions["redis"]).empty()
+    with app.app_context():
+        # A live worker claimed it just now, at its last attempt: neither reclaimed nor dead.
+        db.session.execute(update(Delivery).values(attempts=app.config["PUSH_MAX_ATTEMPTS"] - 1))
+        db.session.commit()
+        assert len(claim([d.id for d in deliveries(app)], utcnow())) == 1
+        assert sweep_outbox() == 0
+    (row,) = deliveries(app)
+    assert (row.status, row.reclaims) == ("sending", 0)

@@ -186,3 +186,55 @@ def test_vapid_public_key_is_the_uncompressed_point(client, vapid_public):
     assert key == vapid_public
     raw = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
     assert len(raw) == 65 and raw[0] == 4
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "reason"),
+    [
+        # Each is the local push service's endpoint, allowed but for the one fault shown.
+        ("{origin}/push/中文", "must be ASCII"),
+        ("http://127.0.0.1.:{port}/push/x", "empty label"),
+        ("{origin}/push/a\\b", "backslashes"),
+        ("{origin}/push/a%00b", "%00"),
+        ("http://127.0.0.1:0{port}/push/x", "leading zeros"),
+        ("http://127.0.0.1:/push/x", "leading zeros"),
+        ("https://fcm..googleapis.com/fcm/send/x", "empty label"),
+        ("https://bücher.push.services.mozilla.com/x", "must be ASCII"),
+    ],
+)
+def test_endpoints_not_in_canonical_form_are_refused_naming_the_field(
+    patron_api, push_service, app, endpoint, reason
+):
+    body = push_service.new_subscription().as_json()
+    port = push_service.host_port.rsplit(":", 1)[1]
+    body["endpoint"] = endpoint.format(origin=push_service.origin, port=port)
+    response = patron_api.post("/api/push/subscriptions", json=body)
+    assert response.status_code == 400, response.json
+    error = response.json["error"]
+    assert (error["field"], error["code"]) == ("endpoint", "endpoint_not_allowed")
+    assert reason in error["message"]
+    assert count_subscriptions(app) == 0
+
+
+def test_an_explicit_default_port_is_stored_without_it(make_app, make_user, push_service):
+    from tests.conftest import Api
+
+    app = make_app(PUSH_SERVICE_HOSTS=f"fcm.googleapis.com,{push_service.host_port}")
+    make_user("port@webpush-server.dev")
+    api = Api(app.test_client())
+    api.login("port@webpush-server.dev")
+    body = push_service.new_subscription().as_json()
+    body["endpoint"] = "https://fcm.googleapis.com:443/fcm/send/abc"
+    created = api.post("/api/push/subscriptions", json=body)
+    assert created.status_code == 201
+    listed = api.get("/api/push/subscriptions").json["subscriptions"]
+    assert [s["endpoint"] for s in listed] == ["https://fcm.googleapis.com/fcm/send/abc"]
+    # Both spellings are the same device.
+    body["endpoint"] = "https://fcm.googleapis.com/fcm/send/abc"
+    again = api.post("/api/push/subscriptions", json=body)
+    assert (again.status_code, again.json["id"]) == (200, created.json["id"])
+    gone = api.delete(
+        "/api/push/subscriptions", json={"endpoint": "https://fcm.googleapis.com:443/fcm/send/abc"}
+    )
+    assert gone.status_code == 204
+    assert api.get("/api/push/subscriptions").json["subscriptions"] == []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from webpush_server.config import DEFAULT_PUSH_SERVICE_HOSTS
 from webpush_server.push.hosts import (
     EndpointRefused,
     HostPolicy,
+    canonical_endpoint,
     check_resolved,
     is_forbidden_address,
 )
@@ -83,3 +86,73 @@ def test_internal_addresses_are_forbidden(address):
 @pytest.mark.parametrize("address", ["142.250.74.106", "2a00:1450:4001:82b::200a"])
 def test_public_addresses_are_fine(address):
     assert not is_forbidden_address(address)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "canonical"),
+    [
+        # What browsers hand out is already canonical and stays as it is, escapes included.
+        (
+            "https://fcm.googleapis.com/fcm/send/abc:APA91b",
+            "https://fcm.googleapis.com/fcm/send/abc:APA91b",
+        ),
+        (
+            "https://wns2-db5p.notify.windows.com/w/?token=BQY%2bA%3d",
+            "https://wns2-db5p.notify.windows.com/w/?token=BQY%2bA%3d",
+        ),
+        (
+            "https://xn--bcher-kva.push.services.mozilla.com/x",
+            "https://xn--bcher-kva.push.services.mozilla.com/x",
+        ),
+        ("http://127.0.0.1:8089/push/1", "http://127.0.0.1:8089/push/1"),
+        ("https://[2001:db8::1]:8443/x", "https://[2001:db8::1]:8443/x"),
+        # The scheme's default port written out is dropped, as a browser writes the URL.
+        ("https://fcm.googleapis.com:443/fcm/send/abc", "https://fcm.googleapis.com/fcm/send/abc"),
+        ("http://127.0.0.1:80/push/1", "http://127.0.0.1/push/1"),
+        ("https://[2001:db8::1]:443/x", "https://[2001:db8::1]/x"),
+        ("https://fcm.googleapis.com:443", "https://fcm.googleapis.com"),
+    ],
+)
+def test_endpoints_are_stored_in_canonical_form(endpoint, canonical):
+    assert canonical_endpoint(endpoint) == canonical
+
+
+def test_the_allow_list_check_returns_the_canonical_endpoint():
+    assert (
+        DEFAULT.check_endpoint("https://fcm.googleapis.com:443/fcm/send/abc")
+        == "https://fcm.googleapis.com/fcm/send/abc"
+    )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "reason"),
+    [
+        # Non-ASCII is refused, not encoded: the stored text is the key the browser sends back.
+        ("https://fcm.googleapis.com/中文", "must be ASCII"),
+        ("https://fcm.googleapis.com/fcm/send/é", "must be ASCII"),
+        ("https://bücher.push.services.mozilla.com/x", "must be ASCII"),
+        ("https://xn--a.push.services.mozilla.com/x", "not valid IDNA"),
+        ("https://xn--99999999.push.services.mozilla.com/x", "not valid IDNA"),
+        ("https://fcm..googleapis.com/x", "empty label"),
+        ("https://.fcm.googleapis.com/x", "empty label"),
+        ("https://fcm.googleapis.com./x", "empty label"),
+        ("https://fcm_push.googleapis.com/x", "not a valid DNS name"),
+        ("https://-fcm.googleapis.com/x", "not a valid DNS name"),
+        ("https://fcm.googleapis.com\\@evil.example.org/x", "backslashes"),
+        ("https://fcm.googleapis.com/fcm\\send/abc", "backslashes"),
+        ("https://fcm.googleapis.com/fcm/send/a%00b", "%00"),
+        ("https://fcm.googleapis.com/fcm/send/a%0D%0Ab", "%00"),
+        ("https://fcm.googleapis.com/fcm/send/a%7fb", "%00"),
+        ("https://fcm.googleapis.com:0443/x", "leading zeros"),
+        ("https://fcm.googleapis.com:00443/x", "leading zeros"),
+        ("https://fcm.googleapis.com:/x", "leading zeros"),
+        ("https://fcm.googleapis.com:0/x", "leading zeros"),
+        ("https://fcm.googleapis.com:99999/x", "valid URL"),
+        ("https://fcm.googleapis.com:+443/x", "valid URL"),
+    ],
+)
+def test_endpoints_not_in_canonical_form_are_refused(endpoint, reason):
+    with pytest.raises(EndpointRefused, match=re.escape(reason)):
+        canonical_endpoint(endpoint)
+    with pytest.raises(EndpointRefused, match=re.escape(reason)):
+        DEFAULT.check_endpoint(endpoint)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from webpush_server.push.hosts import EndpointRefused, HostPolicy
-from webpush_server.push.http import Client, ProtocolError
+from webpush_server.push.http import Client, InvalidRequest, ProtocolError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
 
@@ -155,3 +155,15 @@ def test_unlisted_loopback_is_refused_before_connecting():
             await client.pool("https://localhost").post("/p", {}, b"")
 
     run(scenario())
+
+
+@pytest.mark.parametrize("target", ["/push/中文", "/push/a b", "/push/\x00", "push/1"])
+def test_a_request_we_cannot_write_is_refused_before_connecting(target):
+    async def scenario(client, origin):
+        pool = client.pool(origin)
+        with pytest.raises(InvalidRequest):
+            await pool.post(target, {"TTL": "60"}, b"x")
+        # The pool is fine for the next request.
+        assert (await pool.post("/push/1", {"TTL": "60"}, b"x")).status == 201
+
+    assert len(run(serve(ok, scenario))) == 1

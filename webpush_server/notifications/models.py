@@ -18,9 +18,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..database import UTCDateTime
 from ..extensions import Model
-from ..timeutil import isoformat, utcnow
+from ..timeutil import utcnow
+from .payload import notification_json
 
-DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "gone", "expired", "skipped")
+# dead: workers kept losing it (the sweeper took it back) until it ran out of attempts.
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "gone", "expired", "skipped", "dead")
 
 
 class Notification(Model):
@@ -46,16 +48,16 @@ class Notification(Model):
 
     def to_json(self) -> dict:
         """Return the inbox API shape."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "title": self.title,
-            "body": self.body,
-            "url": self.url,
-            "tag": self.tag,
-            "created_at": isoformat(self.created_at),
-            "read_at": isoformat(self.read_at),
-        }
+        return notification_json(
+            id=self.id,
+            kind=self.kind,
+            title=self.title,
+            body=self.body,
+            url=self.url,
+            tag=self.tag,
+            created_at=self.created_at,
+            read_at=self.read_at,
+        )
 
 
 class Delivery(Model):
@@ -65,7 +67,7 @@ class Delivery(Model):
     __table_args__ = (
         UniqueConstraint("notification_id", "subscription_id", name="uq_delivery_target"),
         CheckConstraint(
-            "status IN ('pending', 'sending', 'sent', 'failed', 'gone', 'expired', 'skipped')",
+            "status IN (" + ", ".join(f"'{status}'" for status in DELIVERY_STATUSES) + ")",
             name="status",
         ),
         # The sweeper's scan: pending or stale-sending rows by time.
@@ -81,6 +83,8 @@ class Delivery(Model):
     )
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Times the sweeper took it back from a worker that never finished (claim timed out).
+    reclaims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     tickle: Mapped[bool] = mapped_column(Boolean, default=False)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

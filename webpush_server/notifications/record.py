@@ -17,7 +17,6 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 from flask import Flask, current_app
@@ -31,6 +30,7 @@ from ..util import chunked
 from .kinds import KINDS, MAX_TTL
 from .models import Delivery, Notification
 from .outbox import hooks, remember_for_enqueue, remember_for_publish
+from .payload import notification_json
 
 log = logging.getLogger(__name__)
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_:.-]")
@@ -181,11 +181,12 @@ def _remember_live(inserted: Sequence, rows_by_key: dict[str, dict]) -> None:
             .group_by(Notification.user_id)
         ).all()
     )
+    fields = ("kind", "title", "body", "url", "tag", "created_at")
     remember_for_publish(
         {
             "user_id": row.user_id,
-            "notification": Notification.to_json(
-                SimpleNamespace(id=row.id, read_at=None, **rows_by_key[row.dedupe_key])
+            "notification": notification_json(
+                id=row.id, **{name: rows_by_key[row.dedupe_key][name] for name in fields}
             ),
             "unread_count": unread.get(row.user_id, 0),
         }

@@ -9,6 +9,7 @@ the address it checked, so DNS rebinding cannot slip an internal address in betw
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 import time
@@ -23,10 +24,16 @@ MAX_HEADER_LINES = 100
 MAX_BODY = 64 * 1024
 DNS_TTL = 60.0
 IDLE_TIMEOUT = 55.0  # below the 60 s idle timeouts push services and proxies commonly use
+# A request target is visible ASCII: no spaces, controls or anything beyond U+007E.
+_UNSAFE_IN_TARGET = re.compile(r"[^\x21-\x7e]")
 
 
 class ProtocolError(ConnectionError):
     """The server's answer was not HTTP/1.x we can read."""
+
+
+class InvalidRequest(ValueError):
+    """We cannot write this request (its target or a header): no connection was touched."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +115,7 @@ class Pool:
 
     async def post(self, target: str, headers: dict[str, str], body: bytes) -> Response:
         """POST body to target (path and query) and return the response."""
-        if any("\n" in value or "\r" in value for value in headers.values()):
-            raise ValueError("header values must not contain line breaks")
-        head = [f"POST {target} HTTP/1.1", f"Host: {self.netloc}"]
-        head += [f"{name}: {value}" for name, value in headers.items()]
-        head.append(f"Content-Length: {len(body)}")
-        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        request = self._request(target, headers, body)
         conn = self._take_idle()
         if conn is not None:
             try:
@@ -124,6 +126,25 @@ class Pool:
                 if getattr(exc, "partial_response", False):
                     raise
         return await self._exchange(await self._open(), request)
+
+    def _request(self, target: str, headers: dict[str, str], body: bytes) -> bytes:
+        """Return the request's bytes; raise InvalidRequest before any socket is used."""
+        # HTTP/1.1 request lines and our header values are ASCII (RFC 9112, RFC 9110 5.5).
+        if not self.netloc.isascii():
+            raise InvalidRequest(f"host {self.netloc[:80]!r} is not ASCII (IDNA-encode it)")
+        if not target.startswith("/") or _UNSAFE_IN_TARGET.search(target):
+            if not target.isascii():
+                raise InvalidRequest(f"request target {target[:80]!r} is not ASCII")
+            raise InvalidRequest("request target must be a path without spaces or controls")
+        for name, value in headers.items():
+            if "\n" in value or "\r" in value:
+                raise InvalidRequest("header values must not contain line breaks")
+            if not value.isascii():
+                raise InvalidRequest(f"header {name} is not ASCII")
+        head = [f"POST {target} HTTP/1.1", f"Host: {self.netloc}"]
+        head += [f"{name}: {value}" for name, value in headers.items()]
+        head.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
 
     async def _exchange(self, conn: _Connection, request: bytes) -> Response:
         try:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 import random
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from ..timeutil import utcnow
@@ -19,6 +20,9 @@ class Outcome(enum.StrEnum):
     CONFIG_ERROR = "config_error"  # 400/401/403 and other 4xx: our keys or JWT are wrong
     REFUSED = "refused"  # we would not connect (SSRF policy): fail, keep the subscription
     EXPIRED = "expired"  # the notification outlived its TTL before we could send it
+    # Preparing or sending this request raised (an endpoint we cannot write, a bug): fail it
+    # alone, keep the subscription; retrying would raise again.
+    ERROR = "error"
 
 
 def classify(status: int | None) -> Outcome:
@@ -62,3 +66,50 @@ def backoff_seconds(
     """Exponential backoff with equal jitter: half fixed, half random, never above cap."""
     ceiling = min(cap, base * 2 ** max(0, attempt - 1))
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """How often and how patiently a delivery is retried (PUSH_MAX_ATTEMPTS, PUSH_RETRY_*)."""
+
+    max_attempts: int
+    base_seconds: float
+    max_seconds: float
+
+
+def next_state(
+    outcome: Outcome,
+    attempts: int,
+    now: datetime,
+    settings: RetrySettings,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> tuple[str, datetime | None]:
+    """Return a delivery's new status after an outcome and, for a retry, when it is due.
+
+    Args:
+        outcome: what the last attempt came to.
+        attempts: the attempts made so far, this one included.
+        now: when the attempt ended.
+        settings: the retry bound and backoff.
+        retry_after: the seconds a 429/503 asked us to wait, if it said.
+        rng: the source of backoff jitter (tests pass a seeded one).
+
+    Returns:
+        ("pending", when) for a retry; otherwise the final status and None.
+    """
+    if outcome is Outcome.SENT:
+        return "sent", None
+    if outcome is Outcome.GONE:
+        return "gone", None
+    if outcome is Outcome.EXPIRED:
+        return "expired", None
+    if outcome in (Outcome.RATE_LIMITED, Outcome.TRANSIENT):
+        if attempts >= settings.max_attempts:
+            return "failed", None
+        delay = backoff_seconds(attempts, settings.base_seconds, settings.max_seconds, rng)
+        if outcome is Outcome.RATE_LIMITED and retry_after is not None:
+            delay = min(max(retry_after, 0.0), settings.max_seconds)
+        return "pending", now + timedelta(seconds=delay)
+    # TOO_LARGE even as a tickle, CONFIG_ERROR, REFUSED, ERROR: retrying would not help.
+    return "failed", None

@@ -1,7 +1,8 @@
 """Send a batch of Web Push requests and return one outcome per request.
 
 Many requests are in flight at once, grouped per push service origin over pooled keep-alive
-connections (push/http.py). Exceptions never escape for a single request: each becomes a result.
+connections (push/http.py). Exceptions never escape for a single request: each becomes that
+request's result, and the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 
 from .crypto import encrypt
 from .hosts import EndpointRefused, HostPolicy, check_resolved, is_ip_literal
-from .http import Client, Pool
+from .http import Client, InvalidRequest, Pool
 from .policy import Outcome, classify, parse_retry_after
 from .vapid import VapidSigner
 
@@ -76,35 +77,55 @@ class Sender:
         self._client.close()
 
     async def send(self, requests: Iterable[PushRequest]) -> list[PushResult]:
-        """Send every request, many in flight per origin; return results in input order."""
+        """Send every request, many in flight per origin; return results in input order.
+
+        Whatever goes wrong with one request (an endpoint we cannot write, a bug) is that
+        request's result; the others of the batch are sent all the same.
+        """
         by_origin: dict[str, list[tuple[PushRequest, str]]] = defaultdict(list)
         ordered = list(requests)
-        for request in ordered:
-            parts = urlsplit(request.endpoint)
-            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            by_origin[f"{parts.scheme}://{parts.netloc}"].append((request, target))
         results: dict[int, PushResult] = {}
+        for request in ordered:
+            try:
+                parts = urlsplit(request.endpoint)
+                origin = f"{parts.scheme}://{parts.netloc}"
+            except Exception as exc:
+                log.error("push request for delivery %s raised", request.key, exc_info=exc)
+                results[request.key] = _raised(request.key, exc)
+                continue
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            by_origin[origin].append((request, target))
 
         async def run_origin(origin: str, batch: list[tuple[PushRequest, str]]) -> None:
             try:
                 # Once per origin and batch: the allow list may have changed since subscribe
                 # time, and an IP literal never goes through the resolver.
                 self._check_origin(origin)
+                authorization = self.signer.authorization(origin)
+                pool = self._client.pool(origin)
             except EndpointRefused as exc:
                 for request, _target in batch:
                     results[request.key] = PushResult(
                         request.key, Outcome.REFUSED, error=f"endpoint {exc}"
                     )
                 return
+            except Exception as exc:
+                log.error(
+                    "preparing %d push requests to %s raised", len(batch), origin, exc_info=exc
+                )
+                for request, _target in batch:
+                    results[request.key] = _raised(request.key, exc)
+                return
             gate = asyncio.Semaphore(self.concurrency)
-            authorization = self.signer.authorization(origin)
-            pool = self._client.pool(origin)
 
             async def one(request: PushRequest, target: str) -> None:
                 async with gate:
-                    results[request.key] = await self._send_one(
-                        pool, request, target, authorization
-                    )
+                    try:
+                        result = await self._send_one(pool, request, target, authorization)
+                    except Exception as exc:
+                        log.error("push request for delivery %s raised", request.key, exc_info=exc)
+                        result = _raised(request.key, exc)
+                    results[request.key] = result
 
             await asyncio.gather(*(one(r, t) for r, t in batch))
 
@@ -132,6 +153,10 @@ class Sender:
                 response = await pool.post(target, headers, body)
         except EndpointRefused as exc:
             return PushResult(request.key, Outcome.REFUSED, error=f"endpoint {exc}")
+        except InvalidRequest as exc:
+            # The endpoint got past validation (stored before it was this strict) or a header
+            # is wrong: sending it again would fail the same way.
+            return PushResult(request.key, Outcome.ERROR, error=f"invalid request: {exc}")
         except TimeoutError:
             return PushResult(request.key, Outcome.TRANSIENT, error="timeout")
         except (OSError, asyncio.IncompleteReadError) as exc:
@@ -155,6 +180,11 @@ class Sender:
         if is_ip_literal(host):
             port = parts.port or (443 if parts.scheme == "https" else 80)
             check_resolved(self.policy, host, port, [host])
+
+
+def _raised(key: int, exc: Exception) -> PushResult:
+    """Return the result of a request whose preparing or sending raised unexpectedly."""
+    return PushResult(key, Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
 
 
 class SyncSender:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, Invalid
 from ..extensions import db
-from .hosts import EndpointRefused, HostPolicy
+from .hosts import EndpointRefused, HostPolicy, canonical_endpoint
 from .models import MAX_ENDPOINT_LENGTH, Subscription
 from .vapid import b64url_decode
 
@@ -52,10 +52,21 @@ def _endpoint(value: object, field: str, policy: HostPolicy) -> str:
     if len(value) > MAX_ENDPOINT_LENGTH:
         raise Invalid(field, f"{field} is longer than {MAX_ENDPOINT_LENGTH} characters.")
     try:
-        policy.check_endpoint(value)
+        return policy.check_endpoint(value)
     except EndpointRefused as exc:
         raise Invalid(field, f"{field} {exc}.", code="endpoint_not_allowed") from exc
-    return value
+
+
+def _stored_forms(endpoint: str) -> set[str]:
+    """Return the texts a device with this endpoint may be stored under, to find it by.
+
+    New rows hold the canonical form; a row stored before endpoints were canonicalised may
+    hold the text as it was sent (https://host:443/...).
+    """
+    try:
+        return {endpoint, canonical_endpoint(endpoint)}
+    except EndpointRefused:
+        return {endpoint}
 
 
 def _b64_field(value: object, field: str, size: int) -> str:
@@ -101,7 +112,8 @@ def save_subscription(
         # but only the caller's own.
         db.session.execute(
             delete(Subscription).where(
-                Subscription.endpoint == sub.old_endpoint, Subscription.user_id == user_id
+                Subscription.endpoint.in_(_stored_forms(sub.old_endpoint) - {sub.endpoint}),
+                Subscription.user_id == user_id,
             )
         )
     row = db.session.scalar(select(Subscription).where(Subscription.endpoint == sub.endpoint))
@@ -142,7 +154,7 @@ def remove_subscription(user_id: int, endpoint: object) -> None:
         raise Invalid("endpoint", "endpoint is required.")
     db.session.execute(
         delete(Subscription).where(
-            Subscription.endpoint == endpoint, Subscription.user_id == user_id
+            Subscription.endpoint.in_(_stored_forms(endpoint)), Subscription.user_id == user_id
         )
     )
     db.session.commit()

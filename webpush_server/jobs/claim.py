@@ -1,0 +1,84 @@
+"""Claim outbox rows atomically and read what sending them needs, as plain values."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+
+from ..extensions import db
+from ..notifications.models import Delivery, Notification
+from ..push.models import Subscription
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A claimed delivery with what sending it needs: plain values, no ORM state."""
+
+    id: int
+    attempts: int
+    tickle: bool
+    subscription_id: int | None
+    endpoint: str | None
+    p256dh: str | None
+    auth: str | None
+    notification_id: int
+    kind: str
+    title: str
+    body: str
+    url: str
+    tag: str
+    urgency: str
+    topic: str | None
+    expires_at: datetime
+    created_at: datetime
+
+
+_D, _N, _S = Delivery.__table__.c, Notification.__table__.c, Subscription.__table__.c
+# Core rows, not ORM objects: building three entities per row cost more than encrypting it.
+_CLAIMED_COLUMNS = (
+    _D.id,
+    _D.attempts,
+    _D.tickle,
+    _D.subscription_id,
+    _S.endpoint,
+    _S.p256dh,
+    _S.auth,
+    _N.id.label("notification_id"),
+    _N.kind,
+    _N.title,
+    _N.body,
+    _N.url,
+    _N.tag,
+    _N.urgency,
+    _N.topic,
+    _N.expires_at,
+    _N.created_at,
+)
+_CLAIMED_FROM = Delivery.__table__.join(
+    Notification.__table__, _N.id == _D.notification_id
+).outerjoin(Subscription.__table__, _S.id == _D.subscription_id)
+
+
+def claim(delivery_ids: list[int], now: datetime) -> list[Claimed]:
+    """Atomically take the due pending deliveries among ids; another worker gets none of them."""
+    token = uuid.uuid4().hex
+    db.session.execute(
+        update(Delivery.__table__)
+        .where(
+            _D.id.in_(delivery_ids),
+            _D.status == "pending",
+            or_(_D.next_attempt_at.is_(None), _D.next_attempt_at <= now),
+        )
+        .values(status="sending", claim_token=token, claimed_at=now, attempts=_D.attempts + 1)
+    )
+    db.session.commit()
+    return load(_D.claim_token == token)
+
+
+def load(condition) -> list[Claimed]:
+    """Return the deliveries matching condition with their notification and device."""
+    query = select(*_CLAIMED_COLUMNS).select_from(_CLAIMED_FROM).where(condition)
+    return [Claimed(*row) for row in db.session.execute(query.order_by(_D.id))]
