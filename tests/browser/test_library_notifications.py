@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.browser.conftest import enable_push, log_in
-from tests.conftest import PASSWORD, Api, wait_until
+from tests.helpers import Api, enable_push, log_in_firefox, wait_until
 from webpush_server.extensions import db
 from webpush_server.library import services
 from webpush_server.notifications.models import Notification
@@ -26,7 +25,7 @@ def test_book_ready_notification_shows_and_opens_the_hold(
         book_id = book.id
         services.check_out(copy_id, "borrower@webpush-server.dev")
 
-    log_in(firefox, live_server, "reader@webpush-server.dev", PASSWORD)
+    log_in_firefox(firefox, live_server, "reader@webpush-server.dev")
     endpoint = enable_push(firefox, live_server)
     firefox.navigate(f"{live_server}/library/books/{book_id}")
     firefox.click("#reserve")

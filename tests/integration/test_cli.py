@@ -1,8 +1,64 @@
-"""The operator commands of CONTRACT.md."""
+"""The operator commands of CONTRACT.md, and that running them leaves the checkout alone."""
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, process_env
+from webpush_server.devrun import flask_command
 from webpush_server.push.vapid import key_path, load_private_key, public_key_b64
+
+
+def checkout_instance() -> dict[str, tuple] | None:
+    """Name, size and SHA-256 of everything in the checkout's instance/; None if it is absent."""
+    folder = ROOT / "instance"
+    if not folder.exists():
+        return None
+    found: dict[str, tuple] = {}
+    for path in sorted(folder.rglob("*")):
+        name = str(path.relative_to(folder))
+        if path.is_file():
+            found[name] = (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
+        else:
+            found[name] = ("directory",) if path.is_dir() else ("other",)
+    return found
+
+
+@pytest.fixture
+def instance_before() -> dict[str, tuple] | None:
+    """The checkout's instance/ as it was before the test's app was made (request it first)."""
+    return checkout_instance()
+
+
+def test_cli_commands_leave_the_checkout_instance_folder_as_it_was(
+    instance_before, app, runner, settings, tmp_path
+):
+    for args in (
+        ["vapid", "generate"],
+        ["vapid", "generate", "--force"],
+        ["user", "create", "ops@webpush-server.dev", "--password", "long enough pw"],
+        ["seed-demo"],
+        ["jobs", "list"],
+    ):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 0, (args, result.output)
+    # A flask command in a child process, as the tests' servers and workers are started.
+    child = subprocess.run(
+        flask_command("vapid", "generate", "--force"),
+        env=process_env(settings, app.instance_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr
+    assert str(key_path(app.instance_path)) in child.stdout
+    assert checkout_instance() == instance_before
+    assert Path(app.instance_path).is_relative_to(tmp_path)
 
 
 def test_user_create_then_exists(runner):
@@ -42,19 +98,16 @@ def test_user_create_refuses_bad_role(runner):
 
 def test_vapid_generate_keeps_an_existing_key_unless_forced(runner, app):
     path = key_path(app.instance_path)
-    path.unlink(missing_ok=True)
-    try:
-        first = runner.invoke(args=["vapid", "generate"])
-        assert first.exit_code == 0
-        public = public_key_b64(load_private_key(path.read_text()))
-        assert first.output.strip().endswith(public)
-        again = runner.invoke(args=["vapid", "generate"])
-        assert "exists" in again.output and again.output.strip().endswith(public)
-        forced = runner.invoke(args=["vapid", "generate", "--force"])
-        assert not forced.output.strip().endswith(public)
-        assert oct(path.stat().st_mode & 0o777) == "0o600"
-    finally:
-        path.unlink(missing_ok=True)
+    assert not path.exists()  # the test's own instance folder starts empty
+    first = runner.invoke(args=["vapid", "generate"])
+    assert first.exit_code == 0
+    public = public_key_b64(load_private_key(path.read_text()))
+    assert first.output.strip().endswith(public)
+    again = runner.invoke(args=["vapid", "generate"])
+    assert "exists" in again.output and again.output.strip().endswith(public)
+    forced = runner.invoke(args=["vapid", "generate", "--force"])
+    assert not forced.output.strip().endswith(public)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
 def test_seed_demo_is_safe_to_run_twice(runner):

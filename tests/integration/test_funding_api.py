@@ -7,13 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from tests.conftest import Api
+from tests.factories import campaign_json, move_deadline
+from tests.helpers import Api
 from webpush_server.extensions import db
 from webpush_server.funding.models import Campaign, Coupon, Follow
 from webpush_server.funding.services import close_campaign
 from webpush_server.timeutil import utcnow
-
-from .funding_data import campaign_json, move_deadline
 
 
 def admin(app, make_user, client_factory) -> Api:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Api
+from tests.helpers import Api, csrf_from
 from webpush_server.extensions import db
 from webpush_server.notifications.record import Notice, record_notices
 
@@ -86,8 +86,6 @@ def test_pages_redirect_to_login_and_back(client, make_user):
 
 
 def test_login_refuses_wrong_password_and_foreign_next(app, make_user):
-    from tests.conftest import csrf_from
-
     make_user("login@webpush-server.dev")
     client = app.test_client()
     token = csrf_from(client.get("/login").text)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from tests.conftest import Api
+from tests.factories import add_book
+from tests.helpers import Api, rows
 from webpush_server.extensions import db
 from webpush_server.library.models import Copy, Hold, Loan
 from webpush_server.notifications.models import Notification
@@ -30,25 +31,9 @@ def patron(app, make_user, email: str) -> Api:
     return api
 
 
-def add_book(librarian: Api, copies: int = 1, title: str = "Piranesi") -> tuple[int, list[int]]:
-    response = librarian.post(
-        "/api/library/books",
-        json={"title": title, "author": "Susanna Clarke", "isbn": None, "copies": copies},
-    )
-    assert response.status_code == 201, response.json
-    return response.json["id"], response.json["copy_ids"]
-
-
 def lend(librarian: Api, copy_id: int, email: str) -> None:
     response = librarian.post("/api/library/loans", json={"copy_id": copy_id, "user_email": email})
     assert response.status_code == 201, response.json
-
-
-def rows(app, model, *where):
-    with app.app_context():
-        found = db.session.scalars(select(model).where(*where).order_by(model.id)).all()
-        db.session.expunge_all()
-        return found
 
 
 def test_reserve_check_in_push_arrives_then_pick_up(

@@ -7,6 +7,7 @@ import base64
 import pytest
 from sqlalchemy import func, select
 
+from tests.helpers import Api
 from webpush_server.extensions import db
 from webpush_server.push.models import Subscription
 
@@ -118,8 +119,6 @@ def test_old_endpoint_is_replaced(patron_api, push_service, app):
 
 
 def test_endpoint_moves_to_whoever_subscribes_it(client, make_user, push_service, app):
-    from tests.conftest import Api
-
     device = push_service.new_subscription()
     make_user("first@webpush-server.dev")
     make_user("second@webpush-server.dev")
@@ -154,8 +153,6 @@ def test_at_most_twenty_devices(patron_api, push_service, app):
 def test_delete_is_idempotent_and_only_touches_own_devices(
     patron_api, make_user, push_service, app
 ):
-    from tests.conftest import Api
-
     mine = push_service.new_subscription()
     patron_api.post("/api/push/subscriptions", json=mine.as_json())
     make_user("other@webpush-server.dev")
