@@ -23,6 +23,7 @@ from tests.helpers import (
     Api,
     Process,
     free_port,
+    login_session,
     process_env,
     start_web,
 )
@@ -203,11 +204,47 @@ def make_user(app):
 
 
 @pytest.fixture
-def patron_api(app, make_user, api) -> Api:
+def login_as(app, make_user):
+    """Log in as a user through the login form, creating the account first if it is new.
+
+    login_as("boss@…", role="admin") returns an Api on a fresh test client of app (or of
+    app=another one made by make_app); login_as(email, server=live_server) returns a
+    requests.Session logged in to that live server instead. role and name apply to a new
+    account; for an existing one, a role given must be the one it has.
+    """
+    from webpush_server.auth.services import find_user
+
+    default_app = app
+
+    def login(
+        email: str,
+        role: str | None = None,
+        *,
+        name: str | None = None,
+        app=None,
+        server: str | None = None,
+    ):
+        app = app or default_app
+        with app.app_context():
+            user = find_user(email)
+            existing_role = user.role if user else None
+        if user is None:
+            make_user(email, role=role or "patron", name=name)
+        else:
+            assert role in (None, existing_role), f"{email} is a {existing_role}, not a {role}"
+        if server is not None:
+            return login_session(server, email)
+        session = Api(app.test_client())
+        session.login(email)
+        return session
+
+    return login
+
+
+@pytest.fixture
+def patron_api(login_as) -> Api:
     """A logged-in patron."""
-    make_user("reader@webpush-server.dev")
-    api.login("reader@webpush-server.dev")
-    return api
+    return login_as("reader@webpush-server.dev")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from tests.factories import add_device, make_vapid_pem, subscribe
-from tests.helpers import Api, deliveries, rows
+from tests.helpers import deliveries, rows
 from tests.pushservice import Reply
 from webpush_server.extensions import db
 from webpush_server.jobs.delivery import claim, send_claimed
@@ -230,17 +230,12 @@ def test_configuration_errors_fail_loudly_and_keep_the_subscription(
 
 
 def test_a_wrong_vapid_key_is_refused_by_the_service_and_nothing_is_deleted(
-    make_app, push_service, redis_url
+    make_app, push_service, redis_url, login_as
 ):
     from rq import SimpleWorker
 
     app = make_app(VAPID_PRIVATE_KEY=make_vapid_pem())
-    api = Api(app.test_client())
-    with app.app_context():
-        from webpush_server.auth.services import create_user
-
-        create_user("wrongkey@webpush-server.dev", "correct horse battery")
-    api.login("wrongkey@webpush-server.dev")
+    api = login_as("wrongkey@webpush-server.dev", app=app)
     (device,) = subscribe(api, push_service)
     api.post("/api/push/test")
     with app.app_context():

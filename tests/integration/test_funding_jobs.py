@@ -16,7 +16,7 @@ from tests.factories import (
     move_deadline,
     subscribe,
 )
-from tests.helpers import Api, Process, count, process_env, rows, wait_until
+from tests.helpers import Process, count, process_env, rows, wait_until
 from webpush_server.auth.services import find_user
 from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
@@ -31,13 +31,6 @@ from webpush_server.timeutil import utcnow
 DAY = 86400
 
 
-def login(app, make_user, email: str, role: str = "patron") -> Api:
-    make_user(email, role=role, name=email.split("@")[0].title())
-    api = Api(app.test_client())
-    api.login(email)
-    return api
-
-
 def run_job(app, name: str) -> str:
     result = app.test_cli_runner().invoke(args=["jobs", "run", name])
     assert result.exit_code == 0, result.output
@@ -45,11 +38,11 @@ def run_job(app, name: str) -> str:
 
 
 def test_close_due_campaigns_issues_coupons_and_tells_every_backer(
-    app, make_user, push_service, run_worker
+    app, login_as, push_service, run_worker
 ):
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
-    pat = login(app, make_user, "pat@webpush-server.dev")
-    kim = login(app, make_user, "kim@webpush-server.dev")
+    boss = login_as("boss@webpush-server.dev", "admin")
+    pat = login_as("pat@webpush-server.dev")
+    kim = login_as("kim@webpush-server.dev")
     (pat_device,), (kim_device,) = subscribe(pat, push_service), subscribe(kim, push_service)
     met = boss.post(
         "/api/funding/campaigns", json=campaign_json(title="Bee garden", goal_amount=50_000)
@@ -155,11 +148,11 @@ def test_two_schedulers_close_every_campaign_exactly_once(app, settings, tmp_pat
 
 
 def test_followers_who_have_not_backed_hear_once_within_a_day_of_the_deadline(
-    app, make_user, push_service, run_worker
+    app, login_as, push_service, run_worker
 ):
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
-    fan = login(app, make_user, "fan@webpush-server.dev")
-    backer = login(app, make_user, "backer@webpush-server.dev")
+    boss = login_as("boss@webpush-server.dev", "admin")
+    fan = login_as("fan@webpush-server.dev")
+    backer = login_as("backer@webpush-server.dev")
     (fan_device,), (backer_device,) = subscribe(fan, push_service), subscribe(backer, push_service)
     soon = boss.post("/api/funding/campaigns", json=campaign_json(title="Fridge")).json["id"]
     later = boss.post("/api/funding/campaigns", json=campaign_json(title="Lanterns")).json["id"]
@@ -204,9 +197,9 @@ def _coupon_for(app, user_ids, last_day, zone: str = "Asia/Seoul", status: str =
 
 
 def test_coupon_owners_are_reminded_once_the_day_before_expiry(
-    app, make_user, push_service, run_worker
+    app, login_as, push_service, run_worker
 ):
-    pat = login(app, make_user, "pat@webpush-server.dev")
+    pat = login_as("pat@webpush-server.dev")
     (device,) = subscribe(pat, push_service)
     with app.app_context():
         pat_id = find_user("pat@webpush-server.dev").id

@@ -9,7 +9,7 @@ import threading
 import requests
 from sqlalchemy import select, update
 
-from tests.helpers import PASSWORD, csrf_from, process_env
+from tests.helpers import process_env
 from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
 from webpush_server.library import services
@@ -18,20 +18,6 @@ from webpush_server.notifications.models import Notification
 from webpush_server.timeutil import utcnow
 
 ROUNDS = 4
-
-
-def session(base: str, email: str) -> requests.Session:
-    """A browser-like session against the live server."""
-    web = requests.Session()
-    token = csrf_from(web.get(f"{base}/login", timeout=10).text)
-    web.post(
-        f"{base}/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": token},
-        timeout=10,
-        allow_redirects=False,
-    ).raise_for_status()
-    web.headers["X-CSRFToken"] = csrf_from(web.get(f"{base}/notifications", timeout=10).text)
-    return web
 
 
 def _check_in(start: threading.Barrier, answers: list, web: requests.Session, url: str) -> None:
@@ -54,12 +40,12 @@ def _scan(start: threading.Barrier, answers: list, env: dict, cwd) -> None:
 
 
 def test_concurrent_check_ins_and_scan_give_each_copy_once_in_queue_order(
-    app, make_user, live_server, settings, tmp_path
+    app, make_user, live_server, settings, tmp_path, login_as
 ):
     make_user("desk1@webpush-server.dev", role="librarian")
     make_user("desk2@webpush-server.dev", role="librarian")
     readers = [make_user(f"reader{i}@webpush-server.dev") for i in range(6)]
-    desks = [session(live_server, f"desk{i}@webpush-server.dev") for i in (1, 2)]
+    desks = [login_as(f"desk{i}@webpush-server.dev", server=live_server) for i in (1, 2)]
     env = process_env(settings, app.instance_path)
     for round_number in range(ROUNDS):
         with app.app_context():

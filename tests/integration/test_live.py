@@ -18,7 +18,6 @@ from tests.helpers import (
     Process,
     delivery_statuses,
     is_visible,
-    login_session,
     process_env,
     start_web,
     wait_until,
@@ -27,10 +26,6 @@ from webpush_server.devrun import flask_command
 from webpush_server.jobs.queues import DEFAULT_QUEUE, connection
 
 EMAIL = "live@webpush-server.dev"
-
-
-def login(base_url: str, email: str = EMAIL) -> requests.Session:
-    return login_session(base_url, email)
 
 
 class LiveSocket:
@@ -88,8 +83,8 @@ def test_websocket_refuses_anonymous_sessions_before_the_upgrade(live_server):
 
 
 @pytest.mark.parametrize("origin", ["http://evil.example", None])
-def test_websocket_refuses_other_origins_before_the_upgrade(live_server, user_id, origin):
-    session = login(live_server)
+def test_websocket_refuses_other_origins_before_the_upgrade(live_server, user_id, origin, login_as):
+    session = login_as(EMAIL, server=live_server)
     options = {"origin": origin} if origin else {"suppress_origin": True}
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         LiveSocket(live_server, session, **options)
@@ -105,8 +100,10 @@ def test_stream_requires_login(live_server):
 # -- delivery ----------------------------------------------------------------------------------
 
 
-def test_socket_gets_each_new_notification_and_the_unread_count(app, live_server, user_id):
-    socket = LiveSocket(live_server, login(live_server))
+def test_socket_gets_each_new_notification_and_the_unread_count(
+    app, live_server, user_id, login_as
+):
+    socket = LiveSocket(live_server, login_as(EMAIL, server=live_server))
     assert socket.receive() == {"type": "unread_count", "count": 0}
     notification_id = record_notification(app, user_id)
     first, second = socket.receive(), socket.receive()
@@ -118,8 +115,10 @@ def test_socket_gets_each_new_notification_and_the_unread_count(app, live_server
     socket.close()
 
 
-def test_marking_read_in_one_tab_updates_the_count_in_the_others(app, live_server, user_id):
-    session = login(live_server)
+def test_marking_read_in_one_tab_updates_the_count_in_the_others(
+    app, live_server, user_id, login_as
+):
+    session = login_as(EMAIL, server=live_server)
     notification_id = record_notification(app, user_id)
     socket = LiveSocket(live_server, session)
     assert socket.receive() == {"type": "unread_count", "count": 1}
@@ -129,8 +128,8 @@ def test_marking_read_in_one_tab_updates_the_count_in_the_others(app, live_serve
     socket.close()
 
 
-def test_reconnect_catches_up_on_what_was_missed(app, live_server, user_id):
-    session = login(live_server)
+def test_reconnect_catches_up_on_what_was_missed(app, live_server, user_id, login_as):
+    session = login_as(EMAIL, server=live_server)
     socket = LiveSocket(live_server, session)
     socket.receive()
     seen = record_notification(app, user_id, title="Seen")
@@ -144,8 +143,8 @@ def test_reconnect_catches_up_on_what_was_missed(app, live_server, user_id):
     socket.close()
 
 
-def test_stream_replays_from_last_event_id_then_streams(app, live_server, user_id):
-    session = login(live_server)
+def test_stream_replays_from_last_event_id_then_streams(app, live_server, user_id, login_as):
+    session = login_as(EMAIL, server=live_server)
     first = record_notification(app, user_id, title="First")
     second = record_notification(app, user_id, title="Second")
     response = session.get(
@@ -184,7 +183,7 @@ def sse_events(response):
 
 
 def test_every_tab_in_every_web_process_gets_notifications_from_anywhere(
-    app, settings, user_id, tmp_path, redis_url
+    app, settings, user_id, tmp_path, redis_url, login_as
 ):
     one, server_one = start_web(settings, app.instance_path, tmp_path / "web1.log")
     two, server_two = start_web(settings, app.instance_path, tmp_path / "web2.log")
@@ -194,12 +193,18 @@ def test_every_tab_in_every_web_process_gets_notifications_from_anywhere(
         tmp_path / "w.log",
     )
     try:
-        sockets = [LiveSocket(one, login(one)), LiveSocket(two, login(two))]
-        sockets.append(LiveSocket(two, login(one)))  # a second tab, same user, other process
+        sockets = [
+            LiveSocket(one, login_as(EMAIL, server=one)),
+            LiveSocket(two, login_as(EMAIL, server=two)),
+        ]
+        # A second tab, same user, other process.
+        sockets.append(LiveSocket(two, login_as(EMAIL, server=one)))
         for socket in sockets:
             assert socket.receive()["type"] == "unread_count"
         # Recorded by web process one (the test notification)...
-        from_web = login(one).post(one + "/api/push/test").json()["notification_id"]
+        from_web = (
+            login_as(EMAIL, server=one).post(one + "/api/push/test").json()["notification_id"]
+        )
         # ...and by a worker running a job, as a scheduled job would.
         job = Queue(DEFAULT_QUEUE, connection=connection(app)).enqueue(
             "tests.integration.test_live.record_in_job", user_id
@@ -219,9 +224,9 @@ def test_every_tab_in_every_web_process_gets_notifications_from_anywhere(
 
 
 def test_visible_tab_gets_it_live_and_web_push_is_skipped(
-    app, live_server, user_id, patron_push_device
+    app, live_server, user_id, patron_push_device, login_as
 ):
-    socket = LiveSocket(live_server, login(live_server))
+    socket = LiveSocket(live_server, login_as(EMAIL, server=live_server))
     socket.receive()
     socket.visible(True)
     wait_until(lambda: is_visible(app, user_id), "the tab to count as visible")
@@ -234,8 +239,10 @@ def test_visible_tab_gets_it_live_and_web_push_is_skipped(
     socket.close()
 
 
-def test_hidden_or_closed_tab_means_web_push(app, live_server, user_id, patron_push_device):
-    socket = LiveSocket(live_server, login(live_server))
+def test_hidden_or_closed_tab_means_web_push(
+    app, live_server, user_id, patron_push_device, login_as
+):
+    socket = LiveSocket(live_server, login_as(EMAIL, server=live_server))
     socket.receive()
     socket.visible(True)
     wait_until(lambda: is_visible(app, user_id), "the tab to count as visible")
@@ -252,13 +259,13 @@ def test_hidden_or_closed_tab_means_web_push(app, live_server, user_id, patron_p
 
 
 def test_heartbeats_notice_a_dead_connection_and_its_presence_lapses(
-    app, settings, user_id, tmp_path
+    app, settings, user_id, tmp_path, login_as
 ):
     url, server = start_web(
         settings, app.instance_path, tmp_path / "web.log", FLASK_LIVE_PING_SECONDS="0.5"
     )
     try:
-        socket = LiveSocket(url, login(url))
+        socket = LiveSocket(url, login_as(EMAIL, server=url))
         socket.receive()
         socket.visible(True)
         wait_until(lambda: is_visible(app, user_id), "the tab to count as visible")
