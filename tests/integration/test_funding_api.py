@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from tests.factories import campaign_json, move_deadline
+from tests.factories import add_campaign, campaign_json, move_deadline
 from tests.helpers import Api
 from webpush_server.extensions import db
 from webpush_server.funding.models import Campaign, Coupon, Follow
@@ -59,7 +59,7 @@ def test_campaign_input_is_validated_naming_the_field(login_as):
 def test_pledges_add_up_as_whole_won_and_stop_at_the_deadline(app, login_as, client):
     boss = login_as("boss@webpush-server.dev", "admin")
     pat = login_as("pat@webpush-server.dev")
-    campaign_id = boss.post("/api/funding/campaigns", json=campaign_json()).json["id"]
+    campaign_id = add_campaign(boss)
     url = f"/api/funding/campaigns/{campaign_id}/pledges"
     assert pat.post(url, json={"amount": 30_000}).status_code == 201
     assert pat.post(url, json={"amount": 25_000}).status_code == 201
@@ -81,7 +81,7 @@ def test_pledges_add_up_as_whole_won_and_stop_at_the_deadline(app, login_as, cli
 def test_interest_is_a_put_and_delete_toggle(app, login_as):
     boss = login_as("boss@webpush-server.dev", "admin")
     pat = login_as("pat@webpush-server.dev")
-    campaign_id = boss.post("/api/funding/campaigns", json=campaign_json()).json["id"]
+    campaign_id = add_campaign(boss)
     url = f"/api/funding/campaigns/{campaign_id}/interest"
     assert pat.put(url).status_code == 204
     assert pat.put(url).status_code == 204
@@ -95,10 +95,7 @@ def test_interest_is_a_put_and_delete_toggle(app, login_as):
 
 
 def _succeeded_campaign(app, boss: Api, backers: list[Api], valid_days: int = 30) -> int:
-    campaign_id = boss.post(
-        "/api/funding/campaigns",
-        json=campaign_json(goal_amount=10_000, coupon_valid_days=valid_days),
-    ).json["id"]
+    campaign_id = add_campaign(boss, goal_amount=10_000, coupon_valid_days=valid_days)
     for backer in backers:
         backer.post(f"/api/funding/campaigns/{campaign_id}/pledges", json={"amount": 10_000})
     move_deadline(app, campaign_id, utcnow() - timedelta(seconds=1))
@@ -156,9 +153,7 @@ def test_coupon_expiry_date_is_the_last_valid_day_in_app_timezone(make_app, logi
 def test_pages_list_pledge_follow_and_show_my_pledges(login_as, client):
     boss = login_as("boss@webpush-server.dev", "admin")
     pat = login_as("pat@webpush-server.dev")
-    campaign_id = boss.post(
-        "/api/funding/campaigns", json=campaign_json(title="Bee garden", goal_amount=200_000)
-    ).json["id"]
+    campaign_id = add_campaign(boss, title="Bee garden", goal_amount=200_000)
     listing = client.get("/funding/")
     assert listing.status_code == 200
     assert "Bee garden" in listing.text and 'class="progress"' in listing.text
@@ -220,7 +215,7 @@ def test_admin_pages_create_and_edit_in_app_timezone(app, login_as):
 
 def test_closed_campaigns_cannot_be_edited(app, login_as):
     boss = login_as("boss@webpush-server.dev", "admin")
-    campaign_id = boss.post("/api/funding/campaigns", json=campaign_json()).json["id"]
+    campaign_id = add_campaign(boss)
     move_deadline(app, campaign_id, utcnow() - timedelta(seconds=1))
     with app.app_context():
         assert close_campaign(campaign_id) == "failed"

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from tests.factories import (
+    add_campaign,
     bulk_campaign,
     bulk_coupons,
     bulk_users,
-    campaign_json,
     move_deadline,
     subscribe,
 )
@@ -44,12 +44,8 @@ def test_close_due_campaigns_issues_coupons_and_tells_every_backer(
     pat = login_as("pat@webpush-server.dev")
     kim = login_as("kim@webpush-server.dev")
     (pat_device,), (kim_device,) = subscribe(pat, push_service), subscribe(kim, push_service)
-    met = boss.post(
-        "/api/funding/campaigns", json=campaign_json(title="Bee garden", goal_amount=50_000)
-    ).json["id"]
-    missed = boss.post(
-        "/api/funding/campaigns", json=campaign_json(title="Arcade", goal_amount=900_000)
-    ).json["id"]
+    met = add_campaign(boss, title="Bee garden", goal_amount=50_000)
+    missed = add_campaign(boss, title="Arcade", goal_amount=900_000)
     for api, campaign_id, amount in ((pat, met, 30_000), (kim, met, 20_000), (pat, missed, 5)):
         assert (
             api.post(
@@ -154,8 +150,8 @@ def test_followers_who_have_not_backed_hear_once_within_a_day_of_the_deadline(
     fan = login_as("fan@webpush-server.dev")
     backer = login_as("backer@webpush-server.dev")
     (fan_device,), (backer_device,) = subscribe(fan, push_service), subscribe(backer, push_service)
-    soon = boss.post("/api/funding/campaigns", json=campaign_json(title="Fridge")).json["id"]
-    later = boss.post("/api/funding/campaigns", json=campaign_json(title="Lanterns")).json["id"]
+    soon = add_campaign(boss, title="Fridge")
+    later = add_campaign(boss, title="Lanterns")
     deadline = utcnow() + timedelta(hours=5)
     move_deadline(app, soon, deadline)
     move_deadline(app, later, utcnow() + timedelta(hours=30))
