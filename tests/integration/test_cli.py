@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from tests.helpers import ROOT, process_env
+from tests.helpers import ROOT, count, process_env
+from webpush_server.auth.models import User
 from webpush_server.devrun import flask_command
+from webpush_server.extensions import db
+from webpush_server.funding.models import Campaign, Coupon, Follow, Pledge
+from webpush_server.library.models import Book, Copy, Hold, Loan
 from webpush_server.push.vapid import key_path, load_private_key, public_key_b64
 
 
@@ -110,11 +116,63 @@ def test_vapid_generate_keeps_an_existing_key_unless_forced(runner, app):
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
-def test_seed_demo_is_safe_to_run_twice(runner):
+# What `flask seed-demo` creates (webpush_server/demo.py, library/demo.py, funding/demo.py).
+DEMO_ROWS = {
+    "users": 9,  # 3 demo accounts, 4 readers, 2 backers
+    "books": 32,
+    "copies": 51,
+    "loans": 8,  # every copy of the 6 popular books is out
+    "holds": 12,  # 1 + 2 + 3 + 1 + 2 + 3 readers queue for them
+    "campaigns": 5,
+    "pledges": 13,
+    "follows": 2,  # followers who pledged nothing
+    "coupons": 6,  # 3 backers of each of the 2 campaigns that succeeded
+}
+DEMO_STATUSES = {
+    "users": {"patron": 7, "librarian": 1, "admin": 1},
+    "copies": {"loaned": 8, "shelf": 43},
+    "holds": {"waiting": 12},
+    "campaigns": {"open": 2, "succeeded": 2, "failed": 1},
+    "coupons": {"active": 5, "used": 1},
+}
+
+
+def demo_rows(app) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Count the rows seed-demo makes, and split the stateful ones by status (or role)."""
+    models = {
+        "users": User,
+        "books": Book,
+        "copies": Copy,
+        "loans": Loan,
+        "holds": Hold,
+        "campaigns": Campaign,
+        "pledges": Pledge,
+        "follows": Follow,
+        "coupons": Coupon,
+    }
+    columns = {
+        "users": User.role,
+        "copies": Copy.status,
+        "holds": Hold.status,
+        "campaigns": Campaign.status,
+        "coupons": Coupon.status,
+    }
+    totals = {name: count(app, model) for name, model in models.items()}
+    with app.app_context():
+        statuses = {
+            name: dict(Counter(db.session.scalars(select(column))))
+            for name, column in columns.items()
+        }
+    return totals, statuses
+
+
+def test_seed_demo_is_safe_to_run_twice(runner, app):
     first = runner.invoke(args=["seed-demo"])
     assert first.exit_code == 0 and "records created" in first.output
+    assert demo_rows(app) == (DEMO_ROWS, DEMO_STATUSES)
     second = runner.invoke(args=["seed-demo"])
     assert second.exit_code == 0 and "demo data present" in second.output
+    assert demo_rows(app) == (DEMO_ROWS, DEMO_STATUSES)  # the second run added nothing
 
 
 def test_jobs_list_and_unknown_job(runner):
