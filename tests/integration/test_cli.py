@@ -175,8 +175,31 @@ def test_seed_demo_is_safe_to_run_twice(runner, app):
     assert demo_rows(app) == (DEMO_ROWS, DEMO_STATUSES)  # the second run added nothing
 
 
+# `flask jobs list`: every scheduled job, its UTC cron line and what it does.
+JOBS_LIST = [
+    "sweep-outbox                 * * * * *      UTC  "
+    "re-enqueue deliveries left pending or claimed by a dead worker",
+    "detect-available-books       * * * * *      UTC  "
+    "give free copies to waiting holds the event path missed",
+    "expire-holds                 * * * * *      UTC  "
+    "end ready holds past their pickup deadline and pass the copy on",
+    "remind-holds                 */10 * * * *   UTC  "
+    "tell patrons one day before a ready hold lapses",
+    "close-due-campaigns          * * * * *      UTC  "
+    "close campaigns past their deadline: coupons and notices to backers",
+    "remind-campaign-deadlines    0 * * * *      UTC  "
+    "remind followers who have not backed, within 24 h of the deadline",
+    "expire-coupons               5 * * * *      UTC  mark coupons past their expiry as expired",
+    "notify-expiring-coupons      0 0 * * *      UTC  "
+    "remind coupon owners, daily at 09:00 Asia/Seoul",
+]
+
+
 def test_jobs_list_and_unknown_job(runner):
     listed = runner.invoke(args=["jobs", "list"])
     assert "sweep-outbox" in listed.output
+    assert listed.exit_code == 0, listed.output
+    # The whole table; the order follows which package registers first, so it is not compared.
+    assert sorted(listed.output.splitlines()) == sorted(JOBS_LIST)
     unknown = runner.invoke(args=["jobs", "run", "nope"])
     assert unknown.exit_code == 2
