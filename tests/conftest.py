@@ -1,12 +1,13 @@
-"""Fixtures: a real Redis, a real database, the local push service, the app and its API."""
+"""Fixtures: a real Redis, a real database, the local push service, the app and its API.
+
+Every app a test makes, and every child process it starts, has its own instance folder under
+the test's tmp_path: the suite never reads or writes the checkout's instance/.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,35 +16,24 @@ from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import text
 
+from tests.factories import create_user, make_vapid_pem
+from tests.helpers import (
+    ROOT,
+    VAPID_SUBJECT,
+    Api,
+    Process,
+    free_port,
+    login_session,
+    process_env,
+    start_web,
+)
 from tests.pushservice import PushService
 from webpush_server import create_app, redis_server
-from webpush_server.devrun import flask_command, web_command
+from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
 from webpush_server.jobs.delivery import close_sender
 from webpush_server.jobs.queues import QUEUES
 from webpush_server.push.vapid import public_key_b64
-
-from .factories import make_vapid_pem
-
-CI = os.environ.get("CI") == "true"
-ROOT = Path(__file__).resolve().parent.parent
-VAPID_SUBJECT = "mailto:push-ops@webpush-server.dev"
-PASSWORD = "correct horse battery"
-
-
-def require(available: object, what: str) -> None:
-    """Skip when a real part is missing; with CI=true fail instead, never skip."""
-    if not available:
-        if CI:
-            pytest.fail(f"{what} is required when CI=true", pytrace=False)
-        pytest.skip(f"{what} is not available")
-
-
-def free_port() -> int:
-    """Return a TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -80,21 +70,27 @@ def push_service(vapid_public) -> Iterator[PushService]:
 @pytest.fixture(scope="session")
 def database(tmp_path_factory) -> dict:
     """Migrate a database once: a SQLite template file, or DATABASE_URL's PostgreSQL."""
+    instance = tmp_path_factory.mktemp("instance")
     url = os.environ.get("DATABASE_URL")
     if url:
-        _migrate(url)
-        return {"kind": "postgresql", "url": url}
+        _migrate(url, instance)
+        return {"kind": "postgresql", "url": url, "instance": instance}
     path = tmp_path_factory.mktemp("db") / "template.db"
-    _migrate(f"sqlite:///{path}")
+    _migrate(f"sqlite:///{path}", instance)
     return {"kind": "sqlite", "path": path}
 
 
-def _migrate(url: str) -> None:
+def _admin_app(url: str, instance: Path):
+    return create_app(
+        {"SQLALCHEMY_DATABASE_URI": url, "VAPID_SUBJECT": VAPID_SUBJECT, "SECRET_KEY": "x"},
+        instance_path=str(instance),
+    )
+
+
+def _migrate(url: str, instance: Path) -> None:
     from flask_migrate import upgrade
 
-    app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": url, "VAPID_SUBJECT": VAPID_SUBJECT, "SECRET_KEY": "x"}
-    )
+    app = _admin_app(url, instance)
     with app.app_context():
         if url.startswith("postgresql"):
             db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
@@ -113,9 +109,7 @@ def database_url(database, tmp_path) -> str:
     from webpush_server.config import normalize_database_url
 
     url = normalize_database_url(database["url"])
-    app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": url, "VAPID_SUBJECT": VAPID_SUBJECT, "SECRET_KEY": "x"}
-    )
+    app = _admin_app(url, database["instance"])
     with app.app_context():
         tables = ", ".join(t.name for t in db.metadata.sorted_tables)
         db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
@@ -125,7 +119,13 @@ def database_url(database, tmp_path) -> str:
 
 
 @pytest.fixture
-def settings(database_url, redis_url, vapid_pem, push_service, tmp_path) -> dict:
+def instance_path(tmp_path) -> Path:
+    """The instance folder of this test's apps and child processes (never the checkout's)."""
+    return tmp_path / "instance"
+
+
+@pytest.fixture
+def settings(database_url, redis_url, vapid_pem, push_service) -> dict:
     """The test configuration: every real part wired in."""
     return {
         "TESTING": True,
@@ -153,14 +153,14 @@ def dispose(application) -> None:
 
 
 @pytest.fixture
-def make_app(settings, redis_url, push_service):
+def make_app(settings, redis_url, push_service, instance_path):
     """Create apps with setting overrides; each is disposed after the test."""
     created = []
     Redis.from_url(redis_url).flushdb()
     push_service.clear()
 
     def make(**overrides):
-        application = create_app(settings | overrides)
+        application = create_app(settings | overrides, instance_path=str(instance_path))
         created.append(application)
         return application
 
@@ -187,48 +187,6 @@ def runner(app):
     return app.test_cli_runner()
 
 
-class Api:
-    """A logged-in browser session: sends the CSRF header on unsafe requests."""
-
-    def __init__(self, client) -> None:
-        self.client = client
-        self.csrf: str | None = None
-
-    def login(self, email: str, password: str = PASSWORD):
-        """Log in through the form, as a browser does."""
-        token = csrf_from(self.client.get("/login").text)
-        response = self.client.post(
-            "/login", data={"email": email, "password": password, "csrf_token": token}
-        )
-        assert response.status_code == 302, response.text
-        self.csrf = csrf_from(self.client.get("/notifications").text)
-        return response
-
-    def _headers(self, kwargs: dict) -> dict:
-        headers = {"X-CSRFToken": self.csrf} if self.csrf else {}
-        headers.update(kwargs.pop("headers", None) or {})
-        return headers
-
-    def get(self, url: str, **kwargs):
-        return self.client.get(url, **kwargs)
-
-    def post(self, url: str, json=None, **kwargs):
-        return self.client.post(url, json=json, headers=self._headers(kwargs), **kwargs)
-
-    def put(self, url: str, json=None, **kwargs):
-        return self.client.put(url, json=json, headers=self._headers(kwargs), **kwargs)
-
-    def delete(self, url: str, json=None, **kwargs):
-        return self.client.delete(url, json=json, headers=self._headers(kwargs), **kwargs)
-
-
-def csrf_from(html: str) -> str:
-    """Read the CSRF token from a page's meta tag."""
-    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
-    assert match, "page has no csrf-token meta tag"
-    return match.group(1)
-
-
 @pytest.fixture
 def api(client) -> Api:
     """An API session, not yet logged in."""
@@ -237,24 +195,56 @@ def api(client) -> Api:
 
 @pytest.fixture
 def make_user(app):
-    """Create an account: make_user("a@b.org", role="librarian")."""
-    from webpush_server.auth.services import create_user
+    """Create an account: make_user("a@b.org", role="librarian") returns its id."""
 
-    def make(email: str, role: str = "patron", name: str | None = None):
-        with app.app_context():
-            user = create_user(email, PASSWORD, role, name)
-            return user.id
+    def make(email: str, role: str = "patron", name: str | None = None) -> int:
+        return create_user(app, email, role, name)
 
     return make
 
 
 @pytest.fixture
-def patron_api(app, make_user, api) -> Api:
+def login_as(app, make_user):
+    """Log in as a user through the login form, creating the account first if it is new.
+
+    login_as("boss@…", role="admin") returns an Api on a fresh test client of app (or of
+    app=another one made by make_app); login_as(email, server=live_server) returns a
+    requests.Session logged in to that live server instead. role and name apply to a new
+    account; for an existing one, a role given must be the one it has.
+    """
+    from webpush_server.auth.services import find_user
+
+    default_app = app
+
+    def login(
+        email: str,
+        role: str | None = None,
+        *,
+        name: str | None = None,
+        app=None,
+        server: str | None = None,
+    ):
+        app = app or default_app
+        with app.app_context():
+            user = find_user(email)
+            existing_role = user.role if user else None
+        if user is None:
+            make_user(email, role=role or "patron", name=name)
+        else:
+            assert role in (None, existing_role), f"{email} is a {existing_role}, not a {role}"
+        if server is not None:
+            return login_session(server, email)
+        session = Api(app.test_client())
+        session.login(email)
+        return session
+
+    return login
+
+
+@pytest.fixture
+def patron_api(login_as) -> Api:
     """A logged-in patron."""
-    make_user("reader@webpush-server.dev")
-    api.login("reader@webpush-server.dev")
-    api.user_email = "reader@webpush-server.dev"
-    return api
+    return login_as("reader@webpush-server.dev")
 
 
 @pytest.fixture
@@ -270,93 +260,10 @@ def run_worker(app, redis_url):
     return run
 
 
-def process_env(settings: dict, **extra: str) -> dict:
-    """Environment for a server or worker subprocess with the test settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "WEBPUSH_"))}
-    env.update(
-        DATABASE_URL=settings["SQLALCHEMY_DATABASE_URI"],
-        REDIS_URL=settings["REDIS_URL"],
-        VAPID_PRIVATE_KEY=settings["VAPID_PRIVATE_KEY"],
-        VAPID_SUBJECT=settings["VAPID_SUBJECT"],
-        PUSH_SERVICE_HOSTS=settings["PUSH_SERVICE_HOSTS"],
-        SECRET_KEY=settings["SECRET_KEY"],
-        FLASK_PUSH_RETRY_BASE_SECONDS=str(settings["PUSH_RETRY_BASE_SECONDS"]),
-        FLASK_SWEEP_GRACE_SECONDS=str(settings["SWEEP_GRACE_SECONDS"]),
-        PYTHONPATH=str(ROOT),
-    )
-    env.update(extra)
-    return env
-
-
-class Process:
-    """A child process (server or worker) with its output kept for failure messages."""
-
-    def __init__(self, argv: list[str], env: dict, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        import signal
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self._log.close()
-
-
-def wait_until(condition, what: str, timeout: float = 30) -> None:
-    """Poll condition until it holds; fail saying what did not happen."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)  # polling the condition, not waiting instead of it
-
-
-def wait_for_http(url: str, process: Process, timeout: float = 30) -> None:
-    """Wait until url answers, failing early if the server process dies."""
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.process.poll() is not None:
-            pytest.fail(f"server exited:\n{process.output()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not answer {url}:\n{process.output()[-3000:]}")
-            time.sleep(0.1)  # polling a socket that is not listening yet
-
-
 @pytest.fixture
 def live_server(app, settings, tmp_path) -> Iterator[str]:
     """The app served by gunicorn in its own process, as in production; yields its URL."""
-    port = free_port()
-    server = Process(
-        web_command(f"127.0.0.1:{port}", threads=8), process_env(settings), tmp_path / "web.log"
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(url + "/login", server)
+    url, server = start_web(settings, app.instance_path, tmp_path / "web.log")
     yield url
     server.stop()
 
@@ -365,7 +272,9 @@ def live_server(app, settings, tmp_path) -> Iterator[str]:
 def live_worker(app, settings, tmp_path) -> Iterator[Process]:
     """The RQ worker in its own process, running until the test ends."""
     worker = Process(
-        flask_command("jobs", "worker"), process_env(settings), tmp_path / "worker.log"
+        flask_command("jobs", "worker"),
+        process_env(settings, app.instance_path),
+        tmp_path / "worker.log",
     )
     yield worker
     worker.stop()

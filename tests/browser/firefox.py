@@ -182,6 +182,7 @@ class Firefox:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=env,
+                    cwd=self.profile,  # nothing it writes lands in the checkout
                     start_new_session=True,
                 )
             port = self._wait_for_port()

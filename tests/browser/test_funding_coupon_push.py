@@ -7,14 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.browser.conftest import enable_push, log_in
-from tests.conftest import PASSWORD
+from tests.factories import move_deadline
+from tests.helpers import enable_push, log_in_firefox
 from webpush_server.extensions import db
 from webpush_server.funding.models import Coupon
 from webpush_server.funding.services import create_campaign, parse_campaign
 from webpush_server.timeutil import utcnow
-
-from ..integration.funding_data import move_deadline
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +34,7 @@ def test_backer_gets_the_coupon_notification_in_firefox(
         )
         campaign_id = create_campaign(fields, admin_id)
 
-    log_in(firefox, live_server, "backer@webpush-server.dev", PASSWORD)
+    log_in_firefox(firefox, live_server, "backer@webpush-server.dev")
     # Turn push on from the notifications page: Firefox subscribes, the page stores the device.
     endpoint = enable_push(firefox, live_server)
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.browser.conftest import enable_push, log_in
-from tests.conftest import PASSWORD, Api, wait_until
+from tests.helpers import enable_push, log_in_firefox, wait_until
 from webpush_server.extensions import db
 from webpush_server.library import services
 from webpush_server.notifications.models import Notification
@@ -16,7 +15,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_book_ready_notification_shows_and_opens_the_hold(
-    firefox, live_server, live_worker, push_service, app, make_user, tmp_path
+    firefox, live_server, live_worker, push_service, app, make_user, tmp_path, login_as
 ):
     make_user("desk@webpush-server.dev", role="librarian")
     make_user("borrower@webpush-server.dev")
@@ -26,7 +25,7 @@ def test_book_ready_notification_shows_and_opens_the_hold(
         book_id = book.id
         services.check_out(copy_id, "borrower@webpush-server.dev")
 
-    log_in(firefox, live_server, "reader@webpush-server.dev", PASSWORD)
+    log_in_firefox(firefox, live_server, "reader@webpush-server.dev")
     endpoint = enable_push(firefox, live_server)
     firefox.navigate(f"{live_server}/library/books/{book_id}")
     firefox.click("#reserve")
@@ -36,8 +35,7 @@ def test_book_ready_notification_shows_and_opens_the_hold(
     # The patron leaves the site: with a visible tab the live channel would tell them instead.
     firefox.navigate("about:blank")
 
-    desk = Api(app.test_client())
-    desk.login("desk@webpush-server.dev")
+    desk = login_as("desk@webpush-server.dev", "librarian")
     returned = desk.post(f"/api/library/copies/{copy_id}/return")
     assert returned.json == {"copy_status": "held", "hold_id": hold_id}
 

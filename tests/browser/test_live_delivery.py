@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import enable_push, log_in
-from tests.conftest import PASSWORD, wait_until
-from tests.integration.test_live import delivery_statuses, is_visible, record
+from tests.factories import record_notification
+from tests.helpers import delivery_statuses, enable_push, is_visible, log_in_firefox, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +14,7 @@ def test_open_tab_shows_a_toast_and_the_bell_then_a_closed_tab_gets_push(
     app, firefox, live_server, live_worker, push_service, make_user, tmp_path
 ):
     user_id = make_user("tabs@webpush-server.dev", name="Tabitha")
-    log_in(firefox, live_server, "tabs@webpush-server.dev", PASSWORD)
+    log_in_firefox(firefox, live_server, "tabs@webpush-server.dev")
     # Turn push on from the notifications page: Firefox subscribes, the page stores the device.
     endpoint = enable_push(firefox, live_server)
 
@@ -24,7 +23,7 @@ def test_open_tab_shows_a_toast_and_the_bell_then_a_closed_tab_gets_push(
     firefox.wait_until("document.documentElement.dataset.live === 'websocket'")
     wait_until(lambda: is_visible(app, user_id), "the Firefox tab to count as visible")
 
-    live_id = record(app, user_id, title="Your book is ready")
+    live_id = record_notification(app, user_id, title="Your book is ready")
     firefox.wait_until(f"document.querySelector('.toast[data-id=\"{live_id}\"]')")
     # Read the text from the DOM: while the toast fades in, WebDriver counts it as not shown.
     firefox.wait_until(
@@ -45,7 +44,7 @@ def test_open_tab_shows_a_toast_and_the_bell_then_a_closed_tab_gets_push(
     # Close the tab (leave the site): the same kind now travels by Web Push.
     firefox.navigate("about:blank")
     wait_until(lambda: not is_visible(app, user_id), "the closed tab to stop counting")
-    pushed_id = record(app, user_id, title="Another book is ready")
+    pushed_id = record_notification(app, user_id, title="Another book is ready")
     push_service.wait_for(lambda pushes: any(p.endpoint == endpoint for p in pushes), 30)
     wait_until(
         lambda: delivery_statuses(app, pushed_id) == ["sent"], "the push to be recorded sent"

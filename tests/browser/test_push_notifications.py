@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import enable_push, log_in
-from tests.conftest import PASSWORD
+from tests.helpers import enable_push, log_in_firefox
 
 pytestmark = pytest.mark.browser
 
@@ -14,7 +13,7 @@ def test_firefox_enables_push_and_shows_a_test_notification(
     firefox, live_server, live_worker, push_service, make_user, tmp_path
 ):
     make_user("firefox@webpush-server.dev", name="Fira")
-    log_in(firefox, live_server, "firefox@webpush-server.dev", PASSWORD)
+    log_in_firefox(firefox, live_server, "firefox@webpush-server.dev")
     # Turn push on from the notifications page: Firefox subscribes, the page stores the device.
     endpoint = enable_push(firefox, live_server)
     assert endpoint.startswith(push_service.origin + "/wpush/")

@@ -15,6 +15,8 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
+from tests.factories import add_device, make_vapid_pem, subscribe
+from tests.helpers import deliveries, rows
 from tests.pushservice import Reply
 from webpush_server.extensions import db
 from webpush_server.jobs.delivery import claim, send_claimed
@@ -25,20 +27,6 @@ from webpush_server.push.models import Subscription
 from webpush_server.timeutil import utcnow
 
 
-def subscribe(api, push_service, count: int = 1):
-    devices = [push_service.new_subscription() for _ in range(count)]
-    for device in devices:
-        assert api.post("/api/push/subscriptions", json=device.as_json()).status_code == 201
-    return devices
-
-
-def deliveries(app) -> list[Delivery]:
-    with app.app_context():
-        rows = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
-        db.session.expunge_all()
-        return rows
-
-
 def attempts(app, delivery_id: int) -> list[DeliveryAttempt]:
     with app.app_context():
         rows = db.session.scalars(
@@ -46,13 +34,6 @@ def attempts(app, delivery_id: int) -> list[DeliveryAttempt]:
             .where(DeliveryAttempt.delivery_id == delivery_id)
             .order_by(DeliveryAttempt.attempt)
         ).all()
-        db.session.expunge_all()
-        return rows
-
-
-def subscription_rows(app) -> list[Subscription]:
-    with app.app_context():
-        rows = db.session.scalars(select(Subscription).order_by(Subscription.id)).all()
         db.session.expunge_all()
         return rows
 
@@ -103,14 +84,8 @@ def test_one_jwt_per_audience_is_reused(patron_api, push_service, run_worker, ap
 
 def test_nothing_is_enqueued_for_a_rolled_back_change(app, make_user, push_service, redis_url):
     user_id = make_user("rollback@webpush-server.dev")
+    add_device(app, user_id, push_service)
     with app.app_context():
-        device = push_service.new_subscription()
-        db.session.add(
-            Subscription(
-                user_id=user_id, endpoint=device.endpoint, p256dh=device.p256dh, auth=device.auth
-            )
-        )
-        db.session.commit()
         record_notices([Notice(user_id, "test", "t", "b", "/", "rollback:1")])
         db.session.rollback()
         db.session.commit()
@@ -136,7 +111,7 @@ def test_gone_subscription_is_deleted(status, patron_api, push_service, run_work
     patron_api.post("/api/push/test")
     run_worker()
     assert {r.status for r in deliveries(app)} == {"gone", "sent"}
-    assert [s.endpoint for s in subscription_rows(app)] == [alive.endpoint]
+    assert [s.endpoint for s in rows(app, Subscription)] == [alive.endpoint]
 
 
 def test_deletes_subscription_on_410_only_if_unchanged(patron_api, push_service, app):
@@ -154,7 +129,7 @@ def test_deletes_subscription_on_410_only_if_unchanged(patron_api, push_service,
     assert patron_api.post("/api/push/subscriptions", json=body).status_code == 200
     with app.app_context():  # the worker sends to the old keys and hears 410
         send_claimed(claimed, now)
-    (row,) = subscription_rows(app)
+    (row,) = rows(app, Subscription)
     assert row.p256dh == renewed.p256dh
     assert deliveries(app)[0].status == "gone"
 
@@ -231,7 +206,7 @@ def test_transient_errors_back_off_then_fail(patron_api, push_service, run_worke
     assert row.attempts == max_attempts
     assert [a.status_code for a in attempts(app, row.id)] == [500] * max_attempts
     assert len(push_service.pushes_for(device.endpoint)) == max_attempts
-    assert subscription_rows(app)[0].failure_count == max_attempts
+    assert rows(app, Subscription)[0].failure_count == max_attempts
 
 
 @pytest.mark.parametrize("status", [400, 401, 403])
@@ -247,28 +222,20 @@ def test_configuration_errors_fail_loudly_and_keep_the_subscription(
     assert row.status == "failed"
     assert row.last_status_code == status
     assert "bad jwt" in row.last_error
-    assert len(subscription_rows(app)) == 1
-    assert subscription_rows(app)[0].last_failure_at is not None
+    assert len(rows(app, Subscription)) == 1
+    assert rows(app, Subscription)[0].last_failure_at is not None
     assert any(
         "check VAPID" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR
     )
 
 
 def test_a_wrong_vapid_key_is_refused_by_the_service_and_nothing_is_deleted(
-    make_app, push_service, redis_url
+    make_app, push_service, redis_url, login_as
 ):
     from rq import SimpleWorker
 
-    from tests.conftest import Api
-    from tests.factories import make_vapid_pem
-
     app = make_app(VAPID_PRIVATE_KEY=make_vapid_pem())
-    api = Api(app.test_client())
-    with app.app_context():
-        from webpush_server.auth.services import create_user
-
-        create_user("wrongkey@webpush-server.dev", "correct horse battery")
-    api.login("wrongkey@webpush-server.dev")
+    api = login_as("wrongkey@webpush-server.dev", app=app)
     (device,) = subscribe(api, push_service)
     api.post("/api/push/test")
     with app.app_context():
@@ -325,7 +292,7 @@ def test_one_bad_endpoint_fails_alone_and_the_rest_of_its_batch_is_sent(
     assert [(a.outcome, a.status_code) for a in attempts(app, failed.id)] == [("error", None)]
     assert FailedJobRegistry(DELIVERY_QUEUE, connection=connection).count == 0
     # Our fault or the endpoint's, never a reason to delete the device.
-    assert bad_endpoint in {s.endpoint for s in subscription_rows(app)}
+    assert bad_endpoint in {s.endpoint for s in rows(app, Subscription)}
 
 
 def test_a_request_that_cannot_be_built_fails_alone(patron_api, push_service, app):

@@ -7,33 +7,18 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from tests.conftest import Api
+from tests.factories import add_campaign, campaign_json, move_deadline
+from tests.helpers import Api
 from webpush_server.extensions import db
 from webpush_server.funding.models import Campaign, Coupon, Follow
 from webpush_server.funding.services import close_campaign
 from webpush_server.timeutil import utcnow
 
-from .funding_data import campaign_json, move_deadline
 
-
-def admin(app, make_user, client_factory) -> Api:
-    make_user("boss@webpush-server.dev", role="admin")
-    api = Api(client_factory())
-    api.login("boss@webpush-server.dev")
-    return api
-
-
-def login(app, make_user, email: str, role: str = "patron") -> Api:
-    make_user(email, role=role)
-    api = Api(app.test_client())
-    api.login(email)
-    return api
-
-
-def test_only_admins_create_and_edit_campaigns(app, make_user, client):
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
-    patron = login(app, make_user, "pat@webpush-server.dev")
-    librarian = login(app, make_user, "lib@webpush-server.dev", "librarian")
+def test_only_admins_create_and_edit_campaigns(app, login_as, client):
+    boss = login_as("boss@webpush-server.dev", "admin")
+    patron = login_as("pat@webpush-server.dev")
+    librarian = login_as("lib@webpush-server.dev", "librarian")
     assert (
         Api(app.test_client()).post("/api/funding/campaigns", json=campaign_json()).status_code
         == 401
@@ -55,8 +40,8 @@ def test_only_admins_create_and_edit_campaigns(app, make_user, client):
     ]
 
 
-def test_campaign_input_is_validated_naming_the_field(app, make_user):
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
+def test_campaign_input_is_validated_naming_the_field(login_as):
+    boss = login_as("boss@webpush-server.dev", "admin")
     cases = {
         "goal_amount": campaign_json(goal_amount=1000.5),
         "deadline": campaign_json(deadline="2030-01-01T10:00"),  # no offset
@@ -71,10 +56,10 @@ def test_campaign_input_is_validated_naming_the_field(app, make_user):
     assert boss.post("/api/funding/campaigns", json=past).json["error"]["field"] == "deadline"
 
 
-def test_pledges_add_up_as_whole_won_and_stop_at_the_deadline(app, make_user, client):
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
-    pat = login(app, make_user, "pat@webpush-server.dev")
-    campaign_id = boss.post("/api/funding/campaigns", json=campaign_json()).json["id"]
+def test_pledges_add_up_as_whole_won_and_stop_at_the_deadline(app, login_as, client):
+    boss = login_as("boss@webpush-server.dev", "admin")
+    pat = login_as("pat@webpush-server.dev")
+    campaign_id = add_campaign(boss)
     url = f"/api/funding/campaigns/{campaign_id}/pledges"
     assert pat.post(url, json={"amount": 30_000}).status_code == 201
     assert pat.post(url, json={"amount": 25_000}).status_code == 201
@@ -93,10 +78,10 @@ def test_pledges_add_up_as_whole_won_and_stop_at_the_deadline(app, make_user, cl
     assert pat.post("/api/funding/campaigns/999/pledges", json={"amount": 1}).status_code == 404
 
 
-def test_interest_is_a_put_and_delete_toggle(app, make_user):
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
-    pat = login(app, make_user, "pat@webpush-server.dev")
-    campaign_id = boss.post("/api/funding/campaigns", json=campaign_json()).json["id"]
+def test_interest_is_a_put_and_delete_toggle(app, login_as):
+    boss = login_as("boss@webpush-server.dev", "admin")
+    pat = login_as("pat@webpush-server.dev")
+    campaign_id = add_campaign(boss)
     url = f"/api/funding/campaigns/{campaign_id}/interest"
     assert pat.put(url).status_code == 204
     assert pat.put(url).status_code == 204
@@ -110,10 +95,7 @@ def test_interest_is_a_put_and_delete_toggle(app, make_user):
 
 
 def _succeeded_campaign(app, boss: Api, backers: list[Api], valid_days: int = 30) -> int:
-    campaign_id = boss.post(
-        "/api/funding/campaigns",
-        json=campaign_json(goal_amount=10_000, coupon_valid_days=valid_days),
-    ).json["id"]
+    campaign_id = add_campaign(boss, goal_amount=10_000, coupon_valid_days=valid_days)
     for backer in backers:
         backer.post(f"/api/funding/campaigns/{campaign_id}/pledges", json={"amount": 10_000})
     move_deadline(app, campaign_id, utcnow() - timedelta(seconds=1))
@@ -122,10 +104,10 @@ def _succeeded_campaign(app, boss: Api, backers: list[Api], valid_days: int = 30
     return campaign_id
 
 
-def test_coupons_are_visible_and_redeemable_by_their_owner_only(app, make_user):
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
-    pat = login(app, make_user, "pat@webpush-server.dev")
-    eve = login(app, make_user, "eve@webpush-server.dev")
+def test_coupons_are_visible_and_redeemable_by_their_owner_only(app, login_as):
+    boss = login_as("boss@webpush-server.dev", "admin")
+    pat = login_as("pat@webpush-server.dev")
+    eve = login_as("eve@webpush-server.dev")
     campaign_id = _succeeded_campaign(app, boss, [pat])
     (coupon,) = pat.get("/api/funding/coupons").json["coupons"]
     assert coupon["campaign_id"] == campaign_id and coupon["status"] == "active"
@@ -141,10 +123,10 @@ def test_coupons_are_visible_and_redeemable_by_their_owner_only(app, make_user):
     assert again.status_code == 409 and again.json["error"]["code"] == "used"
 
 
-def test_coupon_expiry_date_is_the_last_valid_day_in_app_timezone(make_app, make_user):
+def test_coupon_expiry_date_is_the_last_valid_day_in_app_timezone(make_app, login_as):
     app = make_app(APP_TIMEZONE="America/Los_Angeles")
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
-    pat = login(app, make_user, "pat@webpush-server.dev")
+    boss = login_as("boss@webpush-server.dev", "admin", app=app)
+    pat = login_as("pat@webpush-server.dev", app=app)
     _succeeded_campaign(app, boss, [pat], valid_days=1)
     with app.app_context():
         coupon = db.session.scalars(select(Coupon)).one()
@@ -168,12 +150,10 @@ def test_coupon_expiry_date_is_the_last_valid_day_in_app_timezone(make_app, make
     assert gone.status_code == 409 and gone.json["error"]["code"] == "expired"
 
 
-def test_pages_list_pledge_follow_and_show_my_pledges(app, make_user, client):
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
-    pat = login(app, make_user, "pat@webpush-server.dev")
-    campaign_id = boss.post(
-        "/api/funding/campaigns", json=campaign_json(title="Bee garden", goal_amount=200_000)
-    ).json["id"]
+def test_pages_list_pledge_follow_and_show_my_pledges(login_as, client):
+    boss = login_as("boss@webpush-server.dev", "admin")
+    pat = login_as("pat@webpush-server.dev")
+    campaign_id = add_campaign(boss, title="Bee garden", goal_amount=200_000)
     listing = client.get("/funding/")
     assert listing.status_code == 200
     assert "Bee garden" in listing.text and 'class="progress"' in listing.text
@@ -199,8 +179,8 @@ def test_pages_list_pledge_follow_and_show_my_pledges(app, make_user, client):
     assert client.get("/funding/pledges").status_code == 302  # to the login page
 
 
-def test_admin_pages_create_and_edit_in_app_timezone(app, make_user):
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
+def test_admin_pages_create_and_edit_in_app_timezone(app, login_as):
+    boss = login_as("boss@webpush-server.dev", "admin")
     form = boss.get("/funding/admin/campaigns/new")
     assert form.status_code == 200 and "Asia/Seoul" in form.text
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
@@ -233,9 +213,9 @@ def test_admin_pages_create_and_edit_in_app_timezone(app, make_user):
     assert "Big fridge" in boss.get(f"/funding/campaigns/{campaign_id}").text
 
 
-def test_closed_campaigns_cannot_be_edited(app, make_user):
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
-    campaign_id = boss.post("/api/funding/campaigns", json=campaign_json()).json["id"]
+def test_closed_campaigns_cannot_be_edited(app, login_as):
+    boss = login_as("boss@webpush-server.dev", "admin")
+    campaign_id = add_campaign(boss)
     move_deadline(app, campaign_id, utcnow() - timedelta(seconds=1))
     with app.app_context():
         assert close_campaign(campaign_id) == "failed"

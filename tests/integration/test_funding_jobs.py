@@ -8,8 +8,17 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from tests.conftest import Api, Process, flask_command, process_env, wait_until
+from tests.factories import (
+    add_campaign,
+    bulk_campaign,
+    bulk_coupons,
+    bulk_users,
+    move_deadline,
+    subscribe,
+)
+from tests.helpers import Process, count, process_env, rows, wait_until
 from webpush_server.auth.services import find_user
+from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
 from webpush_server.funding.jobs import notify_expiring_coupons
 from webpush_server.funding.models import Campaign, Coupon, Pledge
@@ -19,25 +28,7 @@ from webpush_server.jobs.schedule import table
 from webpush_server.notifications.models import Notification
 from webpush_server.timeutil import utcnow
 
-from .funding_data import (
-    bulk_campaign,
-    bulk_coupons,
-    bulk_users,
-    campaign_json,
-    count,
-    move_deadline,
-    notifications,
-    subscribe,
-)
-
 DAY = 86400
-
-
-def login(app, make_user, email: str, role: str = "patron") -> Api:
-    make_user(email, role=role, name=email.split("@")[0].title())
-    api = Api(app.test_client())
-    api.login(email)
-    return api
 
 
 def run_job(app, name: str) -> str:
@@ -47,18 +38,14 @@ def run_job(app, name: str) -> str:
 
 
 def test_close_due_campaigns_issues_coupons_and_tells_every_backer(
-    app, make_user, push_service, run_worker
+    app, login_as, push_service, run_worker
 ):
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
-    pat = login(app, make_user, "pat@webpush-server.dev")
-    kim = login(app, make_user, "kim@webpush-server.dev")
-    pat_device, kim_device = subscribe(pat, push_service), subscribe(kim, push_service)
-    met = boss.post(
-        "/api/funding/campaigns", json=campaign_json(title="Bee garden", goal_amount=50_000)
-    ).json["id"]
-    missed = boss.post(
-        "/api/funding/campaigns", json=campaign_json(title="Arcade", goal_amount=900_000)
-    ).json["id"]
+    boss = login_as("boss@webpush-server.dev", "admin")
+    pat = login_as("pat@webpush-server.dev")
+    kim = login_as("kim@webpush-server.dev")
+    (pat_device,), (kim_device,) = subscribe(pat, push_service), subscribe(kim, push_service)
+    met = add_campaign(boss, title="Bee garden", goal_amount=50_000)
+    missed = add_campaign(boss, title="Arcade", goal_amount=900_000)
     for api, campaign_id, amount in ((pat, met, 30_000), (kim, met, 20_000), (pat, missed, 5)):
         assert (
             api.post(
@@ -129,7 +116,7 @@ def test_two_schedulers_close_every_campaign_exactly_once(app, settings, tmp_pat
             Pledge.__table__.insert(), [p | {"created_at": utcnow()} for p in pledges]
         )
         db.session.commit()
-    env = process_env(settings)
+    env = process_env(settings, app.instance_path)
     runs = [
         Process(flask_command("jobs", "run", "close-due-campaigns"), env, tmp_path / f"run{i}.log")
         for i in range(2)
@@ -157,14 +144,14 @@ def test_two_schedulers_close_every_campaign_exactly_once(app, settings, tmp_pat
 
 
 def test_followers_who_have_not_backed_hear_once_within_a_day_of_the_deadline(
-    app, make_user, push_service, run_worker
+    app, login_as, push_service, run_worker
 ):
-    boss = login(app, make_user, "boss@webpush-server.dev", "admin")
-    fan = login(app, make_user, "fan@webpush-server.dev")
-    backer = login(app, make_user, "backer@webpush-server.dev")
-    fan_device, backer_device = subscribe(fan, push_service), subscribe(backer, push_service)
-    soon = boss.post("/api/funding/campaigns", json=campaign_json(title="Fridge")).json["id"]
-    later = boss.post("/api/funding/campaigns", json=campaign_json(title="Lanterns")).json["id"]
+    boss = login_as("boss@webpush-server.dev", "admin")
+    fan = login_as("fan@webpush-server.dev")
+    backer = login_as("backer@webpush-server.dev")
+    (fan_device,), (backer_device,) = subscribe(fan, push_service), subscribe(backer, push_service)
+    soon = add_campaign(boss, title="Fridge")
+    later = add_campaign(boss, title="Lanterns")
     deadline = utcnow() + timedelta(hours=5)
     move_deadline(app, soon, deadline)
     move_deadline(app, later, utcnow() + timedelta(hours=30))
@@ -206,10 +193,10 @@ def _coupon_for(app, user_ids, last_day, zone: str = "Asia/Seoul", status: str =
 
 
 def test_coupon_owners_are_reminded_once_the_day_before_expiry(
-    app, make_user, push_service, run_worker
+    app, login_as, push_service, run_worker
 ):
-    pat = login(app, make_user, "pat@webpush-server.dev")
-    device = subscribe(pat, push_service)
+    pat = login_as("pat@webpush-server.dev")
+    (device,) = subscribe(pat, push_service)
     with app.app_context():
         pat_id = find_user("pat@webpush-server.dev").id
     today = utcnow().astimezone(ZoneInfo("Asia/Seoul")).date()
@@ -240,12 +227,12 @@ def test_coupon_reminders_use_the_local_day_near_midnight(app):
     # 23:59 on 10 March in Seoul is 14:59 UTC: tomorrow is the 11th.
     with app.app_context():
         assert notify_expiring_coupons(datetime(2026, 3, 10, 14, 59, tzinfo=UTC)) == 1
-        titles = [n.title for n in notifications(app)]
+        titles = [n.title for n in rows(app, Notification)]
         assert titles == ["Café 2026-03-11 coupon expires on 2026-03-11"]
         # Two minutes later it is the 11th in Seoul but still the 10th in UTC: tomorrow is
         # the 12th, whatever the UTC date says.
         assert notify_expiring_coupons(datetime(2026, 3, 10, 15, 1, tzinfo=UTC)) == 1
-    assert [n.title for n in notifications(app)][
+    assert [n.title for n in rows(app, Notification)][
         1
     ] == "Café 2026-03-12 coupon expires on 2026-03-12"
 
@@ -259,7 +246,7 @@ def test_coupon_reminders_in_another_time_zone(make_app):
     # 23:30 on 10 March in New York is 03:30 UTC on the 11th.
     with app.app_context():
         assert notify_expiring_coupons(datetime(2026, 3, 11, 3, 30, tzinfo=UTC)) == 1
-    (row,) = notifications(app)
+    (row,) = rows(app, Notification)
     assert row.title == "Café 2026-03-11 coupon expires on 2026-03-11"
     assert row.dedupe_key.endswith(":2026-03-11")
 

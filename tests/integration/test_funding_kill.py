@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import distinct, func, select
 
-from tests.conftest import Process, flask_command, process_env, wait_until
+from tests.factories import bulk_campaign, bulk_coupons, bulk_users
+from tests.helpers import Process, count, process_env, wait_until
+from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
 from webpush_server.funding.timeutil import start_of_day
 from webpush_server.notifications.models import Delivery, Notification
 from webpush_server.timeutil import utcnow
-
-from .funding_data import bulk_campaign, bulk_coupons, bulk_users, count
 
 USERS, PER_USER = 4000, 10
 
@@ -34,7 +34,7 @@ def test_notify_expiring_coupons_killed_midway_then_rerun_notifies_each_coupon_o
         start_of_day(tomorrow + timedelta(days=1), ZoneInfo("Asia/Seoul")),
     )
     total = USERS * PER_USER
-    env = process_env(settings)
+    env = process_env(settings, app.instance_path)
 
     job = Process(
         flask_command("jobs", "run", "notify-expiring-coupons"), env, tmp_path / "killed.log"

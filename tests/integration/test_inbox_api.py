@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Api
+from tests.helpers import csrf_from
 from webpush_server.extensions import db
 from webpush_server.notifications.record import Notice, record_notices
 
@@ -19,10 +19,9 @@ def seed(app, user_id: int, count: int) -> list[int]:
         return ids
 
 
-def test_inbox_lists_newest_first_with_unread_count_and_keyset_pages(app, make_user):
+def test_inbox_lists_newest_first_with_unread_count_and_keyset_pages(app, make_user, login_as):
     user_id = make_user("inbox@webpush-server.dev")
-    api = Api(app.test_client())
-    api.login("inbox@webpush-server.dev")
+    api = login_as("inbox@webpush-server.dev")
     ids = seed(app, user_id, 5)
     first = api.get("/api/notifications?limit=2").json
     assert [n["id"] for n in first["notifications"]] == ids[::-1][:2]
@@ -41,10 +40,9 @@ def test_inbox_lists_newest_first_with_unread_count_and_keyset_pages(app, make_u
     assert [n["id"] for n in rest["notifications"]] == ids[:3][::-1]
 
 
-def test_mark_read_and_read_all(app, make_user):
+def test_mark_read_and_read_all(app, make_user, login_as):
     user_id = make_user("reader2@webpush-server.dev")
-    api = Api(app.test_client())
-    api.login("reader2@webpush-server.dev")
+    api = login_as("reader2@webpush-server.dev")
     ids = seed(app, user_id, 3)
     marked = api.post(f"/api/notifications/{ids[0]}/read")
     assert marked.status_code == 200
@@ -55,12 +53,10 @@ def test_mark_read_and_read_all(app, make_user):
     assert api.get("/api/notifications").json["unread_count"] == 0
 
 
-def test_other_users_notifications_are_invisible(app, make_user):
+def test_other_users_notifications_are_invisible(app, make_user, login_as):
     owner = make_user("owner@webpush-server.dev")
-    make_user("snoop@webpush-server.dev")
     (notification_id,) = seed(app, owner, 1)
-    snoop = Api(app.test_client())
-    snoop.login("snoop@webpush-server.dev")
+    snoop = login_as("snoop@webpush-server.dev")
     assert snoop.get(f"/api/notifications/{notification_id}").status_code == 404
     assert snoop.post(f"/api/notifications/{notification_id}/read").status_code == 404
     assert snoop.get("/api/notifications").json == {"notifications": [], "unread_count": 0}
@@ -86,8 +82,6 @@ def test_pages_redirect_to_login_and_back(client, make_user):
 
 
 def test_login_refuses_wrong_password_and_foreign_next(app, make_user):
-    from tests.conftest import csrf_from
-
     make_user("login@webpush-server.dev")
     client = app.test_client()
     token = csrf_from(client.get("/login").text)

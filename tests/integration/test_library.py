@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from tests.conftest import Api
+from tests.factories import add_book
+from tests.helpers import Api, rows
 from webpush_server.extensions import db
 from webpush_server.library.models import Copy, Hold, Loan
 from webpush_server.notifications.models import Notification
@@ -15,28 +16,8 @@ from webpush_server.timeutil import utcnow
 
 
 @pytest.fixture
-def librarian(app, make_user) -> Api:
-    make_user("desk@webpush-server.dev", role="librarian", name="Desk")
-    api = Api(app.test_client())
-    api.login("desk@webpush-server.dev")
-    return api
-
-
-def patron(app, make_user, email: str) -> Api:
-    make_user(email, name=email.split("@")[0].title())
-    api = Api(app.test_client())
-    api.login(email)
-    api.email = email
-    return api
-
-
-def add_book(librarian: Api, copies: int = 1, title: str = "Piranesi") -> tuple[int, list[int]]:
-    response = librarian.post(
-        "/api/library/books",
-        json={"title": title, "author": "Susanna Clarke", "isbn": None, "copies": copies},
-    )
-    assert response.status_code == 201, response.json
-    return response.json["id"], response.json["copy_ids"]
+def librarian(login_as) -> Api:
+    return login_as("desk@webpush-server.dev", "librarian", name="Desk")
 
 
 def lend(librarian: Api, copy_id: int, email: str) -> None:
@@ -44,19 +25,12 @@ def lend(librarian: Api, copy_id: int, email: str) -> None:
     assert response.status_code == 201, response.json
 
 
-def rows(app, model, *where):
-    with app.app_context():
-        found = db.session.scalars(select(model).where(*where).order_by(model.id)).all()
-        db.session.expunge_all()
-        return found
-
-
 def test_reserve_check_in_push_arrives_then_pick_up(
-    app, make_user, librarian, push_service, run_worker
+    app, login_as, librarian, push_service, run_worker
 ):
     book_id, (copy_id,) = add_book(librarian)
-    reader = patron(app, make_user, "ana@webpush-server.dev")
-    waiter = patron(app, make_user, "bo@webpush-server.dev")
+    reader = login_as("ana@webpush-server.dev")
+    waiter = login_as("bo@webpush-server.dev")
     device = push_service.new_subscription()
     assert waiter.post("/api/push/subscriptions", json=device.as_json()).status_code == 201
     lend(librarian, copy_id, reader.email)
@@ -89,10 +63,10 @@ def test_reserve_check_in_push_arrives_then_pick_up(
     assert rows(app, Copy)[0].status == "loaned"
 
 
-def test_queue_is_first_come_first_served(app, make_user, librarian):
+def test_queue_is_first_come_first_served(login_as, librarian):
     book_id, (copy_id,) = add_book(librarian)
-    lend(librarian, copy_id, patron(app, make_user, "out@webpush-server.dev").email)
-    waiters = [patron(app, make_user, f"q{i}@webpush-server.dev") for i in range(3)]
+    lend(librarian, copy_id, login_as("out@webpush-server.dev").email)
+    waiters = [login_as(f"q{i}@webpush-server.dev") for i in range(3)]
     positions = [w.post(f"/api/library/books/{book_id}/holds").json["position"] for w in waiters]
     assert positions == [1, 2, 3]
     waiters[0].delete(
@@ -104,20 +78,18 @@ def test_queue_is_first_come_first_served(app, make_user, librarian):
     assert statuses == ["cancelled", "ready", "waiting"]
 
 
-def test_a_free_copy_is_set_aside_at_once(app, make_user, librarian):
+def test_a_free_copy_is_set_aside_at_once(login_as, librarian):
     book_id, _ = add_book(librarian)
-    reserved = patron(app, make_user, "now@webpush-server.dev").post(
-        f"/api/library/books/{book_id}/holds"
-    )
+    reserved = login_as("now@webpush-server.dev").post(f"/api/library/books/{book_id}/holds")
     assert reserved.json["status"] == "ready" and reserved.json["position"] is None
 
 
 def test_scan_finds_what_the_event_path_missed(
-    app, make_user, librarian, push_service, run_worker, runner
+    app, login_as, librarian, push_service, run_worker, runner
 ):
     book_id, (copy_id,) = add_book(librarian)
-    lend(librarian, copy_id, patron(app, make_user, "gone@webpush-server.dev").email)
-    waiter = patron(app, make_user, "scan@webpush-server.dev")
+    lend(librarian, copy_id, login_as("gone@webpush-server.dev").email)
+    waiter = login_as("scan@webpush-server.dev")
     device = push_service.new_subscription()
     waiter.post("/api/push/subscriptions", json=device.as_json())
     hold_id = waiter.post(f"/api/library/books/{book_id}/holds").json["id"]
@@ -137,10 +109,10 @@ def test_scan_finds_what_the_event_path_missed(
     assert len(rows(app, Notification)) == 1
 
 
-def test_added_copies_go_to_waiting_holds(app, make_user, librarian):
+def test_added_copies_go_to_waiting_holds(app, login_as, librarian):
     book_id, (copy_id,) = add_book(librarian)
-    lend(librarian, copy_id, patron(app, make_user, "has@webpush-server.dev").email)
-    waiter = patron(app, make_user, "wants@webpush-server.dev")
+    lend(librarian, copy_id, login_as("has@webpush-server.dev").email)
+    waiter = login_as("wants@webpush-server.dev")
     waiter.post(f"/api/library/books/{book_id}/holds")
     added = librarian.post(f"/api/library/books/{book_id}/copies", json={"count": 2})
     assert added.status_code == 201 and len(added.json["copy_ids"]) == 2
@@ -160,11 +132,11 @@ def expire_now(app, hold_id: int) -> None:
 
 
 def test_expired_hold_passes_the_copy_on_then_to_the_shelf(
-    app, make_user, librarian, runner, push_service, run_worker
+    app, login_as, librarian, runner, push_service, run_worker
 ):
     book_id, (copy_id,) = add_book(librarian)
-    lend(librarian, copy_id, patron(app, make_user, "first@webpush-server.dev").email)
-    late, next_ = (patron(app, make_user, f"{n}@webpush-server.dev") for n in ("late", "next"))
+    lend(librarian, copy_id, login_as("first@webpush-server.dev").email)
+    late, next_ = (login_as(f"{n}@webpush-server.dev") for n in ("late", "next"))
     for who in (late, next_):
         who.post("/api/push/subscriptions", json=push_service.new_subscription().as_json())
         who.post(f"/api/library/books/{book_id}/holds")
@@ -190,9 +162,9 @@ def test_expired_hold_passes_the_copy_on_then_to_the_shelf(
     assert rows(app, Copy)[0].status == "shelf"
 
 
-def test_reminder_one_day_before_the_deadline_once(app, make_user, librarian, runner):
+def test_reminder_one_day_before_the_deadline_once(app, login_as, librarian, runner):
     book_id, _ = add_book(librarian)
-    waiter = patron(app, make_user, "soon@webpush-server.dev")
+    waiter = login_as("soon@webpush-server.dev")
     hold_id = waiter.post(f"/api/library/books/{book_id}/holds").json["id"]
     assert "remind-holds: 0" in runner.invoke(args=["jobs", "run", "remind-holds"]).output
     with app.app_context():
@@ -206,10 +178,10 @@ def test_reminder_one_day_before_the_deadline_once(app, make_user, librarian, ru
     assert reminder.url == f"/library/holds/{hold_id}" and reminder.topic == f"hold-{hold_id}"
 
 
-def test_desk_refuses_what_cannot_be_done(app, make_user, librarian):
+def test_desk_refuses_what_cannot_be_done(app, login_as, librarian):
     book_id, (copy_id,) = add_book(librarian)
-    reader = patron(app, make_user, "r1@webpush-server.dev")
-    other = patron(app, make_user, "r2@webpush-server.dev")
+    reader = login_as("r1@webpush-server.dev")
+    other = login_as("r2@webpush-server.dev")
     lend(librarian, copy_id, reader.email)
     again = librarian.post(
         "/api/library/loans", json={"copy_id": copy_id, "user_email": other.email}
@@ -263,11 +235,11 @@ def test_isbn_is_normalised_and_unique(librarian):
     assert dup.status_code == 409 and dup.json["error"]["field"] == "isbn"
 
 
-def test_patrons_cannot_use_the_desk_or_see_others_holds(app, make_user, librarian):
+def test_patrons_cannot_use_the_desk_or_see_others_holds(app, login_as, librarian):
     book_id, (copy_id,) = add_book(librarian)
-    mallory = patron(app, make_user, "mallory@webpush-server.dev")
-    alice = patron(app, make_user, "alice@webpush-server.dev")
-    lend(librarian, copy_id, patron(app, make_user, "c@webpush-server.dev").email)
+    mallory = login_as("mallory@webpush-server.dev")
+    alice = login_as("alice@webpush-server.dev")
+    lend(librarian, copy_id, login_as("c@webpush-server.dev").email)
     hold_id = alice.post(f"/api/library/books/{book_id}/holds").json["id"]
     assert mallory.get("/library/desk").status_code == 403
     assert (
@@ -289,10 +261,10 @@ def test_patrons_cannot_use_the_desk_or_see_others_holds(app, make_user, librari
     assert librarian.client.get("/library/desk").status_code == 200
 
 
-def test_pages_show_the_queue_and_the_desk_gives_feedback(app, make_user, librarian):
+def test_pages_show_the_queue_and_the_desk_gives_feedback(app, login_as, librarian):
     book_id, (copy_id,) = add_book(librarian, title="Kindred")
-    reader = patron(app, make_user, "page@webpush-server.dev")
-    lend(librarian, copy_id, patron(app, make_user, "x@webpush-server.dev").email)
+    reader = login_as("page@webpush-server.dev")
+    lend(librarian, copy_id, login_as("x@webpush-server.dev").email)
     catalogue = reader.get("/library/?q=kind").text
     assert "Kindred" in catalogue and 'data-field="waiting_holds">0<' in catalogue
     page = reader.get(f"/library/books/{book_id}").text

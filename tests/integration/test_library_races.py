@@ -9,7 +9,8 @@ import threading
 import requests
 from sqlalchemy import select, update
 
-from tests.conftest import PASSWORD, csrf_from, flask_command, process_env
+from tests.helpers import process_env
+from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
 from webpush_server.library import services
 from webpush_server.library.models import Copy, Hold, Loan
@@ -19,31 +20,18 @@ from webpush_server.timeutil import utcnow
 ROUNDS = 4
 
 
-def session(base: str, email: str) -> requests.Session:
-    """A browser-like session against the live server."""
-    web = requests.Session()
-    token = csrf_from(web.get(f"{base}/login", timeout=10).text)
-    web.post(
-        f"{base}/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": token},
-        timeout=10,
-        allow_redirects=False,
-    ).raise_for_status()
-    web.headers["X-CSRFToken"] = csrf_from(web.get(f"{base}/notifications", timeout=10).text)
-    return web
-
-
 def _check_in(start: threading.Barrier, answers: list, web: requests.Session, url: str) -> None:
     start.wait()
     answers.append(web.post(url, timeout=60))
 
 
-def _scan(start: threading.Barrier, answers: list, env: dict) -> None:
+def _scan(start: threading.Barrier, answers: list, env: dict, cwd) -> None:
     start.wait()
     answers.append(
         subprocess.run(
             flask_command("jobs", "run", "detect-available-books"),
             env=env,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=120,
@@ -52,13 +40,13 @@ def _scan(start: threading.Barrier, answers: list, env: dict) -> None:
 
 
 def test_concurrent_check_ins_and_scan_give_each_copy_once_in_queue_order(
-    app, make_user, live_server, settings
+    app, make_user, live_server, settings, tmp_path, login_as
 ):
     make_user("desk1@webpush-server.dev", role="librarian")
     make_user("desk2@webpush-server.dev", role="librarian")
     readers = [make_user(f"reader{i}@webpush-server.dev") for i in range(6)]
-    desks = [session(live_server, f"desk{i}@webpush-server.dev") for i in (1, 2)]
-    env = process_env(settings)
+    desks = [login_as(f"desk{i}@webpush-server.dev", server=live_server) for i in (1, 2)]
+    env = process_env(settings, app.instance_path)
     for round_number in range(ROUNDS):
         with app.app_context():
             book, copy_ids = services.add_book(f"Race {round_number}", "Tester", None, 3)
@@ -87,7 +75,7 @@ def test_concurrent_check_ins_and_scan_give_each_copy_once_in_queue_order(
                 ),
             )
             for i in (0, 1)
-        ] + [threading.Thread(target=_scan, args=(start, answers, env))]
+        ] + [threading.Thread(target=_scan, args=(start, answers, env, tmp_path))]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -112,7 +100,7 @@ def test_concurrent_check_ins_and_scan_give_each_copy_once_in_queue_order(
                 assert keys.count(f"hold-ready:{hold_id}") == 1
 
 
-def test_two_scans_at_once_notify_each_patron_once(app, make_user, settings):
+def test_two_scans_at_once_notify_each_patron_once(app, make_user, settings, tmp_path):
     readers = [make_user(f"scan{i}@webpush-server.dev") for i in range(4)]
     with app.app_context():
         book, copy_ids = services.add_book("Scanned twice", "Tester", None, 2)
@@ -122,11 +110,12 @@ def test_two_scans_at_once_notify_each_patron_once(app, make_user, settings):
         db.session.execute(update(Loan).values(returned_at=utcnow()))
         db.session.execute(update(Copy).values(status="shelf"))
         db.session.commit()
-    env = process_env(settings)
+    env = process_env(settings, app.instance_path)
     scans = [
         subprocess.Popen(
             flask_command("jobs", "run", "detect-available-books"),
             env=env,
+            cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

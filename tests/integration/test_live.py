@@ -7,57 +7,25 @@ every open tab through Redis pub/sub. Presence-aware routing decides whether Web
 from __future__ import annotations
 
 import json
-import re
-import uuid
 
 import pytest
 import requests
 import websocket
 from rq import Queue
-from sqlalchemy import select
 
-from tests.conftest import (
-    PASSWORD,
+from tests.factories import add_device, record_notification
+from tests.helpers import (
     Process,
-    free_port,
+    delivery_statuses,
+    is_visible,
     process_env,
-    wait_for_http,
+    start_web,
     wait_until,
 )
-from webpush_server.devrun import flask_command, web_command
-from webpush_server.extensions import db
+from webpush_server.devrun import flask_command
 from webpush_server.jobs.queues import DEFAULT_QUEUE, connection
-from webpush_server.notifications.models import Delivery
-from webpush_server.notifications.record import Notice, record_notices
-from webpush_server.realtime.broker import visible_users
 
 EMAIL = "live@webpush-server.dev"
-
-
-def start_web(settings: dict, log_path, **env: str) -> tuple[str, Process]:
-    """Start one gunicorn web process as production does; return its URL and process."""
-    port = free_port()
-    server = Process(
-        web_command(f"127.0.0.1:{port}", threads=8), process_env(settings, **env), log_path
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(url + "/login", server)
-    return url, server
-
-
-def login(base_url: str, email: str = EMAIL) -> requests.Session:
-    """Log in through the form; return the session (cookie jar and CSRF header)."""
-    session = requests.Session()
-    token = re.search(r'name="csrf-token" content="([^"]+)"', session.get(base_url + "/login").text)
-    response = session.post(
-        base_url + "/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)},
-        allow_redirects=False,
-    )
-    assert response.status_code == 302, response.text
-    page = session.get(base_url + "/notifications").text
-    session.headers["X-CSRFToken"] = re.search(r'name="csrf-token" content="([^"]+)"', page)[1]
-    return session
 
 
 class LiveSocket:
@@ -91,39 +59,6 @@ def notifications_in(messages: list[dict]) -> list[dict]:
     return [m["notification"] for m in messages if m["type"] == "notification"]
 
 
-def record(app, user_id: int, kind: str = "book_available", title: str = "A book is ready") -> int:
-    """Record one notification in this process (as a service would) and commit."""
-    with app.app_context():
-        (notification_id,) = record_notices(
-            [
-                Notice(
-                    user_id=user_id,
-                    kind=kind,
-                    title=title,
-                    body="Pick it up at the desk.",
-                    url="/notifications",
-                    dedupe_key=f"live-test:{uuid.uuid4().hex}",
-                )
-            ]
-        )
-        db.session.commit()
-    return notification_id
-
-
-def delivery_statuses(app, notification_id: int) -> list[str]:
-    with app.app_context():
-        return list(
-            db.session.scalars(
-                select(Delivery.status).where(Delivery.notification_id == notification_id)
-            )
-        )
-
-
-def is_visible(app, user_id: int) -> bool:
-    with app.app_context():
-        return user_id in visible_users([user_id])
-
-
 def record_in_job(user_id: int) -> int:
     """RQ job (run by a worker process): record a notification, as a scheduled job would."""
     from webpush_server.jobs.context import app_context
@@ -148,8 +83,8 @@ def test_websocket_refuses_anonymous_sessions_before_the_upgrade(live_server):
 
 
 @pytest.mark.parametrize("origin", ["http://evil.example", None])
-def test_websocket_refuses_other_origins_before_the_upgrade(live_server, user_id, origin):
-    session = login(live_server)
+def test_websocket_refuses_other_origins_before_the_upgrade(live_server, user_id, origin, login_as):
+    session = login_as(EMAIL, server=live_server)
     options = {"origin": origin} if origin else {"suppress_origin": True}
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         LiveSocket(live_server, session, **options)
@@ -165,10 +100,12 @@ def test_stream_requires_login(live_server):
 # -- delivery ----------------------------------------------------------------------------------
 
 
-def test_socket_gets_each_new_notification_and_the_unread_count(app, live_server, user_id):
-    socket = LiveSocket(live_server, login(live_server))
+def test_socket_gets_each_new_notification_and_the_unread_count(
+    app, live_server, user_id, login_as
+):
+    socket = LiveSocket(live_server, login_as(EMAIL, server=live_server))
     assert socket.receive() == {"type": "unread_count", "count": 0}
-    notification_id = record(app, user_id)
+    notification_id = record_notification(app, user_id)
     first, second = socket.receive(), socket.receive()
     assert first["type"] == "notification"
     assert first["notification"]["id"] == notification_id
@@ -178,9 +115,11 @@ def test_socket_gets_each_new_notification_and_the_unread_count(app, live_server
     socket.close()
 
 
-def test_marking_read_in_one_tab_updates_the_count_in_the_others(app, live_server, user_id):
-    session = login(live_server)
-    notification_id = record(app, user_id)
+def test_marking_read_in_one_tab_updates_the_count_in_the_others(
+    app, live_server, user_id, login_as
+):
+    session = login_as(EMAIL, server=live_server)
+    notification_id = record_notification(app, user_id)
     socket = LiveSocket(live_server, session)
     assert socket.receive() == {"type": "unread_count", "count": 1}
     response = session.post(f"{live_server}/api/notifications/{notification_id}/read")
@@ -189,14 +128,14 @@ def test_marking_read_in_one_tab_updates_the_count_in_the_others(app, live_serve
     socket.close()
 
 
-def test_reconnect_catches_up_on_what_was_missed(app, live_server, user_id):
-    session = login(live_server)
+def test_reconnect_catches_up_on_what_was_missed(app, live_server, user_id, login_as):
+    session = login_as(EMAIL, server=live_server)
     socket = LiveSocket(live_server, session)
     socket.receive()
-    seen = record(app, user_id, title="Seen")
+    seen = record_notification(app, user_id, title="Seen")
     assert notifications_in(socket.receive_until(lambda m: m["type"] == "unread_count"))
     socket.close()
-    missed = [record(app, user_id, title=f"Missed {i}") for i in range(2)]
+    missed = [record_notification(app, user_id, title=f"Missed {i}") for i in range(2)]
     socket = LiveSocket(live_server, session, after=seen)
     messages = socket.receive_until(lambda m: m["type"] == "unread_count")
     assert [n["id"] for n in notifications_in(messages)] == missed
@@ -204,10 +143,10 @@ def test_reconnect_catches_up_on_what_was_missed(app, live_server, user_id):
     socket.close()
 
 
-def test_stream_replays_from_last_event_id_then_streams(app, live_server, user_id):
-    session = login(live_server)
-    first = record(app, user_id, title="First")
-    second = record(app, user_id, title="Second")
+def test_stream_replays_from_last_event_id_then_streams(app, live_server, user_id, login_as):
+    session = login_as(EMAIL, server=live_server)
+    first = record_notification(app, user_id, title="First")
+    second = record_notification(app, user_id, title="Second")
     response = session.get(
         live_server + "/api/notifications/stream",
         headers={"Last-Event-ID": str(first)},
@@ -223,7 +162,7 @@ def test_stream_replays_from_last_event_id_then_streams(app, live_server, user_i
     assert (replayed["event"], replayed["id"]) == ("notification", str(second))
     assert json.loads(replayed["data"])["title"] == "Second"
     assert next(events)["event"] == "unread_count"
-    third = record(app, user_id, title="Third")
+    third = record_notification(app, user_id, title="Third")
     streamed = next(events)
     assert (streamed["event"], streamed["id"]) == ("notification", str(third))
     assert json.loads(next(events)["data"]) == {"count": 3}
@@ -244,18 +183,28 @@ def sse_events(response):
 
 
 def test_every_tab_in_every_web_process_gets_notifications_from_anywhere(
-    app, settings, user_id, tmp_path, redis_url
+    app, settings, user_id, tmp_path, redis_url, login_as
 ):
-    one, server_one = start_web(settings, tmp_path / "web1.log")
-    two, server_two = start_web(settings, tmp_path / "web2.log")
-    worker = Process(flask_command("jobs", "worker"), process_env(settings), tmp_path / "w.log")
+    one, server_one = start_web(settings, app.instance_path, tmp_path / "web1.log")
+    two, server_two = start_web(settings, app.instance_path, tmp_path / "web2.log")
+    worker = Process(
+        flask_command("jobs", "worker"),
+        process_env(settings, app.instance_path),
+        tmp_path / "w.log",
+    )
     try:
-        sockets = [LiveSocket(one, login(one)), LiveSocket(two, login(two))]
-        sockets.append(LiveSocket(two, login(one)))  # a second tab, same user, other process
+        sockets = [
+            LiveSocket(one, login_as(EMAIL, server=one)),
+            LiveSocket(two, login_as(EMAIL, server=two)),
+        ]
+        # A second tab, same user, other process.
+        sockets.append(LiveSocket(two, login_as(EMAIL, server=one)))
         for socket in sockets:
             assert socket.receive()["type"] == "unread_count"
         # Recorded by web process one (the test notification)...
-        from_web = login(one).post(one + "/api/push/test").json()["notification_id"]
+        from_web = (
+            login_as(EMAIL, server=one).post(one + "/api/push/test").json()["notification_id"]
+        )
         # ...and by a worker running a job, as a scheduled job would.
         job = Queue(DEFAULT_QUEUE, connection=connection(app)).enqueue(
             "tests.integration.test_live.record_in_job", user_id
@@ -275,44 +224,48 @@ def test_every_tab_in_every_web_process_gets_notifications_from_anywhere(
 
 
 def test_visible_tab_gets_it_live_and_web_push_is_skipped(
-    app, live_server, user_id, patron_push_device
+    app, live_server, user_id, patron_push_device, login_as
 ):
-    socket = LiveSocket(live_server, login(live_server))
+    socket = LiveSocket(live_server, login_as(EMAIL, server=live_server))
     socket.receive()
     socket.visible(True)
     wait_until(lambda: is_visible(app, user_id), "the tab to count as visible")
-    notification_id = record(app, user_id)
+    notification_id = record_notification(app, user_id)
     assert notifications_in(socket.receive_until(lambda m: m["type"] == "notification"))
     assert delivery_statuses(app, notification_id) == ["skipped"]
     # `test` is configured to push even while a tab is visible.
-    test_id = record(app, user_id, kind="test", title="Test notification")
+    test_id = record_notification(app, user_id, kind="test", title="Test notification")
     assert delivery_statuses(app, test_id) == ["pending"]
     socket.close()
 
 
-def test_hidden_or_closed_tab_means_web_push(app, live_server, user_id, patron_push_device):
-    socket = LiveSocket(live_server, login(live_server))
+def test_hidden_or_closed_tab_means_web_push(
+    app, live_server, user_id, patron_push_device, login_as
+):
+    socket = LiveSocket(live_server, login_as(EMAIL, server=live_server))
     socket.receive()
     socket.visible(True)
     wait_until(lambda: is_visible(app, user_id), "the tab to count as visible")
     socket.visible(False)
     wait_until(lambda: not is_visible(app, user_id), "the hidden tab to stop counting")
-    hidden = record(app, user_id)
+    hidden = record_notification(app, user_id)
     assert notifications_in(socket.receive_until(lambda m: m["type"] == "notification"))
     assert delivery_statuses(app, hidden) == ["pending"]
     socket.visible(True)
     wait_until(lambda: is_visible(app, user_id), "the tab to count as visible again")
     socket.close()
     wait_until(lambda: not is_visible(app, user_id), "the closed tab to stop counting")
-    assert delivery_statuses(app, record(app, user_id)) == ["pending"]
+    assert delivery_statuses(app, record_notification(app, user_id)) == ["pending"]
 
 
 def test_heartbeats_notice_a_dead_connection_and_its_presence_lapses(
-    app, settings, user_id, tmp_path
+    app, settings, user_id, tmp_path, login_as
 ):
-    url, server = start_web(settings, tmp_path / "web.log", FLASK_LIVE_PING_SECONDS="0.5")
+    url, server = start_web(
+        settings, app.instance_path, tmp_path / "web.log", FLASK_LIVE_PING_SECONDS="0.5"
+    )
     try:
-        socket = LiveSocket(url, login(url))
+        socket = LiveSocket(url, login_as(EMAIL, server=url))
         socket.receive()
         socket.visible(True)
         wait_until(lambda: is_visible(app, user_id), "the tab to count as visible")
@@ -326,17 +279,4 @@ def test_heartbeats_notice_a_dead_connection_and_its_presence_lapses(
 @pytest.fixture
 def patron_push_device(app, user_id, push_service):
     """One push subscription of the live test user, stored directly."""
-    from webpush_server.push.models import Subscription
-
-    device = push_service.new_subscription()
-    with app.app_context():
-        db.session.add(
-            Subscription(
-                user_id=user_id,
-                endpoint=device.endpoint,
-                p256dh=device.as_json()["keys"]["p256dh"],
-                auth=device.as_json()["keys"]["auth"],
-            )
-        )
-        db.session.commit()
-    return device
+    return add_device(app, user_id, push_service)

@@ -9,28 +9,17 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import select, update
 
-from tests.conftest import flask_command, process_env
+from tests.factories import add_device, subscribe
+from tests.helpers import Process, deliveries, process_env, wait_until
 from tests.pushservice import Reply
+from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
 from webpush_server.jobs.claim import claim
 from webpush_server.jobs.delivery import sweep_outbox
 from webpush_server.jobs.queues import DELIVERY_QUEUE, enqueue_deliveries
 from webpush_server.notifications.models import Delivery
 from webpush_server.notifications.record import Notice, record_notices
-from webpush_server.push.models import Subscription
 from webpush_server.timeutil import utcnow
-
-from .test_delivery import deliveries, subscribe
-
-
-def add_device(app, user_id: int, endpoint: str, push_service, keys=None) -> None:
-    """Store a device directly, as if it had been allowed when it subscribed."""
-    keys = keys or push_service.new_subscription()
-    with app.app_context():
-        db.session.add(
-            Subscription(user_id=user_id, endpoint=endpoint, p256dh=keys.p256dh, auth=keys.auth)
-        )
-        db.session.commit()
 
 
 def notify(app, user_id: int, key: str = "n:1", count: int = 1) -> list[int]:
@@ -58,7 +47,7 @@ def test_send_time_refuses_internal_addresses(
 ):
     app = make_app(PUSH_SERVICE_HOSTS=f"{hosts},{push_service.host_port}")
     user_id = make_user("ssrf@webpush-server.dev")
-    add_device(app, user_id, endpoint, push_service)
+    add_device(app, user_id, push_service, endpoint)
     notify(app, user_id)
     with app.app_context():
         from rq import SimpleWorker
@@ -74,7 +63,7 @@ def test_send_time_refuses_internal_addresses(
 
 def test_endpoints_no_longer_allowed_are_not_contacted(app, make_user, push_service, run_worker):
     user_id = make_user("allowlist@webpush-server.dev")
-    add_device(app, user_id, "https://push.attacker.example.org/x", push_service)
+    add_device(app, user_id, push_service, "https://push.attacker.example.org/x")
     notify(app, user_id)
     run_worker()
     (row,) = deliveries(app)
@@ -98,8 +87,7 @@ def test_sweeper_delivers_what_a_crash_left_pending(
     make_app, make_user, push_service, app, run_worker, redis_url
 ):
     user_id = make_user("crash@webpush-server.dev")
-    device = push_service.new_subscription()
-    add_device(app, user_id, device.endpoint, push_service, keys=device)
+    add_device(app, user_id, push_service)
     # The web process commits, then dies before it can enqueue: here Redis is unreachable.
     broken = make_app(REDIS_URL="redis://127.0.0.1:1/0")
     (notification_id,) = notify(broken, user_id)
@@ -120,8 +108,7 @@ def test_sweeper_takes_back_deliveries_claimed_by_a_dead_worker(
     make_user, push_service, app, run_worker
 ):
     user_id = make_user("deadworker@webpush-server.dev")
-    device = push_service.new_subscription()
-    add_device(app, user_id, device.endpoint, push_service, keys=device)
+    add_device(app, user_id, push_service)
     notify(app, user_id)
     Queue(DELIVERY_QUEUE, connection=app.extensions["redis"]).empty()
     stale = utcnow() - timedelta(seconds=app.config["DELIVERY_CLAIM_TIMEOUT_SECONDS"] + 1)
@@ -142,7 +129,7 @@ def test_sweeper_takes_back_deliveries_claimed_by_a_dead_worker(
 def test_sweeper_leaves_fresh_and_future_rows_alone(make_user, push_service, make_app):
     app = make_app(SWEEP_GRACE_SECONDS=60)
     user_id = make_user("fresh@webpush-server.dev")
-    add_device(app, user_id, push_service.new_subscription().endpoint, push_service)
+    add_device(app, user_id, push_service)
     notify(app, user_id)
     with app.app_context():
         assert sweep_outbox() == 0
@@ -165,18 +152,11 @@ def test_two_workers_never_send_the_same_delivery(
     from rq import Worker
     from rq.registry import StartedJobRegistry
 
-    from tests.conftest import Process, wait_until
-
     app = make_app(DELIVERY_BATCH_SIZE=10)
     user_id = make_user("race@webpush-server.dev")
-    devices = [push_service.new_subscription() for _ in range(40)]
-    with app.app_context():
-        db.session.add_all(
-            Subscription(user_id=user_id, endpoint=d.endpoint, p256dh=d.p256dh, auth=d.auth)
-            for d in devices
-        )
-        db.session.commit()
-    env = process_env(settings)
+    for _ in range(40):
+        add_device(app, user_id, push_service)
+    env = process_env(settings, app.instance_path)
     workers = [
         Process(flask_command("jobs", "worker", "--name", f"w{i}"), env, tmp_path / f"w{i}.log")
         for i in range(2)

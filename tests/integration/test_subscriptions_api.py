@@ -117,17 +117,11 @@ def test_old_endpoint_is_replaced(patron_api, push_service, app):
     assert [s["endpoint"] for s in listed] == [new.endpoint]
 
 
-def test_endpoint_moves_to_whoever_subscribes_it(client, make_user, push_service, app):
-    from tests.conftest import Api
-
+def test_endpoint_moves_to_whoever_subscribes_it(client, login_as, push_service):
     device = push_service.new_subscription()
-    make_user("first@webpush-server.dev")
-    make_user("second@webpush-server.dev")
-    first = Api(app.test_client())
-    first.login("first@webpush-server.dev")
+    first = login_as("first@webpush-server.dev")
     first.post("/api/push/subscriptions", json=device.as_json())
-    second = Api(app.test_client())
-    second.login("second@webpush-server.dev")
+    second = login_as("second@webpush-server.dev")
     assert second.post("/api/push/subscriptions", json=device.as_json()).status_code == 200
     assert first.get("/api/push/subscriptions").json["subscriptions"] == []
     assert len(second.get("/api/push/subscriptions").json["subscriptions"]) == 1
@@ -151,16 +145,10 @@ def test_at_most_twenty_devices(patron_api, push_service, app):
     assert count_subscriptions(app) == 20
 
 
-def test_delete_is_idempotent_and_only_touches_own_devices(
-    patron_api, make_user, push_service, app
-):
-    from tests.conftest import Api
-
+def test_delete_is_idempotent_and_only_touches_own_devices(patron_api, login_as, push_service, app):
     mine = push_service.new_subscription()
     patron_api.post("/api/push/subscriptions", json=mine.as_json())
-    make_user("other@webpush-server.dev")
-    other = Api(app.test_client())
-    other.login("other@webpush-server.dev")
+    other = login_as("other@webpush-server.dev")
     assert (
         other.delete("/api/push/subscriptions", json={"endpoint": mine.endpoint}).status_code == 204
     )

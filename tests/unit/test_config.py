@@ -48,11 +48,12 @@ def test_app_refuses_to_start_without_a_subject(monkeypatch, tmp_path):
 
     monkeypatch.delenv("VAPID_SUBJECT", raising=False)
     with pytest.raises(ConfigError, match="VAPID_SUBJECT is not set"):
-        # None also masks instance/config.py, which `make run` writes for development.
+        # None also masks a subject in the environment (deleted above) or a FLASK_ setting.
         create_app(
             {
                 "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db",
                 "SECRET_KEY": "k",
                 "VAPID_SUBJECT": None,
-            }
+            },
+            instance_path=str(tmp_path / "instance"),
         )
