@@ -264,15 +264,15 @@ def test_one_bad_endpoint_fails_alone_and_the_rest_of_its_batch_is_sent(
     # hold it. It sits in the middle of the batch, at the same push service as the others.
     bad_endpoint = f"{push_service.origin}/push/中文"
     with app.app_context():
-        rows = [
+        devices = [
             Subscription(user_id=user_id, endpoint=d.endpoint, p256dh=d.p256dh, auth=d.auth)
             for d in good
         ]
         bad = Subscription(
             user_id=user_id, endpoint=bad_endpoint, p256dh=keys.p256dh, auth=keys.auth
         )
-        rows.insert(size // 2, bad)
-        db.session.add_all(rows)
+        devices.insert(size // 2, bad)
+        db.session.add_all(devices)
         db.session.commit()
         bad_id = bad.id
         record_notices([Notice(user_id, "test", "To everyone", "b", "/", "batch:1")])
@@ -284,9 +284,9 @@ def test_one_bad_endpoint_fails_alone_and_the_rest_of_its_batch_is_sent(
     pushes = push_service.wait_for_count(size - 1)
     assert sorted(p.endpoint for p in pushes) == sorted(d.endpoint for d in good)
     assert all(p.status == 201 and p.error is None for p in pushes)
-    rows = deliveries(app)
-    assert Counter(r.status for r in rows) == {"sent": size - 1, "failed": 1}
-    (failed,) = [r for r in rows if r.status == "failed"]
+    outcomes = deliveries(app)
+    assert Counter(r.status for r in outcomes) == {"sent": size - 1, "failed": 1}
+    (failed,) = [r for r in outcomes if r.status == "failed"]
     assert failed.subscription_id == bad_id
     assert "not ASCII" in failed.last_error
     assert [(a.outcome, a.status_code) for a in attempts(app, failed.id)] == [("error", None)]

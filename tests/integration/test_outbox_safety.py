@@ -188,8 +188,7 @@ def test_two_workers_never_send_the_same_delivery(
 
 def test_a_delivery_its_workers_keep_losing_ends_dead(make_user, push_service, app, run_worker):
     user_id = make_user("poison@webpush-server.dev")
-    device = push_service.new_subscription()
-    add_device(app, user_id, device.endpoint, push_service, keys=device)
+    add_device(app, user_id, push_service)
     notify(app, user_id)
     queue = Queue(DELIVERY_QUEUE, connection=app.extensions["redis"])
     (delivery_id,) = [d.id for d in deliveries(app)]
@@ -218,7 +217,7 @@ def test_a_delivery_its_workers_keep_losing_ends_dead(make_user, push_service, a
 
 def test_a_lost_last_attempt_ends_dead_with_the_error_before_it(make_user, push_service, app):
     user_id = make_user("lastlost@webpush-server.dev")
-    add_device(app, user_id, push_service.new_subscription().endpoint, push_service)
+    add_device(app, user_id, push_service)
     notify(app, user_id)
     max_attempts = app.config["PUSH_MAX_ATTEMPTS"]
     stale = utcnow() - timedelta(seconds=app.config["DELIVERY_CLAIM_TIMEOUT_SECONDS"] + 1)
@@ -244,7 +243,7 @@ def test_a_lost_last_attempt_ends_dead_with_the_error_before_it(make_user, push_
 
 def test_the_sweeper_takes_back_only_stale_claims(make_user, push_service, app):
     user_id = make_user("freshclaim@webpush-server.dev")
-    add_device(app, user_id, push_service.new_subscription().endpoint, push_service)
+    add_device(app, user_id, push_service)
     notify(app, user_id)
     Queue(DELIVERY_QUEUE, connection=app.extensions["redis"]).empty()
     with app.app_context():
