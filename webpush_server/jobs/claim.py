@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import or_, select, update
 
@@ -81,4 +82,7 @@ def claim(delivery_ids: list[int], now: datetime) -> list[Claimed]:
 def load(condition) -> list[Claimed]:
     """Return the deliveries matching condition with their notification and device."""
     query = select(*_CLAIMED_COLUMNS).select_from(_CLAIMED_FROM).where(condition)
-    return [Claimed(*row) for row in db.session.execute(query.order_by(_D.id))]
+    # A Row is a tuple of exactly _CLAIMED_COLUMNS; the cast only tells the type checker.
+    return [
+        Claimed(*cast(tuple[Any, ...], row)) for row in db.session.execute(query.order_by(_D.id))
+    ]

@@ -99,6 +99,8 @@ def build_payload(item: Claimed, tickle: bool) -> tuple[bytes, bool]:
 
 
 def _request(item: Claimed, now: datetime) -> PushRequest:
+    # Only deliveries whose device still exists are sent; such a device has all three.
+    assert item.endpoint and item.p256dh and item.auth
     payload, item.tickle = build_payload(item, item.tickle)
     return PushRequest(
         key=item.id,

@@ -62,7 +62,7 @@ class Plan:
     gone: list[Device] = field(default_factory=list)  # compare-and-delete
     retries: dict[datetime, list[int]] = field(default_factory=dict)  # due time: delivery ids
     counts: dict[str, int] = field(default_factory=dict)  # new status: deliveries
-    config_errors: list[tuple[int, str | None, str | None]] = field(default_factory=list)
+    config_errors: list[tuple[int, str, str | None]] = field(default_factory=list)
 
 
 def plan_batch(
@@ -94,17 +94,19 @@ def plan_batch(
         status, next_at = next_state(
             result.outcome, attempts, now, settings, result.retry_after, rng
         )
-        if status == "pending":
+        if status == "pending" and next_at is not None:
             retries[next_at].append(item.id)
-        if result.outcome is Outcome.SENT:
+        if result.outcome is Outcome.SENT and item.subscription_id is not None:
             plan.succeeded.add(item.subscription_id)
         elif result.outcome is Outcome.GONE and item.subscription_id is not None:
-            # Compare against the endpoint and keys we sent to, read when we claimed.
+            # Compare against the endpoint and keys we sent to, read when we claimed (a
+            # device that still exists has all three).
+            assert item.endpoint and item.p256dh and item.auth
             plan.gone.append(Device(item.subscription_id, item.endpoint, item.p256dh, item.auth))
         elif item.subscription_id is not None and result.outcome is not Outcome.EXPIRED:
             plan.failed.add(item.subscription_id)
         if result.outcome is Outcome.CONFIG_ERROR:
-            plan.config_errors.append((item.id, item.endpoint, result.error))
+            plan.config_errors.append((item.id, item.endpoint or "", result.error))
         counts[status] += 1
         plan.deliveries.append(
             DeliveryUpdate(

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import bindparam, func, select, update
 
-from ..database import keyset_ids
+from ..database import keyset_ids, rows_changed
 from ..extensions import db
 from ..notifications.models import Delivery
 from ..timeutil import utcnow
@@ -62,11 +62,11 @@ def reclaim(stale: datetime, max_attempts: int) -> tuple[int, int]:
     """
     lost = (_D.status == "sending", _D.claimed_at < stale)
     taken_back = {"claim_token": None, "next_attempt_at": None, "reclaims": _D.reclaims + 1}
-    given_back = db.session.execute(
+    given_back = rows_changed(
         update(Delivery.__table__)
         .where(*lost, _D.attempts < max_attempts)
         .values(status="pending", **taken_back)
-    ).rowcount
+    )
     dead = db.session.execute(
         update(Delivery.__table__)
         .where(*lost, _D.attempts >= max_attempts)

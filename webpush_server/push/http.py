@@ -78,7 +78,7 @@ class Pool:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 self.host, self.port, type=socket.SOCK_STREAM
             )
-            addresses = list(dict.fromkeys(info[4][0] for info in infos))
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
             # Refuse internal addresses unless host:port is listed (raises EndpointRefused).
             check_resolved(self._policy, self.host, self.port, addresses)
             self._addresses, self._resolved_at = addresses, time.monotonic()

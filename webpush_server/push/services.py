@@ -118,10 +118,10 @@ def save_subscription(
         )
     row = db.session.scalar(select(Subscription).where(Subscription.endpoint == sub.endpoint))
     created = row is None
-    if created:
-        count = db.session.scalar(
+    if row is None:
+        count = db.session.execute(
             select(func.count()).select_from(Subscription).where(Subscription.user_id == user_id)
-        )
+        ).scalar_one()
         if count >= limit:
             db.session.rollback()
             raise Conflict(
