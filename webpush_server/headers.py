@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request, session
+from flask import Flask, current_app, request, session
 from werkzeug.wrappers import Response
 
 DEFAULTS = {
@@ -41,8 +41,6 @@ PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=
 
 def add_security_headers(response: Response) -> Response:
     """Set the security headers; keep caching rules the view chose for itself."""
-    from flask import current_app
-
     headers = response.headers
     headers.setdefault("Content-Security-Policy", content_security_policy())
     headers.setdefault("X-Content-Type-Options", "nosniff")
