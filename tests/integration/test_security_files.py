@@ -21,8 +21,11 @@ def test_instance_folder_secret_key_and_sqlite_files_are_private_even_with_umask
     instance = tmp_path / "instance"
     previous = os.umask(0)  # the worst case: nothing masked, so only the modes we ask for count
     try:
+        # The default SQLite file in the instance folder, even when DATABASE_URL is set.
+        database = f"sqlite:///{instance / 'webpush.db'}"
         app = create_app(
-            {"TESTING": True, "VAPID_SUBJECT": VAPID_SUBJECT}, instance_path=str(instance)
+            {"TESTING": True, "VAPID_SUBJECT": VAPID_SUBJECT, "SQLALCHEMY_DATABASE_URI": database},
+            instance_path=str(instance),
         )
         with app.app_context():
             db.session.execute(text("CREATE TABLE t (x INTEGER)"))
