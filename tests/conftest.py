@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from tests.factories import create_user, make_vapid_pem
 from tests.helpers import (
+    PASSWORD,
     ROOT,
     VAPID_SUBJECT,
     Api,
@@ -210,7 +211,8 @@ def login_as(app, make_user):
     login_as("boss@…", role="admin") returns an Api on a fresh test client of app (or of
     app=another one made by make_app); login_as(email, server=live_server) returns a
     requests.Session logged in to that live server instead. role and name apply to a new
-    account; for an existing one, a role given must be the one it has.
+    account; for an existing one, a role given must be the one it has. password is for an
+    account whose password a test changed.
     """
     from webpush_server.auth.services import find_user
 
@@ -223,6 +225,7 @@ def login_as(app, make_user):
         name: str | None = None,
         app=None,
         server: str | None = None,
+        password: str = PASSWORD,
     ):
         app = app or default_app
         with app.app_context():
@@ -233,9 +236,9 @@ def login_as(app, make_user):
         else:
             assert role in (None, existing_role), f"{email} is a {existing_role}, not a {role}"
         if server is not None:
-            return login_session(server, email)
+            return login_session(server, email, password)
         session = Api(app.test_client())
-        session.login(email)
+        session.login(email, password)
         return session
 
     return login

@@ -17,10 +17,12 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
     instance/config.py: what it runs with is its test mapping alone.
     """
     from . import (
+        admin,
         auth,
         errors,
         extensions,
         funding,
+        headers,
         jobs,
         library,
         main,
@@ -39,6 +41,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
     configure(app, test_config)
     extensions.init_app(app)
     errors.init_app(app)
+    headers.init_app(app)
     main.init_app(app)
     auth.init_app(app)
     push.init_app(app)
@@ -47,12 +50,14 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
     jobs.init_app(app)
     library.init_app(app)
     funding.init_app(app)
+    admin.init_app(app)
     return app
 
 
 def configure(app: Flask, test_config: dict | None) -> None:
     """Defaults, then instance/config.py (local development), the environment, the tests."""
-    os.makedirs(app.instance_path, exist_ok=True)
+    # 0700: the instance folder holds the secret key, the VAPID key and the SQLite file.
+    settings.make_instance_dir(app.instance_path)
     app.config.update(settings.defaults(app.instance_path))
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)

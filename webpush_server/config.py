@@ -75,13 +75,46 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def make_private_dir(path: str | Path) -> None:
+    """Create a missing directory only its owner can enter (0700 from the start, not after)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+
+
+def make_instance_dir(path: str | Path) -> None:
+    """Create the instance folder 0700; tighten one made before this rule (0755)."""
+    make_private_dir(path)
+    try:
+        if os.stat(path).st_mode & 0o077:
+            # It holds the secret key, the VAPID key and the SQLite file.
+            os.chmod(path, 0o700)
+    except OSError:
+        pass  # not ours to change (a mounted or shared folder): leave it as its owner set it
+
+
+def write_private_file(path: str | Path, data: bytes) -> None:
+    """Write data to path readable by its owner only, with no moment of wider permissions.
+
+    The bytes go to a new file created 0600 beside path, which then replaces path at once,
+    so a reader sees the old file or the new one, never a half-written or world-readable one.
+    """
+    path = Path(path)
+    make_private_dir(path.parent)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def load_secret_key(instance_path: str) -> str:
-    """Read the development secret key from instance/, creating it once."""
+    """Read the development secret key from instance/, creating it once (mode 0600)."""
     path = Path(instance_path) / "secret_key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        write_private_file(path, secrets.token_urlsafe(48).encode())
     return path.read_text().strip()
 
 

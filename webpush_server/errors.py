@@ -8,13 +8,15 @@ status; pages flash the message and go back (``refused_to_page``); the CLI print
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
-from flask import Flask, flash, jsonify, redirect, render_template, request
+from flask import Flask, flash, jsonify, make_response, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -63,12 +65,23 @@ class Unavailable(Refused):
     code = "unavailable"
 
 
+class RateLimited(Refused):
+    """The caller tried too often; retry_after says in how many seconds to try again."""
+
+    code = "rate_limited"
+
+    def __init__(self, field: str | None, message: str, *, retry_after: int) -> None:
+        super().__init__(field, message)
+        self.retry_after = max(1, int(retry_after))
+
+
 # The only table of HTTP statuses for domain refusals.
 HTTP_STATUS: dict[type[Refused], int] = {
     Invalid: 400,
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    RateLimited: 429,
     Unavailable: 503,
 }
 
@@ -177,11 +190,35 @@ def refused_to_cli() -> Iterator[None]:
         raise click.ClickException(error.message) from error
 
 
+def rate_limited_response(error: RateLimited) -> Any:
+    """Return the 429 answer: JSON under /api, a friendly page elsewhere; Retry-After on both."""
+    if wants_json():
+        response, status = refusal_response(error)
+    else:
+        response = make_response(
+            render_template("errors/429.html", message=error.message, wait=error.retry_after)
+        )
+        status = 429
+    response.status_code = status
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def _limiter_retry_after() -> int:
+    """Return the seconds until Flask-Limiter's exceeded window resets."""
+    from .extensions import limiter
+
+    current = limiter.current_limit
+    return math.ceil(current.reset_at - time.time()) if current is not None else 60
+
+
 def init_app(app: Flask) -> None:
     """Render errors as JSON under /api and as pages elsewhere."""
 
     @app.errorhandler(Refused)
     def handle_refused(error: Refused) -> Any:
+        if isinstance(error, RateLimited):
+            return rate_limited_response(error)
         if wants_json():
             return refusal_response(error)
         status = http_status(error)
@@ -196,6 +233,12 @@ def init_app(app: Flask) -> None:
         if wants_json():
             return error_response(400, "csrf", error.description, "csrf_token")
         return render_template("errors/403.html", message=error.description), 400
+
+    @app.errorhandler(429)
+    def handle_too_many(error: HTTPException) -> Any:
+        # Flask-Limiter's RateLimitExceeded: the same answer as our own RateLimited.
+        message = "Too many requests. Wait a moment before trying again."
+        return rate_limited_response(RateLimited(None, message, retry_after=_limiter_retry_after()))
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Any:

@@ -15,6 +15,8 @@ const UPGRADE_RETRY_MS = 5 * 60 * 1000;
 // A timer that fires this much later than asked means the machine slept.
 const SLEEP_GAP_MS = 15000;
 const TOAST_MS = 8000;
+// WebSocket close code of "too many live connections for this user" (HTTP 429's twin).
+const CLOSE_TOO_MANY = 4429;
 const MAX_TOASTS = 3;
 
 let level = 0;
@@ -72,7 +74,18 @@ function openWebSocket() {
       console.warn('Bad live message:', err);
     }
   });
-  ws.addEventListener('close', () => lost(ws, opened));
+  ws.addEventListener('close', (event) => {
+    if (event.code === CLOSE_TOO_MANY) {
+      // The server refused this tab a live stream (too many open): poll instead of retrying;
+      // SSE counts against the same limit, so skip it too.
+      level = TRANSPORTS.indexOf('poll');
+      failures = 0;
+      attempt = 0;
+      connect();
+      return;
+    }
+    lost(ws, opened);
+  });
   return {
     close: () => ws.close(),
     send: (data) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(data)),

@@ -5,21 +5,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from flask import Flask, abort, redirect, request, url_for
+from flask import Flask, abort, redirect, request, session, url_for
 from flask_login import current_user
 
 from ..errors import as_id, error_response, wants_json
-from ..extensions import csrf, db, login_manager
+from ..extensions import csrf, login_manager
+
+# Where the session cookie keeps the token of its server-side session row.
+SESSION_TOKEN_KEY = "sid"
+
+DEFAULTS = {
+    # A session older than this is refused even if its browser kept it (rows are pruned too).
+    "SESSION_MAX_AGE_SECONDS": 30 * 86400,
+}
 
 
 def init_app(app: Flask) -> None:
     """Wire Flask-Login and CSRF; add the login pages and `flask user`.
 
-    Users load by id; the API answers 401 JSON, pages redirect to the login form.
+    Users load by id and session token: a cookie whose session was ended on the server
+    (logout, revocation, a password change) loads nobody. The API answers 401 JSON, pages
+    redirect to the login form.
     """
-    from . import cli, views
+    from . import cli, services, throttle, views
     from .models import User
 
+    for name, value in {**DEFAULTS, **throttle.DEFAULTS}.items():
+        app.config.setdefault(name, value)
     login_manager.init_app(app)
     _csrf_after_login_check(app)
     app.register_blueprint(views.bp)
@@ -28,7 +40,7 @@ def init_app(app: Flask) -> None:
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
         key = as_id(user_id)
-        return db.session.get(User, key) if key is not None else None
+        return services.session_user(key, session.get(SESSION_TOKEN_KEY)) if key else None
 
     @login_manager.unauthorized_handler
     def unauthorized():

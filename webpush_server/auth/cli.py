@@ -1,4 +1,4 @@
-"""`flask user create`."""
+"""`flask user create` and `flask user role`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from flask import Blueprint
 
 from ..errors import refused_to_cli
 from .models import ROLES
-from .services import create_user
+from .services import create_user, set_role
 
 bp = Blueprint("user", __name__, cli_group="user")
 
@@ -22,3 +22,13 @@ def create(email: str, password: str, role: str, name: str | None) -> None:
     with refused_to_cli():
         user = create_user(email, password, role, name)
     click.echo(f"created {user.role} {user.email}")
+
+
+@bp.cli.command("role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(ROLES))
+def role(email: str, role: str) -> None:
+    """Give an account a role (recorded in the audit log)."""
+    with refused_to_cli():
+        user = set_role(email, role)
+    click.echo(f"{user.email} is now {user.role}")

@@ -1,14 +1,23 @@
-"""Accounts: create and authenticate."""
+"""Accounts: create, authenticate, change passwords and roles, and server-side sessions."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
+from datetime import timedelta
+from functools import cache
 
-from sqlalchemy import func, select
+from flask import current_app
+from sqlalchemy import delete, func, select
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..errors import Conflict, Invalid
+from ..database import rows_changed
+from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
-from .models import ROLES, User
+from ..timeutil import utcnow
+from .models import ROLES, User, UserSession
+from .passwords import check_password_policy
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -23,8 +32,7 @@ def create_user(email: str, password: str, role: str = "patron", name: str | Non
     email = normalize_email(email)
     if not _EMAIL.fullmatch(email) or len(email) > 254:
         raise Invalid("email", "email must be an e-mail address.")
-    if len(password) < 8:
-        raise Invalid("password", "password must be at least 8 characters.")
+    check_password_policy(password)
     if role not in ROLES:
         raise Invalid("role", f"role must be one of {', '.join(ROLES)}.")
     if find_user(email) is not None:
@@ -41,9 +49,106 @@ def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
 
 
+@cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 def authenticate(email: str, password: str) -> User | None:
-    """Return the user when the password matches, else None."""
+    """Return the user when the password matches, else None, in the same time either way."""
     user = find_user(email)
-    if user is None or not user.check_password(password):
+    if user is None:
+        # Hash anyway: skipping the hash for unknown e-mails told strangers who has an account.
+        check_password_hash(_dummy_hash(), password)
+        return None
+    if not user.check_password(password):
         return None
     return user
+
+
+def change_password(user: User, current: object, new: object, keep_session: str | None) -> None:
+    """Set a new password after checking the current one; end every other session."""
+    if not isinstance(current, str) or not user.check_password(current):
+        raise Invalid("current_password", "The current password is wrong.", "wrong_password")
+    new = check_password_policy(new, "new_password")
+    if new == current:
+        raise Invalid("new_password", "new_password must differ from the current one.")
+    user.set_password(new)
+    _end_sessions(user.id, keep_session)
+    db.session.commit()
+
+
+def set_role(email: str, role: str) -> User:
+    """Give the account with this e-mail a role; its audit event is written in the same commit."""
+    from ..admin import audit
+
+    if role not in ROLES:
+        raise Invalid("role", f"role must be one of {', '.join(ROLES)}.")
+    user = find_user(email)
+    if user is None:
+        raise NotFound("email", f"No user with e-mail {email}.")
+    if user.role != role:
+        audit.record("user.role", f"{user.email}: {user.role} -> {role}")
+        user.role = role
+    db.session.commit()
+    return user
+
+
+# -- Server-side sessions --------------------------------------------------------------------
+
+
+def _token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(user: User) -> str:
+    """Record a new session for user and return its token (to keep in the session cookie)."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    max_age = timedelta(seconds=current_app.config["SESSION_MAX_AGE_SECONDS"])
+    # Sessions nobody logged out of (closed browsers) end here, so rows do not pile up.
+    db.session.execute(
+        delete(UserSession).where(
+            UserSession.user_id == user.id, UserSession.created_at < now - max_age
+        )
+    )
+    db.session.add(UserSession(id=_token_id(token), user_id=user.id, created_at=now))
+    db.session.commit()
+    return token
+
+
+def session_user(user_id: int, token: object) -> User | None:
+    """Return the user of a live session (its row exists and is young enough), else None."""
+    if not isinstance(token, str) or not token:
+        return None
+    max_age = timedelta(seconds=current_app.config["SESSION_MAX_AGE_SECONDS"])
+    return db.session.scalar(
+        select(User)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(
+            User.id == user_id,
+            UserSession.id == _token_id(token),
+            UserSession.created_at >= utcnow() - max_age,
+        )
+    )
+
+
+def end_session(token: object) -> None:
+    """End one session (logout); an unknown token is fine."""
+    if isinstance(token, str) and token:
+        db.session.execute(delete(UserSession).where(UserSession.id == _token_id(token)))
+        db.session.commit()
+
+
+def end_other_sessions(user_id: int, keep: str | None) -> int:
+    """End every session of the user but keep; return how many ended."""
+    ended = _end_sessions(user_id, keep)
+    db.session.commit()
+    return ended
+
+
+def _end_sessions(user_id: int, keep: str | None) -> int:
+    stmt = delete(UserSession).where(UserSession.user_id == user_id)
+    if keep:
+        stmt = stmt.where(UserSession.id != _token_id(keep))
+    return rows_changed(stmt)

@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 from ..auth import role_required
 from ..timeutil import app_zone, isoformat, utcnow
 from . import services
+from .limits import pledge_limit
 from .models import Campaign, Coupon
 from .timeutil import expires_on
 
@@ -66,6 +67,7 @@ def update_campaign(campaign_id: int):
 
 @bp.post("/campaigns/<int:campaign_id>/pledges")
 @login_required
+@pledge_limit
 def pledge(campaign_id: int):
     """Pledge an amount (won) to an open campaign."""
     data = request.get_json(silent=True)

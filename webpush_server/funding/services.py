@@ -24,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 
+from ..admin import audit
 from ..database import (
     UTCDateTime,
     get_or_refuse,
@@ -151,6 +152,8 @@ def create_campaign(fields: dict, created_by: int, now: datetime | None = None) 
         raise Invalid("deadline", "deadline must be in the future.")
     campaign = Campaign(status="open", created_by=created_by, **fields)
     db.session.add(campaign)
+    db.session.flush()
+    audit.record("campaign.create", f"campaign {campaign.id}: {campaign.title}")
     db.session.commit()
     return campaign.id
 
@@ -169,6 +172,7 @@ def update_campaign(campaign_id: int, fields: dict, now: datetime | None = None)
     if not count:
         get_campaign(campaign_id)  # 404 when it does not exist
         raise Conflict("campaign_id", "A closed campaign cannot be edited.", "closed")
+    audit.record("campaign.update", f"campaign {campaign_id}: {fields.get('title', '')}")
     db.session.commit()
 
 

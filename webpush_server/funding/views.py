@@ -12,6 +12,7 @@ from ..errors import Refused, http_status, refused_to_page
 from ..timeutil import app_zone, local_time, utcnow
 from . import services
 from .api import coupon_status
+from .limits import pledge_limit
 from .timeutil import expires_on
 
 bp = Blueprint("funding", __name__, url_prefix="/funding")
@@ -57,6 +58,7 @@ def campaign(campaign_id: int):
 
 @bp.post("/campaigns/<int:campaign_id>/pledge")
 @login_required
+@pledge_limit
 def pledge(campaign_id: int):
     """Pledge from the campaign page."""
     back = url_for("funding.campaign", campaign_id=campaign_id)

@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..admin import audit
 from ..auth.models import User
 from ..auth.services import find_user
 from ..database import Raced, get_or_refuse, retry_on_conflict, rows_changed
@@ -275,6 +276,9 @@ def cancel_hold(actor: User, hold_id: int) -> None:
     if hold.status not in ACTIVE_HOLD:
         raise Conflict("hold_id", f"This hold is already {hold.status}.", "not_active")
     now = utcnow()
+    if hold.user_id != actor.id:
+        # Staff cancelling a patron's hold is audited; patrons cancelling their own is not.
+        audit.record("hold.cancel", f"hold {hold.id} (book {hold.book_id}, user {hold.user_id})")
     _close(hold, "cancelled", now)
     _commit(fill_holds(hold.book_id, now))
 
@@ -356,6 +360,7 @@ def check_out(copy_id: object, user_email: object) -> Loan:
                 "Patrons are waiting for this book: the copy goes to the first of them.",
                 "queue",
             )
+    audit.record("loan.checkout", f"copy {copy.id} to {patron.email}")
     return _lend(copy, patron.id, own, now)
 
 
@@ -382,6 +387,7 @@ def check_in(copy_id: object) -> tuple[Copy, Hold | None]:
     if loan is None:
         raise Conflict("copy_id", f"Copy {copy.id} is not on loan.", "not_on_loan")
     now = utcnow()
+    audit.record("loan.checkin", f"copy {copy.id} (loan {loan.id})")
     loan.returned_at = now
     db.session.execute(update(Copy).where(Copy.id == copy.id).values(status="shelf"))
     events = fill_holds(copy.book_id, now)
@@ -399,6 +405,7 @@ def pick_up(hold_id: int) -> Loan:
     if hold.status != "ready":
         raise Conflict("hold_id", f"This hold is {hold.status}, not ready.", "not_ready")
     copy = db.session.get_one(Copy, hold.copy_id, populate_existing=True)
+    audit.record("loan.checkout", f"copy {copy.id} for hold {hold.id} (user {hold.user_id})")
     return _lend(copy, hold.user_id, hold, utcnow())
 
 

@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
 from ..errors import whole_number
+from ..extensions import configured_limit, limiter
 from . import services
 
 bp = Blueprint("notifications_api", __name__, url_prefix="/api")
@@ -61,6 +62,7 @@ def mark_all_read():
 
 @bp.post("/push/test")
 @login_required
+@limiter.limit(configured_limit("RATELIMIT_PUSH_TEST"))
 def send_test():
     """Send a `test` notification to all the caller's devices."""
     return jsonify(notification_id=services.send_test(current_user.id)), 202

@@ -7,9 +7,14 @@ from flask_login import current_user, login_required
 
 from ..config import ConfigError
 from ..errors import Unavailable
+from ..extensions import configured_limit, limiter
 from . import host_policy, services, signer
 
 bp = Blueprint("push_api", __name__, url_prefix="/api/push")
+# Subscribing and unsubscribing share one budget: each write costs a row and a host check.
+subscription_writes = limiter.shared_limit(
+    configured_limit("RATELIMIT_SUBSCRIPTION_WRITES"), scope="subscription-writes"
+)
 
 
 @bp.get("/vapid-public-key")
@@ -27,6 +32,7 @@ def vapid_public_key():
 
 @bp.post("/subscriptions")
 @login_required
+@subscription_writes
 def subscribe():
     """Store the caller's push subscription for this device (upsert by endpoint)."""
     sub = services.parse_subscription(request.get_json(silent=True), host_policy())
@@ -49,6 +55,7 @@ def list_subscriptions():
 
 @bp.delete("/subscriptions")
 @login_required
+@subscription_writes
 def unsubscribe():
     """Forget the caller's device with this endpoint."""
     data = request.get_json(silent=True)

@@ -118,7 +118,9 @@ def save_subscription(
         )
     row = db.session.scalar(select(Subscription).where(Subscription.endpoint == sub.endpoint))
     created = row is None
-    if row is None:
+    # A device moving to the caller from another account counts against the caller's limit
+    # as much as a new one does.
+    if row is None or row.user_id != user_id:
         count = db.session.execute(
             select(func.count()).select_from(Subscription).where(Subscription.user_id == user_id)
         ).scalar_one()
@@ -129,6 +131,7 @@ def save_subscription(
                 f"You already have {limit} devices; remove one on the notifications page.",
                 "too_many_devices",
             )
+    if row is None:
         row = Subscription(endpoint=sub.endpoint, user_id=user_id)
         db.session.add(row)
     # The endpoint now belongs to the caller: a shared browser changes hands on login.

@@ -11,6 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
+from ..config import write_private_file
+
 # Tokens live 12 h (the RFC allows 24 h); renew an hour early so none expires in flight.
 TOKEN_LIFETIME = 12 * 3600
 RENEW_BEFORE = 3600
@@ -42,15 +44,15 @@ def key_path(instance_path: str) -> Path:
 def generate_key_file(path: Path) -> ec.EllipticCurvePrivateKey:
     """Create a new P-256 private key at path (PEM, mode 0600)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(
+    # Created 0600, never chmod-ed after: no moment where another user could read the key.
+    write_private_file(
+        path,
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
-        )
+        ),
     )
-    path.chmod(0o600)
     return key
 
 

@@ -17,6 +17,10 @@ DEFAULTS = {
     "LIVE_READY_TIMEOUT_SECONDS": 5,
     # Extra origins allowed to open /ws besides our own host (e.g. behind a renaming proxy).
     "LIVE_ALLOWED_ORIGINS": [],
+    # Open WebSocket + SSE streams per user, over every web process; one more is refused.
+    "LIVE_MAX_CONNECTIONS_PER_USER": 10,
+    # A stream's slot lapses this long after its last refresh (a crashed process's slots).
+    "LIVE_SLOT_SECONDS": 60,
 }
 
 
@@ -48,7 +52,15 @@ def guard_websocket():
     origin = request.headers.get("Origin", "")
     allowed = current_app.config["LIVE_ALLOWED_ORIGINS"]
     # Browsers always send Origin on a WebSocket handshake; a page on another site riding on
-    # our session cookie (cross-site WebSocket hijacking) is exactly what this stops.
-    if not origin or (urlsplit(origin).netloc != request.host and origin not in allowed):
+    # our session cookie (cross-site WebSocket hijacking) is exactly what this stops. The
+    # scheme counts too: http://our-host is another origin than https://our-host.
+    if not origin or (not _same_origin(origin) and origin not in allowed):
         return error_response(403, "forbidden_origin", "WebSocket from another origin.")
     return None
+
+
+def _same_origin(origin: str) -> bool:
+    """Tell whether origin is this request's own scheme and host (ws pairs with http)."""
+    parts = urlsplit(origin)
+    own = "https" if request.scheme in ("https", "wss") else "http"
+    return parts.scheme == own and parts.netloc == request.host

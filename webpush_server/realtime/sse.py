@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, request
 from flask_login import current_user, login_required
 
-from ..errors import as_id
+from ..errors import RateLimited, as_id
 from ..extensions import db
 from ..notifications import services
 from . import broker as live
+from . import slots
 
 bp = Blueprint("realtime_sse", __name__, url_prefix="/api")
 
@@ -38,14 +40,24 @@ def stream() -> Response:
     hub = live.broker()
     wake = threading.Event()
     listener = live.Listener(user_id, wake)
+    if not slots.acquire(user_id, listener.id):
+        # EventSource gives up on any status but 200; live.js then falls back to polling.
+        raise RateLimited(
+            None,
+            "Too many live connections; close a tab or two.",
+            retry_after=int(current_app.config["LIVE_SLOT_SECONDS"]),
+        )
     hub.register(listener)
     hub.wait_ready(current_app.config["LIVE_READY_TIMEOUT_SECONDS"])
     missed = services.list_since(user_id, after) if after is not None else []
     count = services.unread_count(user_id)
     db.session.remove()
     ping = current_app.config["LIVE_PING_SECONDS"]
+    slot_every = current_app.config["LIVE_SLOT_SECONDS"] / 3
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def events() -> Iterator[str]:
+        slot_refreshed = time.monotonic()
         try:
             # The client reconnects after `retry` ms; comments keep proxies from timing out.
             yield "retry: 3000\n\n"
@@ -55,6 +67,10 @@ def stream() -> Response:
                 yield _event("notification", row.to_json(), row.id)
             yield _event("unread_count", {"count": count})
             while True:
+                if time.monotonic() - slot_refreshed >= slot_every:
+                    with app.app_context():
+                        slots.refresh(user_id, listener.id)
+                    slot_refreshed = time.monotonic()
                 if not wake.wait(ping):
                     yield ": ping\n\n"
                     continue
@@ -71,6 +87,8 @@ def stream() -> Response:
                             yield _event(out["type"], {})
         finally:
             hub.unregister(listener)
+            with app.app_context():
+                slots.release(user_id, listener.id)
 
     response = Response(events(), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache, no-transform"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -14,9 +15,14 @@ from ..errors import as_id
 from ..extensions import db, sock
 from ..notifications import services
 from . import broker as live
+from . import slots
 
 log = logging.getLogger(__name__)
 bp = Blueprint("realtime_ws", __name__)
+
+# Close code for "too many live connections" (4000-4999 is for applications; 4429 echoes
+# HTTP 429). live.js reads it and falls back to polling instead of retrying.
+CLOSE_TOO_MANY = 4429
 
 
 def _after_id() -> int | None:
@@ -35,6 +41,20 @@ def live_socket(ws) -> None:
     """
     user_id = current_user.id
     hub = live.broker()
+    # The slot is taken after the upgrade: only an open socket can carry the 4429 close code.
+    slot = uuid.uuid4().hex
+    if not slots.acquire(user_id, slot):
+        db.session.remove()
+        ws.close(reason=CLOSE_TOO_MANY, message="Too many live connections.")
+        return
+    try:
+        _serve(ws, user_id, hub, slot)
+    finally:
+        slots.release(user_id, slot)
+
+
+def _serve(ws, user_id: int, hub: live.Broker, slot: str) -> None:
+    """Run one socket until it closes (its slot is held by the caller)."""
     # ws.event is the socket's own wake-up (set on every incoming frame and on close); the
     # broker sets it too, so one thread waits for both directions without polling.
     listener = live.Listener(user_id, ws.event)
@@ -57,7 +77,8 @@ def live_socket(ws) -> None:
 
         ping = current_app.config["LIVE_PING_SECONDS"]
         refresh_every = current_app.config["LIVE_PRESENCE_SECONDS"] / 2
-        refreshed = time.monotonic()
+        slot_every = current_app.config["LIVE_SLOT_SECONDS"] / 3
+        refreshed = slot_refreshed = time.monotonic()
         while ws.connected:
             ws.event.wait(timeout=ping)
             ws.event.clear()
@@ -76,6 +97,9 @@ def live_socket(ws) -> None:
             if visible and time.monotonic() - refreshed >= refresh_every:
                 _set_visible(user_id, listener.id, True)
                 refreshed = time.monotonic()
+            if time.monotonic() - slot_refreshed >= slot_every:
+                slots.refresh(user_id, slot)
+                slot_refreshed = time.monotonic()
     finally:
         hub.unregister(listener)
         if visible:
