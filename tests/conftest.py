@@ -147,9 +147,10 @@ def dispose(application) -> None:
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
-    conn = application.extensions.get("redis")
-    if conn is not None:
-        conn.close()
+    for name in ("redis", "readyz_redis"):
+        conn = application.extensions.get(name)
+        if conn is not None:
+            conn.close()
 
 
 @pytest.fixture

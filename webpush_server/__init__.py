@@ -25,6 +25,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
         library,
         main,
         notifications,
+        ops,
         push,
         realtime,
     )
@@ -47,6 +48,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
     jobs.init_app(app)
     library.init_app(app)
     funding.init_app(app)
+    ops.init_app(app)
     return app
 
 
