@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 
 import click
 from flask import Blueprint, current_app
-from rq import SimpleWorker
 from rq.utils import import_attribute
 
+from .. import logs
 from . import delivery
 from .queues import QUEUES, connection
 from .schedule import install, table
+from .worker import Worker
 
 bp = Blueprint("jobs", __name__, cli_group="jobs")
 
@@ -43,10 +43,8 @@ def run(name: str) -> None:
 @click.option("--name", default=None)
 def worker(burst: bool, name: str | None) -> None:
     """Run an RQ worker on the push and default queues."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # SimpleWorker runs jobs in this process: the app, the database pool and the push
-    # connection pools outlive each job instead of being forked away (~11 ms a job).
-    w = SimpleWorker(list(QUEUES), connection=connection(), name=name)
+    _log_setup()
+    w = Worker(list(QUEUES), connection=connection(), name=name)
     with current_app.app_context():
         # Build the sender and load the VAPID key now: a missing key fails here, not on the
         # first job.
@@ -58,8 +56,14 @@ def worker(burst: bool, name: str | None) -> None:
 @click.option("--burst", is_flag=True, help="Enqueue what is due and exit.")
 def scheduler(burst: bool) -> None:
     """Install the cron table and run rq-scheduler."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _log_setup()
     # rq-scheduler calls crontab's next() in the form that warns about a future default; our
     # cron strings are UTC either way (use_local_timezone=False).
     warnings.filterwarnings("ignore", category=FutureWarning, module="rq_scheduler")
     install(connection(), table().values()).run(burst=burst)
+
+
+def _log_setup() -> None:
+    """Log at INFO with request ids; LOG_FORMAT (create_app) may already have set JSON."""
+    if not current_app.config.get("LOG_FORMAT"):
+        logs.configure("text")

@@ -4,7 +4,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Add /healthz and /readyz."""
-    from . import health
+    """Request ids and logs; /healthz and /readyz."""
+    from . import health, requests
 
+    requests.init_app(app)
     app.register_blueprint(health.bp)
