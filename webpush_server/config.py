@@ -63,6 +63,7 @@ def from_environment(config: dict) -> None:
         "SECRET_KEY",
         "LOG_FORMAT",
         "METRICS_TOKEN",
+        "METRICS_PORT",
     ):
         if env.get(name):
             config[name] = env[name]

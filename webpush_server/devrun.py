@@ -7,6 +7,7 @@ worker and scheduler as child processes. Ctrl-C stops every child and the embedd
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,6 +90,11 @@ def main() -> int:
     _write_dev_config()
     env = dict(os.environ)
     port = env.get("PORT", "5000")
+    # Web, worker and scheduler write their metrics into one folder; /metrics merges it.
+    # Emptied at each start: values of processes from an earlier run must not add up.
+    metrics_dir = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(INSTANCE / "prometheus")))
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
     children: list[tuple[str, subprocess.Popen]] = []
     redis_process = None
     stopping = False

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import click
 from flask import Blueprint, current_app
 from rq.utils import import_attribute
 
-from .. import logs
+from .. import logs, metrics
+from ..metrics import JOB_RUNS
 from . import delivery
 from .queues import QUEUES, connection
 from .schedule import install, table
@@ -34,7 +36,12 @@ def run(name: str) -> None:
             f"{name!r} is not a scheduled job; choose from {', '.join(sorted(entries))}.",
             param_hint="NAME",
         )
-    result = import_attribute(entries[name].func)()
+    status = "failed"
+    try:
+        result = import_attribute(entries[name].func)()
+        status = "ok"
+    finally:
+        JOB_RUNS.labels(job=name, status=status).inc()
     click.echo(f"{name}: {result}")
 
 
@@ -44,6 +51,7 @@ def run(name: str) -> None:
 def worker(burst: bool, name: str | None) -> None:
     """Run an RQ worker on the push and default queues."""
     _log_setup()
+    _serve_metrics()
     w = Worker(list(QUEUES), connection=connection(), name=name)
     with current_app.app_context():
         # Build the sender and load the VAPID key now: a missing key fails here, not on the
@@ -67,3 +75,13 @@ def _log_setup() -> None:
     """Log at INFO with request ids; LOG_FORMAT (create_app) may already have set JSON."""
     if not current_app.config.get("LOG_FORMAT"):
         logs.configure("text")
+
+
+def _serve_metrics() -> None:
+    """With METRICS_PORT, serve this worker's metrics (a worker dyno without a web beside it)."""
+    port = current_app.config.get("METRICS_PORT")
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(int(port), registry=metrics.registry())
+        logging.getLogger(__name__).info("metrics on :%s/metrics", port)

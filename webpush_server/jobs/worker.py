@@ -10,12 +10,14 @@ from rq.job import Job
 from rq.queue import Queue
 
 from .. import logs
+from ..metrics import JOB_RUNS
+from .schedule import job_name
 
 log = logging.getLogger(__name__)
 
 
 class Worker(SimpleWorker):
-    """SimpleWorker that logs each job under the request id that enqueued it.
+    """SimpleWorker that logs each job under the request id that enqueued it, and counts it.
 
     SimpleWorker runs jobs in this process: the app, the database pool and the push
     connection pools outlive each job instead of being forked away (~11 ms a job).
@@ -25,7 +27,12 @@ class Worker(SimpleWorker):
         # Jobs a request enqueued carry its id; scheduled jobs get their own.
         request_id = job.meta.get("request_id") or f"job-{job.id}"
         token = logs.request_id_var.set(request_id)
+        ok = False
         try:
-            return super().perform_job(job, queue, execution)
+            ok = super().perform_job(job, queue, execution)
+            return ok
         finally:
             logs.request_id_var.reset(token)
+            JOB_RUNS.labels(
+                job=job_name(job.func_name or "unknown"), status="ok" if ok else "failed"
+            ).inc()

@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 
 from ..errors import as_id
 from ..extensions import db
+from ..metrics import LIVE_CONNECTIONS
 from ..notifications import services
 from . import broker as live
 
@@ -46,6 +47,8 @@ def stream() -> Response:
     ping = current_app.config["LIVE_PING_SECONDS"]
 
     def events() -> Iterator[str]:
+        open_streams = LIVE_CONNECTIONS.labels(transport="sse")
+        open_streams.inc()
         try:
             # The client reconnects after `retry` ms; comments keep proxies from timing out.
             yield "retry: 3000\n\n"
@@ -70,6 +73,7 @@ def stream() -> Response:
                         else:
                             yield _event(out["type"], {})
         finally:
+            open_streams.dec()
             hub.unregister(listener)
 
     response = Response(events(), mimetype="text/event-stream")

@@ -12,6 +12,7 @@ from flask_login import current_user
 
 from ..errors import as_id
 from ..extensions import db, sock
+from ..metrics import LIVE_CONNECTIONS
 from ..notifications import services
 from . import broker as live
 
@@ -40,6 +41,8 @@ def live_socket(ws) -> None:
     listener = live.Listener(user_id, ws.event)
     hub.register(listener)
     visible = False
+    open_sockets = LIVE_CONNECTIONS.labels(transport="websocket")
+    open_sockets.inc()
     try:
         if not hub.wait_ready(current_app.config["LIVE_READY_TIMEOUT_SECONDS"]):
             log.warning("live subscriber not ready; this tab relies on its catch-up")
@@ -77,6 +80,7 @@ def live_socket(ws) -> None:
                 _set_visible(user_id, listener.id, True)
                 refreshed = time.monotonic()
     finally:
+        open_sockets.dec()
         hub.unregister(listener)
         if visible:
             _set_visible(user_id, listener.id, False)
