@@ -18,6 +18,12 @@ bp = Blueprint("ops", __name__, url_prefix="/admin")
 LIST_LIMIT = 200
 
 
+@bp.app_template_filter("host")
+def host(origin: str) -> str:
+    """Show a push service origin as its host (and port): the scheme is always https."""
+    return origin.removeprefix("https://")
+
+
 @bp.before_request
 def admins_only():
     """Anonymous: the login page; any role but admin: 403."""
