@@ -85,6 +85,22 @@ async function updateAppBadge() {
   else await self.navigator.clearAppBadge();
 }
 
+/**
+ * Tell the server this device showed, clicked or closed a notification (the admin dashboard's
+ * shown and click rates). No CSRF token: the server takes receipts from our own origin only.
+ */
+async function report(id, event) {
+  if (id == null) return;
+  await fetchJson(`/api/notifications/${encodeURIComponent(id)}/receipt`, {
+    method: 'POST',
+    body: { event },
+  });
+}
+
+function reportQuietly(id, event) {
+  return report(id, event).catch((err) => console.warn(`Could not report ${event}:`, err));
+}
+
 // -----------------------------------------------------------------------------------------------
 // push
 
@@ -163,6 +179,7 @@ async function handlePush(event) {
   }
 
   await Promise.allSettled([
+    reportQuietly(notification?.id ?? payload?.id, 'shown'),
     updateAppBadge(),
     notification ? tellPages({ type: 'notification', notification }) : Promise.resolve(),
   ]);
@@ -224,8 +241,14 @@ self.addEventListener('notificationclick', (event) => {
   // click (Firefox: 1 s), so it must not wait for the two mark-read requests.
   event.waitUntil(Promise.allSettled([
     markRead(id).catch((err) => console.warn('Could not mark the notification read:', err)),
+    reportQuietly(id, 'clicked'),
     openOrFocus(targetUrl(url)),
   ]).then(() => updateAppBadge().catch(() => {})));
+});
+
+self.addEventListener('notificationclose', (event) => {
+  const { id = null } = event.notification.data || {};
+  event.waitUntil(reportQuietly(id, 'closed'));
 });
 
 // -----------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from tests.helpers import (
     VAPID_SUBJECT,
     Api,
     Process,
+    dispose,
     free_port,
     login_session,
     process_env,
@@ -32,7 +33,6 @@ from tests.pushservice import PushService
 from webpush_server import create_app, redis_server
 from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
-from webpush_server.jobs.delivery import close_sender
 from webpush_server.jobs.queues import QUEUES
 from webpush_server.push.vapid import public_key_b64
 
@@ -140,17 +140,6 @@ def settings(database_url, redis_url, vapid_pem, push_service) -> dict:
         "PUSH_TIMEOUT_SECONDS": 5.0,
         "SWEEP_GRACE_SECONDS": 0,
     }
-
-
-def dispose(application) -> None:
-    """Close everything an app holds: push connections, database pool, Redis."""
-    close_sender(application)
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    conn = application.extensions.get("redis")
-    if conn is not None:
-        conn.close()
 
 
 @pytest.fixture

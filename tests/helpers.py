@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from webpush_server.devrun import web_command
 from webpush_server.extensions import db
+from webpush_server.jobs.delivery import close_sender
 from webpush_server.notifications.models import Delivery
 from webpush_server.realtime.broker import visible_users
 
@@ -253,3 +254,15 @@ def is_visible(app, user_id: int) -> bool:
     """Whether the user has a visible tab open, as the presence registry says."""
     with app.app_context():
         return user_id in visible_users([user_id])
+
+
+def dispose(application) -> None:
+    """Close everything an app holds: push connections, database pool, Redis."""
+    close_sender(application)
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    for name in ("redis", "readyz_redis"):
+        conn = application.extensions.get(name)
+        if conn is not None:
+            conn.close()

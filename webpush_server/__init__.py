@@ -27,6 +27,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
         library,
         main,
         notifications,
+        ops,
         push,
         realtime,
     )
@@ -51,6 +52,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
     library.init_app(app)
     funding.init_app(app)
     admin.init_app(app)
+    ops.init_app(app)
     return app
 
 

@@ -44,6 +44,8 @@ def defaults(instance_path: str) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # None: leave logging as the process set it up; "json" or "text": see logs.py.
+        "LOG_FORMAT": None,
     }
 
 
@@ -59,6 +61,9 @@ def from_environment(config: dict) -> None:
         "PUSH_SERVICE_HOSTS",
         "APP_TIMEZONE",
         "SECRET_KEY",
+        "LOG_FORMAT",
+        "METRICS_TOKEN",
+        "METRICS_PORT",
     ):
         if env.get(name):
             config[name] = env[name]

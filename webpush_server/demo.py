@@ -1,4 +1,4 @@
-"""`flask seed-demo`: demo accounts (and, from later issues, books and campaigns)."""
+"""`flask seed-demo`: demo accounts, books, campaigns and a day of delivery history."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import click
 from flask.cli import with_appcontext
 
 from .auth.services import create_user, find_user
+from .extensions import db
 from .funding.demo import seed_funding
+from .ops.demo import seed_history
 
 DEMO_PASSWORD = "demo-password"
 DEMO_USERS = (
@@ -37,6 +39,10 @@ def seed() -> list[str]:
     readers = [user.id for email, _ in DEMO_READERS if (user := find_user(email))]
     library_demo.seed(readers)
     created += seed_funding(DEMO_PASSWORD)
+    # A day of delivery history, for the operations dashboard (/admin/).
+    if seed_history(readers):
+        created.append("delivery history")
+    db.session.commit()
     return created
 
 

@@ -7,6 +7,7 @@ worker and scheduler as child processes. Ctrl-C stops every child and the embedd
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,19 +20,24 @@ from . import redis_server
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 DEV_SUBJECT = "mailto:webpush-dev@webpush-server.dev"
+# JSON logs for gunicorn's own lines, worker exits for metrics (ops/gunicorn_conf.py).
+GUNICORN_CONFIG = "python:webpush_server.ops.gunicorn_conf"
 
 
-def web_command(bind: str, threads: int, worker_class: str = "gthread") -> list[str]:
+def web_command(
+    bind: str, threads: int, worker_class: str = "gthread", access_log: str = "-"
+) -> list[str]:
     """Return the argv of the web server: gunicorn as in the Procfile.
 
     Every open WebSocket or SSE stream holds a thread (gthread) or a greenlet (gevent), so
-    worker_connections, not threads, bounds the open tabs of a gevent process.
+    worker_connections, not threads, bounds the open tabs of a gevent process. access_log is
+    a file, or "-" for standard output.
     """
     pool = ["--threads", str(threads)] if worker_class == "gthread" else []
     return [
-        sys.executable, "-m", "gunicorn", "--bind", bind, "--worker-class", worker_class,
-        *pool, "--worker-connections", "4000", "--workers", "1", "--access-logfile", "-",
-        "wsgi:app",
+        sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONFIG, "--bind", bind,
+        "--worker-class", worker_class, *pool, "--worker-connections", "4000",
+        "--workers", "1", "--access-logfile", access_log, "wsgi:app",
     ]  # fmt: skip
 
 
@@ -84,6 +90,11 @@ def main() -> int:
     _write_dev_config()
     env = dict(os.environ)
     port = env.get("PORT", "5000")
+    # Web, worker and scheduler write their metrics into one folder; /metrics merges it.
+    # Emptied at each start: values of processes from an earlier run must not add up.
+    metrics_dir = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(INSTANCE / "prometheus")))
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
     children: list[tuple[str, subprocess.Popen]] = []
     redis_process = None
     stopping = False
@@ -107,10 +118,14 @@ def main() -> int:
             redis_process = redis_server.start(INSTANCE / "redis", unix_socket=socket)
             print(f"embedded Redis on {socket}")
         _setup(env)
+        logs = INSTANCE / "logs"
+        logs.mkdir(exist_ok=True)
+        access_log = logs / "access.log"
         # Children get their own sessions: Ctrl-C reaches only us, and we stop them in order.
         specs = {
             # Each open tab holds a thread (its WebSocket or SSE stream): bench/live.py.
-            "web": web_command(f"127.0.0.1:{port}", threads=200),
+            # The access log goes to a file: the terminal keeps the URL and logins in view.
+            "web": web_command(f"127.0.0.1:{port}", threads=200, access_log=str(access_log)),
             "worker": flask_command("jobs", "worker"),
             "scheduler": flask_command("jobs", "scheduler"),
         }
@@ -122,7 +137,7 @@ def main() -> int:
         _wait_for_web(url, children[0][1])
         from .demo import DEMO_PASSWORD, DEMO_USERS
 
-        print(f"\n  webpush-server is running at {url}\n")
+        print(f"\n  webpush-server is running at {url}   (access log: {access_log})\n")
         for email, role, _name in DEMO_USERS:
             print(f"  {role:10} {email}  password: {DEMO_PASSWORD}")
         print("\n  Ctrl-C stops everything.\n", flush=True)

@@ -16,6 +16,8 @@ from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
 from webpush_server.funding.models import Campaign, Coupon, Follow, Pledge
 from webpush_server.library.models import Book, Copy, Hold, Loan
+from webpush_server.notifications.models import Delivery, DeliveryAttempt, Notification
+from webpush_server.push.models import Subscription
 from webpush_server.push.vapid import key_path, load_private_key, public_key_b64
 
 
@@ -127,6 +129,11 @@ DEMO_ROWS = {
     "pledges": 13,
     "follows": 2,  # followers who pledged nothing
     "coupons": 6,  # 3 backers of each of the 2 campaigns that succeeded
+    # A day of delivery history (ops/demo.py, a seeded random source): 4 readers, 6 devices.
+    "devices": 6,
+    "notifications": 240,
+    "deliveries": 360,
+    "attempts": 387,
 }
 DEMO_STATUSES = {
     "users": {"patron": 7, "librarian": 1, "admin": 1},
@@ -134,6 +141,8 @@ DEMO_STATUSES = {
     "holds": {"waiting": 12},
     "campaigns": {"open": 2, "succeeded": 2, "failed": 1},
     "coupons": {"active": 5, "used": 1},
+    "deliveries": {"sent": 311, "gone": 26, "failed": 14, "dead": 9},
+    "attempts": {"sent": 311, "gone": 26, "transient": 24, "config_error": 11, "rate_limited": 15},
 }
 
 
@@ -149,6 +158,10 @@ def demo_rows(app) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
         "pledges": Pledge,
         "follows": Follow,
         "coupons": Coupon,
+        "devices": Subscription,
+        "notifications": Notification,
+        "deliveries": Delivery,
+        "attempts": DeliveryAttempt,
     }
     columns = {
         "users": User.role,
@@ -156,6 +169,8 @@ def demo_rows(app) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
         "holds": Hold.status,
         "campaigns": Campaign.status,
         "coupons": Coupon.status,
+        "deliveries": Delivery.status,
+        "attempts": DeliveryAttempt.outcome,
     }
     totals = {name: count(app, model) for name, model in models.items()}
     with app.app_context():

@@ -7,8 +7,7 @@ import stat
 
 from sqlalchemy import text
 
-from tests.conftest import dispose
-from tests.helpers import VAPID_SUBJECT, Api
+from tests.helpers import VAPID_SUBJECT, Api, dispose
 from webpush_server import create_app
 from webpush_server.config import write_private_file
 from webpush_server.extensions import db

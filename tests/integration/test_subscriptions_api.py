@@ -205,7 +205,7 @@ def test_endpoints_not_in_canonical_form_are_refused_naming_the_field(
 
 
 def test_an_explicit_default_port_is_stored_without_it(make_app, make_user, push_service):
-    from tests.conftest import Api
+    from tests.helpers import Api
 
     app = make_app(PUSH_SERVICE_HOSTS=f"fcm.googleapis.com,{push_service.host_port}")
     make_user("port@webpush-server.dev")

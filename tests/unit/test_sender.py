@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.conftest import VAPID_SUBJECT
+from tests.helpers import VAPID_SUBJECT
 from webpush_server.push.hosts import HostPolicy
 from webpush_server.push.policy import Outcome
 from webpush_server.push.sender import PushRequest, Sender, SyncSender

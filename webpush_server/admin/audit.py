@@ -18,6 +18,8 @@ ACTIONS = (
     "user.role",
     "apikey.create",
     "apikey.revoke",
+    "delivery.retry",
+    "delivery.discard",
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, redirect, request, session, url_for
 from flask_login import current_user
@@ -75,9 +76,35 @@ def _csrf_after_login_check(app: Flask) -> None:
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
 
     @app.before_request
-    def protect() -> None:
+    def protect():
         if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
-            return
+            return None
         if request.path.startswith("/api/") and not current_user.is_authenticated:
-            return
+            return None
+        view = app.view_functions.get(request.endpoint or "")
+        if getattr(view, "same_origin_only", False):
+            if is_same_origin():
+                return None
+            return error_response(403, "forbidden_origin", "Only this site may send this.")
         csrf.protect()
+        return None
+
+
+def same_origin_only(view: Callable) -> Callable:
+    """Take this unsafe request without a CSRF token, from our own origin only.
+
+    For the service worker, which has no page to read the token from: browsers send
+    Sec-Fetch-Site (and Origin) on every fetch a page or worker makes, and no other site can
+    forge either, so a request without them, or from elsewhere, is refused.
+    """
+    view.same_origin_only = True  # type: ignore[attr-defined]
+    return view
+
+
+def is_same_origin() -> bool:
+    """Tell whether the browser says this request comes from our own origin."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("Origin")
+    return bool(origin) and urlsplit(origin).netloc == request.host

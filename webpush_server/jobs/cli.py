@@ -7,12 +7,14 @@ import warnings
 
 import click
 from flask import Blueprint, current_app
-from rq import SimpleWorker
 from rq.utils import import_attribute
 
+from .. import logs, metrics
+from ..metrics import JOB_RUNS
 from . import delivery
 from .queues import QUEUES, connection
 from .schedule import install, table
+from .worker import Worker
 
 bp = Blueprint("jobs", __name__, cli_group="jobs")
 
@@ -34,7 +36,12 @@ def run(name: str) -> None:
             f"{name!r} is not a scheduled job; choose from {', '.join(sorted(entries))}.",
             param_hint="NAME",
         )
-    result = import_attribute(entries[name].func)()
+    status = "failed"
+    try:
+        result = import_attribute(entries[name].func)()
+        status = "ok"
+    finally:
+        JOB_RUNS.labels(job=name, status=status).inc()
     click.echo(f"{name}: {result}")
 
 
@@ -43,10 +50,9 @@ def run(name: str) -> None:
 @click.option("--name", default=None)
 def worker(burst: bool, name: str | None) -> None:
     """Run an RQ worker on the push and default queues."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # SimpleWorker runs jobs in this process: the app, the database pool and the push
-    # connection pools outlive each job instead of being forked away (~11 ms a job).
-    w = SimpleWorker(list(QUEUES), connection=connection(), name=name)
+    _log_setup()
+    _serve_metrics()
+    w = Worker(list(QUEUES), connection=connection(), name=name)
     with current_app.app_context():
         # Build the sender and load the VAPID key now: a missing key fails here, not on the
         # first job.
@@ -58,8 +64,24 @@ def worker(burst: bool, name: str | None) -> None:
 @click.option("--burst", is_flag=True, help="Enqueue what is due and exit.")
 def scheduler(burst: bool) -> None:
     """Install the cron table and run rq-scheduler."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _log_setup()
     # rq-scheduler calls crontab's next() in the form that warns about a future default; our
     # cron strings are UTC either way (use_local_timezone=False).
     warnings.filterwarnings("ignore", category=FutureWarning, module="rq_scheduler")
     install(connection(), table().values()).run(burst=burst)
+
+
+def _log_setup() -> None:
+    """Log at INFO with request ids; LOG_FORMAT (create_app) may already have set JSON."""
+    if not current_app.config.get("LOG_FORMAT"):
+        logs.configure("text")
+
+
+def _serve_metrics() -> None:
+    """With METRICS_PORT, serve this worker's metrics (a worker dyno without a web beside it)."""
+    port = current_app.config.get("METRICS_PORT")
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(int(port), registry=metrics.registry())
+        logging.getLogger(__name__).info("metrics on :%s/metrics", port)

@@ -23,7 +23,7 @@ from ..timeutil import utcnow
 from .claim import Claimed, claim
 from .context import app_context
 from .outcomes import plan_batch, write_plan
-from .queues import DELIVERY_QUEUE, queue
+from .queues import DELIVERY_QUEUE, job_meta, queue
 
 # The sweeper moved to sweep.py; the cron table names it by this path too.
 from .sweep import sweep_outbox  # noqa: F401
@@ -81,7 +81,14 @@ def deliver_batch(delivery_ids: list[int]) -> dict[str, int]:
 def deliver(delivery_ids: list[int]) -> dict[str, int]:
     """Claim, send and record the outcome of each delivery; schedule retries."""
     now = utcnow()
-    return send_claimed(claim(delivery_ids, now), now)
+    claimed = claim(delivery_ids, now)
+    log.info(
+        "claimed %d of %d deliveries",
+        len(claimed),
+        len(delivery_ids),
+        extra={"delivery_ids": [item.id for item in claimed]},
+    )
+    return send_claimed(claimed, now)
 
 
 def build_payload(item: Claimed, tickle: bool) -> tuple[bytes, bool]:
@@ -178,6 +185,7 @@ def _schedule_retry(ids: list[int], when: datetime, now: datetime) -> None:
             "webpush_server.jobs.delivery.deliver_batch",
             ids,
             result_ttl=0,
+            meta=job_meta(),
         )
     except Exception:
         # The rows say when they are due; the sweeper will enqueue them.

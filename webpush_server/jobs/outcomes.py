@@ -16,11 +16,12 @@ from datetime import datetime
 
 from sqlalchemy import and_, bindparam, delete, insert, update
 
+from .. import metrics
 from ..extensions import db
 from ..notifications.models import Delivery, DeliveryAttempt
 from ..push.models import Subscription
 from ..push.policy import Outcome, RetrySettings, next_state
-from ..push.sender import PushResult
+from ..push.sender import PushResult, origin_of
 from .claim import Claimed
 
 MAX_ERROR = 500  # the length of delivery.last_error and delivery_attempt.error
@@ -63,6 +64,8 @@ class Plan:
     retries: dict[datetime, list[int]] = field(default_factory=dict)  # due time: delivery ids
     counts: dict[str, int] = field(default_factory=dict)  # new status: deliveries
     config_errors: list[tuple[int, str, str | None]] = field(default_factory=list)
+    # (push service origin, outcome) → deliveries, for the metrics; pending counts as retrying.
+    tally: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def plan_batch(
@@ -85,7 +88,9 @@ def plan_batch(
     plan = Plan(at=now)
     counts: dict[str, int] = defaultdict(int)
     retries: dict[datetime, list[int]] = defaultdict(list)
+    tally: dict[tuple[str, str], int] = defaultdict(int)
     for item in claimed:
+        origin = origin_of(item.endpoint) if item.endpoint else None
         results = tries[item.id]
         # claim() counted one attempt; a tickle resend in the same job is one more.
         first_number = item.attempts
@@ -108,6 +113,7 @@ def plan_batch(
         if result.outcome is Outcome.CONFIG_ERROR:
             plan.config_errors.append((item.id, item.endpoint or "", result.error))
         counts[status] += 1
+        tally[(origin or "none", "retrying" if status == "pending" else status)] += 1
         plan.deliveries.append(
             DeliveryUpdate(
                 id=item.id,
@@ -128,11 +134,14 @@ def plan_batch(
                 "status_code": attempt.status,
                 "error": _clip(attempt.error),
                 "at": now,
+                "origin": origin,
+                "duration_ms": None if attempt.seconds is None else attempt.seconds * 1000,
             }
             for offset, attempt in enumerate(results)
         )
     plan.counts = dict(counts)
     plan.retries = dict(retries)
+    plan.tally = dict(tally)
     return plan
 
 
@@ -209,3 +218,10 @@ def write_plan(plan: Plan) -> None:
             ],
         )
     db.session.commit()
+    # Counted once committed: a rolled-back plan counts nothing (its rows will be sent again).
+    metrics.count_deliveries(plan.tally)
+    metrics.observe_sends(
+        (row["origin"], row["duration_ms"] / 1000)
+        for row in plan.attempts
+        if row["duration_ms"] is not None and row["origin"]
+    )

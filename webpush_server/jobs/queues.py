@@ -8,6 +8,7 @@ from flask import Flask, current_app
 from redis import Redis
 from rq import Queue
 
+from ..logs import current_request_id
 from ..redis_server import resolve_url
 from ..util import chunked
 
@@ -36,6 +37,7 @@ def enqueue_deliveries(delivery_ids: Sequence[int], *, at_front: bool = False) -
     """Enqueue delivery jobs carrying batches of ids; return how many jobs."""
     size = current_app.config["DELIVERY_BATCH_SIZE"]
     q = queue(DELIVERY_QUEUE)
+    meta = job_meta()
     jobs = [
         Queue.prepare_data(
             "webpush_server.jobs.delivery.deliver_batch",
@@ -44,8 +46,15 @@ def enqueue_deliveries(delivery_ids: Sequence[int], *, at_front: bool = False) -
             result_ttl=0,
             failure_ttl=7 * 86400,
             at_front=at_front,
+            meta=meta,
         )
         for batch in chunked(sorted(delivery_ids), size)
     ]
     q.enqueue_many(jobs)
     return len(jobs)
+
+
+def job_meta() -> dict:
+    """Return the meta of a job enqueued now: the request id it was enqueued for, if any."""
+    request_id = current_request_id()
+    return {"request_id": request_id} if request_id else {}

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from redis import Redis
 from rq_scheduler import Scheduler
 
@@ -65,3 +65,11 @@ def install(connection: Redis, entries: Iterable[ScheduledJob]) -> Scheduler:
         )
         log.info("scheduled %s (%s UTC)", entry.id, entry.cron)
     return scheduler
+
+
+def job_name(func: str) -> str:
+    """Return the name a job is counted under: its cron id, else its function's, dashed."""
+    for entry in table().values() if has_app_context() else ():
+        if entry.func == func:
+            return entry.id
+    return func.rpartition(".")[2].replace("_", "-")

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
+from ..auth import same_origin_only
 from ..errors import whole_number
 from ..extensions import configured_limit, limiter
 from . import services
@@ -50,6 +51,17 @@ def mark_read(notification_id: int):
     """Mark one notification read."""
     row = services.mark_read(current_user.id, notification_id)
     return jsonify(row.to_json() | {"unread_count": services.unread_count(current_user.id)})
+
+
+@bp.post("/notifications/<int:notification_id>/receipt")
+@same_origin_only
+@login_required
+def receipt(notification_id: int):
+    """Record a service worker's report that the notification was shown, clicked or closed."""
+    body = request.get_json(silent=True)
+    event = body.get("event") if isinstance(body, dict) else None
+    services.record_receipt(current_user.id, notification_id, event)
+    return "", 204
 
 
 @bp.post("/notifications/read-all")

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -45,6 +46,10 @@ class Notification(Model):
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Receipts from the service worker (first of each kind) and from GET /n/<id> (clicked).
+    shown_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def to_json(self) -> dict:
         """Return the inbox API shape."""
@@ -99,6 +104,8 @@ class DeliveryAttempt(Model):
     """What happened on one try of a delivery: kept for diagnosis."""
 
     __tablename__ = "delivery_attempt"
+    # The dashboard's windows (last hour, last day) scan attempts by time.
+    __table_args__ = (Index("ix_delivery_attempt_at", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int] = mapped_column(
@@ -109,3 +116,7 @@ class DeliveryAttempt(Model):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(500))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The push service (scheme://host[:port]) it went to: kept when the device is deleted.
+    origin: Mapped[str | None] = mapped_column(String(300))
+    # Request sent to response read; None when no response came (timeout, refused, expired).
+    duration_ms: Mapped[float | None] = mapped_column(Float)

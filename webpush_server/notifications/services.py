@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import func, select, update
 
 from ..database import get_or_refuse, rows_changed
+from ..errors import Invalid
 from ..extensions import db
 from ..timeutil import utcnow
 from .models import Notification
@@ -94,3 +95,34 @@ def mark_all_read(user_id: int) -> int:
         remember_for_publish([{"user_id": user_id, "unread_count": 0}])
     db.session.commit()
     return count
+
+
+RECEIPT_EVENTS = {"shown": "shown_at", "clicked": "clicked_at", "closed": "closed_at"}
+
+
+def record_receipt(user_id: int, notification_id: int, event: object) -> Notification:
+    """Record that a device showed, clicked or closed the notification (the first time counts)."""
+    if not isinstance(event, str) or event not in RECEIPT_EVENTS:
+        raise Invalid("event", "event must be one of shown, clicked, closed.")
+    row = get_notification(user_id, notification_id)
+    column = RECEIPT_EVENTS[event]
+    if getattr(row, column) is None:
+        setattr(row, column, utcnow())
+    if event == "clicked" and row.shown_at is None:
+        # A click proves it was shown, where the shown receipt was lost (or never sent).
+        row.shown_at = row.clicked_at
+    db.session.commit()
+    return row
+
+
+def open_notification(user_id: int, notification_id: int) -> Notification:
+    """Mark the notification read and clicked (GET /n/<id>, the push message's link)."""
+    row = get_notification(user_id, notification_id)
+    now = utcnow()
+    row.clicked_at = row.clicked_at or now
+    row.shown_at = row.shown_at or row.clicked_at
+    if row.read_at is None:
+        row.read_at = now
+        _publish_unread_count(user_id)
+    db.session.commit()
+    return row

@@ -47,6 +47,7 @@ class PushResult:
     status: int | None = None
     error: str | None = None
     retry_after: float | None = None
+    seconds: float | None = None  # request sent to response read, when one came
 
 
 def origin_of(endpoint: str) -> str:
@@ -148,6 +149,7 @@ class Sender:
         }
         if request.topic:
             headers["Topic"] = request.topic
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
                 response = await pool.post(target, headers, body)
@@ -162,16 +164,17 @@ class Sender:
         except (OSError, asyncio.IncompleteReadError) as exc:
             error = f"{type(exc).__name__}: {exc}"
             return PushResult(request.key, Outcome.TRANSIENT, error=error)
+        seconds = time.perf_counter() - started
         status = response.status
         outcome = classify(status)
         if outcome is Outcome.SENT:
-            return PushResult(request.key, outcome, status)
+            return PushResult(request.key, outcome, status, seconds=seconds)
         if 300 <= status < 400:
             error = f"HTTP {status}: redirect not followed"
         else:
             error = f"HTTP {status}: {response.body[:300].decode('utf-8', 'replace')}".strip()
         retry_after = parse_retry_after(response.headers.get("retry-after"))
-        return PushResult(request.key, outcome, status, error, retry_after)
+        return PushResult(request.key, outcome, status, error, retry_after, seconds)
 
     def _check_origin(self, origin: str) -> None:
         self.policy.check_endpoint(origin + "/")

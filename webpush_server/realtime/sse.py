@@ -12,6 +12,7 @@ from flask_login import current_user, login_required
 
 from ..errors import RateLimited, as_id
 from ..extensions import db
+from ..metrics import LIVE_CONNECTIONS
 from ..notifications import services
 from . import broker as live
 from . import slots
@@ -58,6 +59,8 @@ def stream() -> Response:
 
     def events() -> Iterator[str]:
         slot_refreshed = time.monotonic()
+        open_streams = LIVE_CONNECTIONS.labels(transport="sse")
+        open_streams.inc()
         try:
             # The client reconnects after `retry` ms; comments keep proxies from timing out.
             yield "retry: 3000\n\n"
@@ -86,6 +89,7 @@ def stream() -> Response:
                         else:
                             yield _event(out["type"], {})
         finally:
+            open_streams.dec()
             hub.unregister(listener)
             with app.app_context():
                 slots.release(user_id, listener.id)

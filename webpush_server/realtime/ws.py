@@ -13,6 +13,7 @@ from flask_login import current_user
 
 from ..errors import as_id
 from ..extensions import db, sock
+from ..metrics import LIVE_CONNECTIONS
 from ..notifications import services
 from . import broker as live
 from . import slots
@@ -60,6 +61,8 @@ def _serve(ws, user_id: int, hub: live.Broker, slot: str) -> None:
     listener = live.Listener(user_id, ws.event)
     hub.register(listener)
     visible = False
+    open_sockets = LIVE_CONNECTIONS.labels(transport="websocket")
+    open_sockets.inc()
     try:
         if not hub.wait_ready(current_app.config["LIVE_READY_TIMEOUT_SECONDS"]):
             log.warning("live subscriber not ready; this tab relies on its catch-up")
@@ -101,6 +104,7 @@ def _serve(ws, user_id: int, hub: live.Broker, slot: str) -> None:
                 slots.refresh(user_id, slot)
                 slot_refreshed = time.monotonic()
     finally:
+        open_sockets.dec()
         hub.unregister(listener)
         if visible:
             _set_visible(user_id, listener.id, False)
