@@ -123,12 +123,13 @@ def _create_private_sqlite_file(uri: str) -> None:
     """
     from sqlalchemy.engine import make_url
 
-    from .config import make_private_dir
-
     path = make_url(uri).database
     if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
         return
-    make_private_dir(os.path.dirname(os.path.abspath(path)))
+    # Only in a folder that exists (instance/ is made private by configure()): a database
+    # URL naming a missing folder is SQLite's error to report, not a folder to create.
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        return
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
