@@ -118,11 +118,12 @@ def keyset_ids(
     value). stmt selects exactly those columns. Memory stays flat however many rows match.
     With release (a job's scan), each read's transaction ends before the chunk is yielded, so
     none stays open while the caller works; without it (paging inside a caller's
-    transaction, under its locks), the transaction is left alone.
+    transaction, under its locks), the transaction is left alone. after (a key, as yielded)
+    starts the scan past it: a job resuming from its last committed chunk.
     """
     columns: Sequence[Any] = column if isinstance(column, list | tuple) else (column,)
     key = tuple_(*columns) if len(columns) > 1 else columns[0]
-    last: Any = None
+    last: Any = None if after is None else _bound_key(after, columns)
     while True:
         page = stmt if last is None else stmt.where(key > last)
         rows = db.session.execute(page.order_by(*columns).limit(chunk)).all()
