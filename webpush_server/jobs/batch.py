@@ -372,9 +372,9 @@ def _run(steps: list[Step], outcome: Outcome, position: dict | None) -> Outcome:
         return outcome
     except Exception as exc:  # a failing reader or the skip limit: recorded, then resumed
         db.session.rollback()
-        log.exception("%s failed", outcome.describe())
         outcome.error = str(exc) if isinstance(exc, _SkipLimitExceeded) else repr(exc)
         outcome.status = "failed"
+        log.exception("%s", outcome.describe())
         _end(outcome, skips)
         return outcome
     outcome.status = "completed"
