@@ -210,10 +210,10 @@ class BatchJob:
         if isinstance(begun, str):
             return Outcome(self.name, dict(params), begun)
         execution_id, position = begun
-        instance = db.session.get_one(JobInstance, instance_id)
-        outcome = Outcome(self.name, dict(params), "started", execution_id)
+        at = db.session.get_one(JobInstance, instance_id).at
         db.session.rollback()
-        return _run(self.steps(instance.at), outcome, position)
+        outcome = Outcome(self.name, dict(params), "started", execution_id)
+        return _run(self.steps(at), outcome, position)
 
 
 # -- instances and executions ----------------------------------------------------------------

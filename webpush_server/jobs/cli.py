@@ -58,9 +58,10 @@ def run(name: str, params: tuple[str, ...]) -> None:
         return
     with refused_to_cli():
         outcome = job.launch(parse_params(params) or run_id())
+    click.echo(outcome.describe())
+    # Last, as before executions existed: scripts read the result from the final line.
     if outcome.ran and outcome.status != "abandoned":
         click.echo(f"{name}: {job.result(outcome)}")
-    click.echo(outcome.describe())
     if outcome.status in ("failed", "abandoned"):
         raise SystemExit(1)
 
