@@ -39,6 +39,12 @@ def defaults(instance_path: str) -> dict:
         # A delivery claimed longer ago than this belongs to a dead worker.
         "DELIVERY_CLAIM_TIMEOUT_SECONDS": 300,
         "SWEEP_GRACE_SECONDS": 30,
+        # Scheduled jobs (jobs.batch): an execution whose heartbeat (one a chunk) is older
+        # than this is taken for dead and resumed; an execution fails after more skipped
+        # items than the limit; a daily job started later than this after its time is late.
+        "JOB_STALE_SECONDS": 300,
+        "JOB_SKIP_LIMIT": 10,
+        "JOB_LATE_AFTER_SECONDS": 300,
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,

@@ -109,7 +109,7 @@ def insert_ignoring_conflicts(table: Any, index_elements: list[str]) -> Any:
 
 
 def keyset_ids(
-    stmt: Select, column: Any, chunk: int, *, release: bool = True
+    stmt: Select, column: Any, chunk: int, *, release: bool = True, after: Any = None
 ) -> Iterator[list[Any]]:
     """Yield lists of keys selected by stmt, in key order, up to chunk at a time.
 
@@ -118,11 +118,12 @@ def keyset_ids(
     value). stmt selects exactly those columns. Memory stays flat however many rows match.
     With release (a job's scan), each read's transaction ends before the chunk is yielded, so
     none stays open while the caller works; without it (paging inside a caller's
-    transaction, under its locks), the transaction is left alone.
+    transaction, under its locks), the transaction is left alone. after (a key, as yielded)
+    starts the scan past it: a job resuming from its last committed chunk.
     """
     columns: Sequence[Any] = column if isinstance(column, list | tuple) else (column,)
     key = tuple_(*columns) if len(columns) > 1 else columns[0]
-    last: Any = None
+    last: Any = None if after is None else _bound_key(after, columns)
     while True:
         page = stmt if last is None else stmt.where(key > last)
         rows = db.session.execute(page.order_by(*columns).limit(chunk)).all()
@@ -132,12 +133,14 @@ def keyset_ids(
             return
         keys = [tuple(row) for row in rows] if len(columns) > 1 else [row[0] for row in rows]
         yield keys
-        # Typed binds: a UTCDateTime key must be bound the way the column stores it.
-        last = (
-            tuple_(*(literal(v, c.type) for v, c in zip(keys[-1], columns, strict=True)))
-            if len(columns) > 1
-            else literal(keys[-1], columns[0].type)
-        )
+        last = _bound_key(keys[-1], columns)
+
+
+def _bound_key(value: Any, columns: Sequence[Any]) -> Any:
+    # Typed binds: a UTCDateTime key must be bound the way the column stores it.
+    if len(columns) > 1:
+        return tuple_(*(literal(v, c.type) for v, c in zip(value, columns, strict=True)))
+    return literal(value, columns[0].type)
 
 
 def get_or_refuse(

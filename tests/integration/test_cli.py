@@ -190,23 +190,27 @@ def test_seed_demo_is_safe_to_run_twice(runner, app):
     assert demo_rows(app) == (DEMO_ROWS, DEMO_STATUSES)  # the second run added nothing
 
 
-# `flask jobs list`: every scheduled job, its UTC cron line and what it does.
+# `flask jobs list`: every scheduled job, when it runs (a UTC cron line, or a daily time in
+# APP_TIMEZONE) and what it does.
 JOBS_LIST = [
-    "sweep-outbox                 * * * * *      UTC  "
+    "sweep-outbox                 * * * * * UTC              "
     "re-enqueue deliveries left pending or claimed by a dead worker",
-    "detect-available-books       * * * * *      UTC  "
+    "start-daily-jobs             * * * * * UTC              "
+    "start each daily job once its local time has come today in APP_TIMEZONE",
+    "detect-available-books       * * * * * UTC              "
     "give free copies to waiting holds the event path missed",
-    "expire-holds                 * * * * *      UTC  "
+    "expire-holds                 * * * * * UTC              "
     "end ready holds past their pickup deadline and pass the copy on",
-    "remind-holds                 */10 * * * *   UTC  "
+    "remind-holds                 */10 * * * * UTC           "
     "tell patrons one day before a ready hold lapses",
-    "close-due-campaigns          * * * * *      UTC  "
+    "close-due-campaigns          * * * * * UTC              "
     "close campaigns past their deadline: coupons and notices to backers",
-    "remind-campaign-deadlines    0 * * * *      UTC  "
+    "remind-campaign-deadlines    0 * * * * UTC              "
     "remind followers who have not backed, within 24 h of the deadline",
-    "expire-coupons               5 * * * *      UTC  mark coupons past their expiry as expired",
-    "notify-expiring-coupons      0 0 * * *      UTC  "
-    "remind coupon owners, daily at 09:00 Asia/Seoul",
+    "expire-coupons               5 * * * * UTC              "
+    "mark coupons past their expiry as expired",
+    "notify-expiring-coupons      daily 09:00 Asia/Seoul     "
+    "remind coupon owners of coupons expiring today or tomorrow",
 ]
 
 

@@ -3,7 +3,7 @@ local push service: closing, deadline reminders, coupon reminders and expiry, in
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -24,6 +24,7 @@ from webpush_server.funding.jobs import notify_expiring_coupons
 from webpush_server.funding.models import Campaign, Coupon, Pledge
 from webpush_server.funding.services import close_campaign
 from webpush_server.funding.timeutil import start_of_day
+from webpush_server.jobs.batch import start_daily_jobs
 from webpush_server.jobs.schedule import table
 from webpush_server.notifications.models import Notification
 from webpush_server.timeutil import utcnow
@@ -251,16 +252,22 @@ def test_coupon_reminders_in_another_time_zone(make_app):
     assert row.dedupe_key.endswith(":2026-03-11")
 
 
-def test_daily_run_is_scheduled_at_nine_in_app_timezone(make_app):
-    new_york = make_app(APP_TIMEZONE="America/New_York")
-    nine = datetime.combine(
-        utcnow().astimezone(ZoneInfo("America/New_York")).date(),
-        datetime.min.time().replace(hour=9),
-        tzinfo=ZoneInfo("America/New_York"),
-    ).astimezone(UTC)
-    assert table(new_york)["notify-expiring-coupons"].cron == f"0 {nine.hour} * * *"
-    seoul = make_app()
-    assert table(seoul)["notify-expiring-coupons"].cron == "0 0 * * *"  # 09:00 in Seoul
+def test_daily_run_starts_at_nine_in_app_timezone(make_app):
+    # The daily job has no UTC cron line: the tick starts it at 09:00 on the app's wall clock.
+    # (Both apps share one database: each zone gets a day of its own.)
+    for zone, day, app in (
+        ("America/New_York", date(2027, 1, 15), make_app(APP_TIMEZONE="America/New_York")),
+        ("Asia/Seoul", date(2027, 1, 16), make_app()),
+    ):
+        nine = datetime.combine(day, time(9), tzinfo=ZoneInfo(zone)).astimezone(UTC)
+        entry = table(app)["notify-expiring-coupons"]
+        assert entry.cron is None and entry.when(zone) == f"daily 09:00 {zone}"
+        with app.app_context():
+            before = start_daily_jobs(nine - timedelta(minutes=1))["notify-expiring-coupons"]
+            assert before == f"not due until {nine:%Y-%m-%d %H:%M} UTC"
+            at_nine = start_daily_jobs(nine)["notify-expiring-coupons"]
+            assert f'{{"date":"{day}"}}: execution' in at_nine and "completed" in at_nine
+    assert (nine.hour, nine.minute) == (0, 0)  # 09:00 in Seoul is midnight UTC
 
 
 def test_expire_coupons_marks_only_active_coupons_past_their_date(app):

@@ -1,38 +1,33 @@
 """Funding's scheduled jobs: close campaigns, remind followers, remind and expire coupons.
 
-Each job owns its scan (a select read in keyset chunks, no transaction left open) and calls
-a service that changes one campaign or one chunk of coupons in a transaction of its own, so
-memory stays flat and a killed run loses at most one uncommitted item; dedupe keys make
-reruns send nothing twice.
+Each is a batch job (jobs.batch): its scan is read in keyset chunks, no transaction left
+open, with a checkpoint after each chunk, and a service changes one campaign or one chunk of
+coupons in a transaction of its own, so memory stays flat, a killed run resumes from its last
+committed chunk and dedupe keys make the redone part send nothing twice.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from ..database import keyset_ids
-from ..jobs.context import app_context
+from ..jobs.batch import BatchJob, Outcome, Step
 from ..jobs.schedule import ScheduledJob
-from ..timeutil import utcnow
 from . import services
 from .models import Campaign, Coupon
-from .timeutil import daily_cron_utc
 
 CAMPAIGN_CHUNK = 100
 COUPON_CHUNK = 500
 COUPON_REMINDER_TIME = time(9, 0)  # local APP_TIMEZONE wall clock
 
 
-def scheduled(zone: ZoneInfo, now: datetime) -> list[ScheduledJob]:
-    """Return funding's cron entries (UTC); the daily one is 09:00 in zone as of now.
+def scheduled() -> list[ScheduledJob]:
+    """Return funding's schedule: cron lines in UTC, the coupon reminder daily at 09:00 local.
 
-    The daily line uses the zone's offset at now (the scheduler restarts with each deploy);
-    zones with daylight saving shift by an hour until the next start.
+    The daily job has no UTC cron line: the start-daily-jobs tick computes each day's 09:00 in
+    APP_TIMEZONE, so daylight saving neither shifts nor repeats it.
     """
-    at = COUPON_REMINDER_TIME
     return [
         ScheduledJob(
             "close-due-campaigns",
@@ -54,74 +49,89 @@ def scheduled(zone: ZoneInfo, now: datetime) -> list[ScheduledJob]:
         ),
         ScheduledJob(
             "notify-expiring-coupons",
-            daily_cron_utc(at.hour, at.minute, zone, now),
+            None,
             "webpush_server.funding.jobs.notify_expiring_coupons",
-            f"remind coupon owners, daily at {at:%H:%M} {zone.key}",
+            "remind coupon owners of coupons expiring today or tomorrow",
+            daily_at=COUPON_REMINDER_TIME,
         ),
     ]
 
 
-def close_due_campaigns(now: datetime | None = None) -> dict[str, int]:
+def _close_due_campaigns(at: datetime) -> list[Step]:
     """Close every open campaign past its deadline, then tell each backer how it ended."""
-    with app_context():
-        now = now or utcnow()
-        counts = {"succeeded": 0, "failed": 0, "notified": 0}
-        due = select(Campaign.id).where(Campaign.status == "open", Campaign.deadline <= now)
-        for ids in keyset_ids(due, Campaign.id, CAMPAIGN_CHUNK):
-            for campaign_id in ids:
-                status = services.close_campaign(campaign_id, now)
-                if status:
-                    counts[status] += 1
-        # Separate pass: it also finishes campaigns a killed run closed but did not notify.
-        unnotified = select(Campaign.id).where(
-            Campaign.status.in_(("succeeded", "failed")), Campaign.notified_at.is_(None)
-        )
-        for ids in keyset_ids(unnotified, Campaign.id, CAMPAIGN_CHUNK):
-            for campaign_id in ids:
-                counts["notified"] += services.notify_backers(campaign_id)
-        return counts
+    due = select(Campaign.id).where(Campaign.status == "open", Campaign.deadline <= at)
+    # Second step: it also finishes campaigns a killed run closed but did not notify.
+    unnotified = select(Campaign.id).where(
+        Campaign.status.in_(("succeeded", "failed")), Campaign.notified_at.is_(None)
+    )
+    return [
+        Step(
+            "closed",
+            due,
+            Campaign.id,
+            lambda campaign_id: services.close_campaign(campaign_id, at),
+            CAMPAIGN_CHUNK,
+        ),
+        Step("notified", unnotified, Campaign.id, services.notify_backers, CAMPAIGN_CHUNK),
+    ]
 
 
-def remind_campaign_deadlines(now: datetime | None = None) -> int:
+def _closing_counts(outcome: Outcome) -> dict[str, int]:
+    return {key: outcome.counts[key] for key in ("succeeded", "failed", "notified")}
+
+
+def _remind_campaign_deadlines(at: datetime) -> list[Step]:
     """Tell followers who have not backed that a campaign closes within 24 hours."""
-    with app_context():
-        now = now or utcnow()
-        closing = select(Campaign.id).where(
-            Campaign.status == "open",
-            Campaign.deadline > now,
-            Campaign.deadline <= now + timedelta(hours=24),
-        )
-        return sum(
-            services.remind_followers(campaign_id)
-            for ids in keyset_ids(closing, Campaign.id, CAMPAIGN_CHUNK)
-            for campaign_id in ids
-        )
+    closing = select(Campaign.id).where(
+        Campaign.status == "open",
+        Campaign.deadline > at,
+        Campaign.deadline <= at + timedelta(hours=24),
+    )
+    return [Step("reminded", closing, Campaign.id, services.remind_followers, CAMPAIGN_CHUNK)]
 
 
-def notify_expiring_coupons(now: datetime | None = None) -> int:
+def _coupon_id(key: tuple[datetime, int]) -> int:
+    return key[1]
+
+
+def _notify_expiring_coupons(at: datetime) -> list[Step]:
     """Remind the owner of every active coupon whose last valid day is today or tomorrow."""
-    with app_context():
-        now = now or utcnow()
-        start, until = services.coupon_reminder_window(now)
-        expiring = select(Coupon.expires_at, Coupon.id).where(
-            Coupon.status == "active", Coupon.expires_at > start, Coupon.expires_at <= until
+    start, until = services.coupon_reminder_window(at)
+    expiring = select(Coupon.expires_at, Coupon.id).where(
+        Coupon.status == "active", Coupon.expires_at > start, Coupon.expires_at <= until
+    )
+    return [
+        Step(
+            "reminded",
+            expiring,
+            (Coupon.expires_at, Coupon.id),
+            services.remind_coupon_owners,
+            COUPON_CHUNK,
+            batch=True,
+            item=_coupon_id,
         )
-        key = (Coupon.expires_at, Coupon.id)
-        return sum(
-            services.remind_coupon_owners([coupon_id for _, coupon_id in keys])
-            for keys in keyset_ids(expiring, key, COUPON_CHUNK)
-        )
+    ]
 
 
-def expire_coupons(now: datetime | None = None) -> int:
+def _expire_coupons(at: datetime) -> list[Step]:
     """Mark every active coupon past its expiry as expired."""
-    with app_context():
-        now = now or utcnow()
-        past = select(Coupon.expires_at, Coupon.id).where(
-            Coupon.status == "active", Coupon.expires_at <= now
+    past = select(Coupon.expires_at, Coupon.id).where(
+        Coupon.status == "active", Coupon.expires_at <= at
+    )
+    return [
+        Step(
+            "expired",
+            past,
+            (Coupon.expires_at, Coupon.id),
+            services.expire_coupons,
+            1000,
+            batch=True,
+            item=_coupon_id,
         )
-        key = (Coupon.expires_at, Coupon.id)
-        return sum(
-            services.expire_coupons([coupon_id for _, coupon_id in keys])
-            for keys in keyset_ids(past, key, 1000)
-        )
+    ]
+
+
+close_due_campaigns = BatchJob("close-due-campaigns", _close_due_campaigns, _closing_counts)
+remind_campaign_deadlines = BatchJob("remind-campaign-deadlines", _remind_campaign_deadlines)
+notify_expiring_coupons = BatchJob("notify-expiring-coupons", _notify_expiring_coupons)
+expire_coupons = BatchJob("expire-coupons", _expire_coupons)

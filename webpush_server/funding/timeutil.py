@@ -31,10 +31,3 @@ def coupon_expires_at(issued_at: datetime, valid_days: int) -> datetime:
 def expires_on(expires_at: datetime, zone: ZoneInfo | None = None) -> date:
     """Return the last valid local day of something that expires at expires_at."""
     return local_date(expires_at - timedelta(microseconds=1), zone)
-
-
-def daily_cron_utc(hour: int, minute: int, zone: ZoneInfo, now: datetime) -> str:
-    """Return a UTC cron line for hour:minute local time, at the zone's current offset."""
-    local = datetime.combine(local_date(now, zone), time(hour, minute), tzinfo=zone)
-    utc = local.astimezone(UTC)
-    return f"{utc.minute} {utc.hour} * * *"

@@ -1,23 +1,33 @@
-"""Background work: delivery batches, the cron table and the worker commands."""
+"""Background work: delivery batches, the schedule, job executions and the worker commands."""
 
 from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Enqueue delivery jobs after each commit; schedule the sweeper; add `flask jobs`."""
+    """Enqueue delivery jobs after each commit; schedule the sweeper and the daily tick;
+    add `flask jobs` and the admins' /admin/jobs page."""
     from ..notifications.outbox import hooks
-    from . import cli
+    from . import cli, models, views  # noqa: F401 - models: the job tables in the metadata
     from .queues import enqueue_deliveries
     from .schedule import ScheduledJob, register
 
     hooks(app).enqueue = enqueue_deliveries
     register(
         app,
+        # A plain job, not a batch job: each sweep is whole on its own and repeats nothing, so
+        # an instance a minute would record nothing worth resuming.
         ScheduledJob(
             "sweep-outbox",
             "* * * * *",
             "webpush_server.jobs.delivery.sweep_outbox",
             "re-enqueue deliveries left pending or claimed by a dead worker",
         ),
+        ScheduledJob(
+            "start-daily-jobs",
+            "* * * * *",
+            "webpush_server.jobs.batch.start_daily_jobs",
+            "start each daily job once its local time has come today in APP_TIMEZONE",
+        ),
     )
     app.register_blueprint(cli.bp)
+    app.register_blueprint(views.bp)

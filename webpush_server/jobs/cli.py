@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 
@@ -10,8 +11,10 @@ from flask import Blueprint, current_app
 from rq.utils import import_attribute
 
 from .. import logs, metrics
+from ..errors import refused_to_cli
 from ..metrics import JOB_RUNS
 from . import delivery
+from .batch import BatchJob, latest_executions, parse_params, run_id
 from .queues import QUEUES, connection
 from .schedule import install, table
 from .worker import Worker
@@ -22,14 +25,27 @@ bp = Blueprint("jobs", __name__, cli_group="jobs")
 @bp.cli.command("list")
 def list_jobs() -> None:
     """Print the schedule."""
+    zone = current_app.config["APP_TIMEZONE"]
     for entry in table().values():
-        click.echo(f"{entry.id:28} {entry.cron:14} UTC  {entry.description}")
+        click.echo(f"{entry.id:28} {entry.when(zone):26} {entry.description}")
 
 
 @bp.cli.command("run")
 @click.argument("name")
-def run(name: str) -> None:
-    """Run one scheduled job now, in the foreground."""
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An identifying parameter (date=YYYY-MM-DD, hour=…THH, minute=…THH:MM); "
+    "without one, a fresh instance.",
+)
+def run(name: str, params: tuple[str, ...]) -> None:
+    """Run one scheduled job now, in the foreground.
+
+    A job instance runs once: a completed one says so and exits 0; a failed or killed one
+    resumes from its last committed chunk.
+    """
     entries = table()
     if name not in entries:
         raise click.BadParameter(
@@ -43,6 +59,45 @@ def run(name: str) -> None:
     finally:
         JOB_RUNS.labels(job=name, status=status).inc()
     click.echo(f"{name}: {result}")
+    job = import_attribute(entries[name].func)
+    if not isinstance(job, BatchJob):
+        if params:
+            raise click.BadParameter(f"{name} takes no parameters.", param_hint="--param")
+        click.echo(f"{name}: {job()}")
+        return
+    with refused_to_cli():
+        outcome = job.launch(parse_params(params) or run_id())
+    click.echo(outcome.describe())
+    # Last, as before executions existed: scripts read the result from the final line.
+    if outcome.ran and outcome.status != "abandoned":
+        click.echo(f"{name}: {job.result(outcome)}")
+    if outcome.status in ("failed", "abandoned"):
+        raise SystemExit(1)
+
+
+@bp.cli.command("runs")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of executions).")
+@click.option("--limit", type=int, default=None, help="The newest N executions of all jobs.")
+def runs(as_json: bool, limit: int | None) -> None:
+    """List each job's latest execution (or the newest executions with --limit)."""
+    found = latest_executions(limit)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    click.echo(
+        f"{'id':>6}  {'job':26} {'params':30} {'status':9} {'started':25} {'ended':25} "
+        f"{'read':>7} {'written':>7} {'skipped':>7}  error"
+    )
+    for e in found:
+        params = " ".join(f"{k}={v}" for k, v in e["params"].items())
+        status = e["status"] + ("*" if e["late"] else "")
+        click.echo(
+            f"{e['id']:>6}  {e['job']:26} {params:30} {status:9} {e['started_at']:25} "
+            f"{e['ended_at'] or '-':25} {e['read']:>7} {e['written']:>7} {e['skipped']:>7}  "
+            f"{e['error'] or ''}"
+        )
+    if any(e["late"] for e in found):
+        click.echo("* started late: the scheduler caught up on a missed occurrence")
 
 
 @bp.cli.command("worker")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import time
 
 from flask import Flask, current_app, has_app_context
 from redis import Redis
@@ -17,12 +18,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ScheduledJob:
-    """One cron entry: its fixed id is also its `jobs run` name."""
+    """One scheduled job: its fixed id is also its `jobs run` name.
+
+    A cron job has a UTC cron line that rq-scheduler fires. A daily job has no cron line but
+    a local wall-clock time (daily_at, in APP_TIMEZONE): the every-minute start-daily-jobs
+    tick starts its occurrence for today once that is due (jobs.batch.start_daily_jobs).
+    """
 
     id: str
-    cron: str  # UTC, minute hour day month weekday
+    cron: str | None  # UTC, minute hour day month weekday; None for a daily job
     func: str
     description: str
+    daily_at: time | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cron is None) == (self.daily_at is None):
+            raise ValueError(f"scheduled job {self.id} needs a cron line or a daily time")
+
+    def when(self, zone: str) -> str:
+        """Describe when it runs: `* * * * * UTC` or `daily 09:00 America/New_York`."""
+        if self.daily_at is not None:
+            return f"daily {self.daily_at:%H:%M} {zone}"
+        return f"{self.cron} UTC"
 
 
 _TABLE = "webpush_server.schedule"
@@ -44,8 +61,11 @@ def register(app: Flask, *jobs: ScheduledJob) -> None:
 
 
 def install(connection: Redis, entries: Iterable[ScheduledJob]) -> Scheduler:
-    """Replace every cron entry with entries: cancel by fixed id, then add."""
-    entries = list(entries)
+    """Replace every cron entry with entries: cancel by fixed id, then add.
+
+    Daily jobs have no cron entry: the start-daily-jobs tick starts them.
+    """
+    entries = [entry for entry in entries if entry.cron is not None]
     scheduler = Scheduler(queue_name=DEFAULT_QUEUE, connection=connection, interval=5)
     wanted = {entry.id for entry in entries}
     for job in scheduler.get_jobs():

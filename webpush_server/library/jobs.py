@@ -1,15 +1,17 @@
-"""Scheduled library jobs: they detect what time changes and call the same services."""
+"""Scheduled library jobs: they detect what time changes and call the same services.
+
+Each is a batch job (jobs.batch): an instance per occurrence, its scan read in keyset chunks
+with a checkpoint after each, every item changed in a transaction of its own.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select
 
-from ..database import keyset_ids
-from ..jobs.context import app_context
+from ..jobs.batch import BatchJob, Step
 from ..jobs.schedule import ScheduledJob
-from ..timeutil import utcnow
 from . import services
 from .models import Book, Copy, Hold
 
@@ -40,40 +42,32 @@ def scheduled() -> list[ScheduledJob]:
     ]
 
 
-def detect_available_books() -> int:
+def _detect_available_books(at: datetime) -> list[Step]:
     """Give free copies to waiting holds for every book where both exist."""
-    with app_context():
-        stmt = select(Book.id).where(
-            exists().where(Copy.book_id == Book.id, Copy.status == "shelf"),
-            exists().where(Hold.book_id == Book.id, Hold.status == "waiting"),
-        )
-        # One short transaction per book: the desk never waits behind a long scan.
-        return sum(
-            services.fill_book(book_id)
-            for ids in keyset_ids(stmt, Book.id, CHUNK)
-            for book_id in ids
-        )
+    stmt = select(Book.id).where(
+        exists().where(Copy.book_id == Book.id, Copy.status == "shelf"),
+        exists().where(Hold.book_id == Book.id, Hold.status == "waiting"),
+    )
+    # One short transaction per book: the desk never waits behind a long scan.
+    return [Step("filled", stmt, Book.id, services.fill_book, CHUNK)]
 
 
-def expire_holds() -> int:
+def _expire_holds(at: datetime) -> list[Step]:
     """Expire ready holds past their deadline; their copies go to the next in line."""
-    with app_context():
-        now = utcnow()
-        stmt = select(Hold.id).where(Hold.status == "ready", Hold.pickup_deadline <= now)
-        return sum(
-            services.expire_hold(hold_id)
-            for ids in keyset_ids(stmt, Hold.id, CHUNK)
-            for hold_id in ids
-        )
+    stmt = select(Hold.id).where(Hold.status == "ready", Hold.pickup_deadline <= at)
+    return [Step("expired", stmt, Hold.id, services.expire_hold, CHUNK)]
 
 
-def remind_holds() -> int:
+def _remind_holds(at: datetime) -> list[Step]:
     """Record `hold_expiring` for ready holds whose deadline is within a day (once each)."""
-    with app_context():
-        now = utcnow()
-        stmt = select(Hold.id).where(
-            Hold.status == "ready",
-            Hold.pickup_deadline > now,
-            Hold.pickup_deadline <= now + timedelta(days=1),
-        )
-        return sum(services.remind(ids) for ids in keyset_ids(stmt, Hold.id, CHUNK))
+    stmt = select(Hold.id).where(
+        Hold.status == "ready",
+        Hold.pickup_deadline > at,
+        Hold.pickup_deadline <= at + timedelta(days=1),
+    )
+    return [Step("reminded", stmt, Hold.id, services.remind, CHUNK, batch=True)]
+
+
+detect_available_books = BatchJob("detect-available-books", _detect_available_books)
+expire_holds = BatchJob("expire-holds", _expire_holds)
+remind_holds = BatchJob("remind-holds", _remind_holds)

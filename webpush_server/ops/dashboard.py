@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, inspect, select
+from sqlalchemy import Select, distinct, func, select
 
 from ..auth.models import User
 from ..extensions import db
+from ..jobs.batch import latest_executions
 from ..jobs.queues import QUEUES, connection, queue
 from ..notifications.models import Delivery, DeliveryAttempt, Notification
 from ..push.models import Subscription
@@ -254,20 +255,9 @@ def config_errors(since: datetime, limit: int = 20) -> list[DeliveryAttempt]:
     return list(db.session.scalars(query))
 
 
-def job_executions(limit: int = 20) -> list[dict] | None:
-    """HOOK(batch): the newest job executions, once the `batch` branch's table exists.
-
-    Returns None while there is no `job_execution` table (the dashboard then leaves the
-    section out). At merge, replace the reflection below with the batch branch's model.
-    """
-    if "job_execution" not in inspect(db.engine).get_table_names():
-        return None
-    table = db.Table("job_execution", db.MetaData(), autoload_with=db.engine)
-    order = table.c.id.desc() if "id" in table.c else None
-    query = select(table).limit(limit)
-    if order is not None:
-        query = query.order_by(order)
-    return [dict(row._mapping) for row in db.session.execute(query)]
+def job_executions(limit: int = 10) -> list[dict]:
+    """Return the newest job executions (the `jobs runs --json` shape), for the dashboard."""
+    return latest_executions(limit)
 
 
 def origin_of_endpoint(endpoint: str | None) -> str | None:
