@@ -71,8 +71,9 @@ def test_ten_streams_per_user_then_4429_and_429(server, login_as):
         assert over.json()["error"]["code"] == "rate_limited"
         assert int(over.headers["Retry-After"]) >= 1
         # Someone else's tabs are not counted against this user.
-        other = open_socket(server, login_as("other@webpush-server.dev", server=server))
-        other.close()
+        other_session = login_as("other@webpush-server.dev", server=server)
+        open_socket(server, other_session).close()
+        other_session.close()
         # Closing one frees its slot (once the server has noticed the close).
         sockets.pop().close()
         wait_until(lambda: _opens(server, session, sockets), "a freed slot")
@@ -81,6 +82,7 @@ def test_ten_streams_per_user_then_4429_and_429(server, login_as):
             ws.close()
         for stream in streams:
             stream.close()
+        session.close()
 
 
 def _opens(base: str, session: requests.Session, sockets: list) -> bool:
@@ -112,3 +114,4 @@ def test_the_origin_check_counts_the_scheme(server, login_as):
     with pytest.raises(websocket.WebSocketBadStatusException):
         open_socket(server, session, origin="http://evil.example.org")
     open_socket(server, session, origin=f"http://{host}").close()
+    session.close()

@@ -52,21 +52,21 @@ def run(name: str, params: tuple[str, ...]) -> None:
             f"{name!r} is not a scheduled job; choose from {', '.join(sorted(entries))}.",
             param_hint="NAME",
         )
-    status = "failed"
-    try:
-        result = import_attribute(entries[name].func)()
-        status = "ok"
-    finally:
-        JOB_RUNS.labels(job=name, status=status).inc()
-    click.echo(f"{name}: {result}")
     job = import_attribute(entries[name].func)
     if not isinstance(job, BatchJob):
         if params:
             raise click.BadParameter(f"{name} takes no parameters.", param_hint="--param")
-        click.echo(f"{name}: {job()}")
+        status = "failed"
+        try:
+            result = job()
+            status = "ok"
+        finally:
+            JOB_RUNS.labels(job=name, status=status).inc()
+        click.echo(f"{name}: {result}")
         return
     with refused_to_cli():
         outcome = job.launch(parse_params(params) or run_id())
+    JOB_RUNS.labels(job=name, status=outcome.status).inc()
     click.echo(outcome.describe())
     # Last, as before executions existed: scripts read the result from the final line.
     if outcome.ran and outcome.status != "abandoned":
