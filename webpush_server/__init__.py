@@ -27,6 +27,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
         notifications,
         push,
         realtime,
+        service_api,
     )
 
     app = Flask(
@@ -47,6 +48,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
     jobs.init_app(app)
     library.init_app(app)
     funding.init_app(app)
+    service_api.init_app(app)
     return app
 
 

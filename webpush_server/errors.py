@@ -57,6 +57,12 @@ class Conflict(Refused):
     code = "conflict"
 
 
+class Unprocessable(Refused):
+    """Well-formed, but it contradicts what the caller sent before (an idempotency key reused)."""
+
+    code = "unprocessable"
+
+
 class Unavailable(Refused):
     """The server cannot do this right now (not configured, a dependency is down)."""
 
@@ -69,6 +75,7 @@ HTTP_STATUS: dict[type[Refused], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    Unprocessable: 422,
     Unavailable: 503,
 }
 

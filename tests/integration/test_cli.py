@@ -192,6 +192,8 @@ JOBS_LIST = [
     "expire-coupons               5 * * * *      UTC  mark coupons past their expiry as expired",
     "notify-expiring-coupons      0 0 * * *      UTC  "
     "remind coupon owners, daily at 09:00 Asia/Seoul",
+    "release-scheduled            * * * * *      UTC  "
+    "show and send service API notifications whose send_at has come",
 ]
 
 

@@ -68,4 +68,5 @@ def _csrf_after_login_check(app: Flask) -> None:
             return
         if request.path.startswith("/api/") and not current_user.is_authenticated:
             return
-        csrf.protect()
+        # Exempt blueprints (the service API: bearer keys, no session) are skipped.
+        csrf.protect(apply_exemptions=True)
