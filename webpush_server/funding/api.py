@@ -5,10 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
+from ..apidoc import documented
 from ..auth import role_required
 from ..timeutil import app_zone, isoformat, utcnow
 from . import services
 from .models import Campaign, Coupon
+from .schemas import Campaign as CampaignOut
+from .schemas import CampaignIn, Campaigns, Coupons, Created, PledgeIn, Pledges
+from .schemas import Coupon as CouponOut
 from .timeutil import expires_on
 
 bp = Blueprint("funding_api", __name__, url_prefix="/api/funding")
@@ -34,12 +38,22 @@ def coupon_json(coupon: Coupon, campaign: Campaign) -> dict:
 
 
 @bp.get("/campaigns")
+@documented(
+    "Every campaign", responses={200: Campaigns}, auth="optional-session", tags=("funding",)
+)
 def campaigns():
     """List campaigns with their totals."""
     return jsonify(campaigns=[view.to_json() for view in services.list_campaigns()])
 
 
 @bp.get("/campaigns/<int:campaign_id>")
+@documented(
+    "One campaign",
+    responses={200: CampaignOut},
+    auth="optional-session",
+    tags=("funding",),
+    errors=(404,),
+)
 def campaign(campaign_id: int):
     """Return one campaign; following tells whether the caller follows it."""
     view = services.get_campaign(campaign_id).to_json()
@@ -49,6 +63,13 @@ def campaign(campaign_id: int):
 
 
 @bp.post("/campaigns")
+@documented(
+    "Create a campaign (admins)",
+    request=CampaignIn,
+    responses={201: Created},
+    tags=("funding",),
+    errors=(403,),
+)
 @role_required("admin")
 def create_campaign():
     """Create a campaign (admins)."""
@@ -57,6 +78,13 @@ def create_campaign():
 
 
 @bp.put("/campaigns/<int:campaign_id>")
+@documented(
+    "Edit an open campaign (admins)",
+    request=CampaignIn,
+    responses={200: CampaignOut},
+    tags=("funding",),
+    errors=(403, 404, 409),
+)
 @role_required("admin")
 def update_campaign(campaign_id: int):
     """Edit an open campaign (admins)."""
@@ -65,6 +93,13 @@ def update_campaign(campaign_id: int):
 
 
 @bp.post("/campaigns/<int:campaign_id>/pledges")
+@documented(
+    "Pledge to an open campaign",
+    request=PledgeIn,
+    responses={201: Created},
+    tags=("funding",),
+    errors=(404, 409),
+)
 @login_required
 def pledge(campaign_id: int):
     """Pledge an amount (won) to an open campaign."""
@@ -74,6 +109,7 @@ def pledge(campaign_id: int):
 
 
 @bp.get("/pledges")
+@documented("My pledges", responses={200: Pledges}, tags=("funding",))
 @login_required
 def pledges():
     """List the caller's pledges."""
@@ -93,6 +129,7 @@ def pledges():
 
 
 @bp.put("/campaigns/<int:campaign_id>/interest")
+@documented("Follow a campaign", responses={204: None}, tags=("funding",), errors=(404,))
 @login_required
 def follow(campaign_id: int):
     """Follow a campaign."""
@@ -101,6 +138,7 @@ def follow(campaign_id: int):
 
 
 @bp.delete("/campaigns/<int:campaign_id>/interest")
+@documented("Stop following", responses={204: None}, tags=("funding",), errors=(404,))
 @login_required
 def unfollow(campaign_id: int):
     """Stop following a campaign."""
@@ -109,6 +147,7 @@ def unfollow(campaign_id: int):
 
 
 @bp.get("/coupons")
+@documented("My coupons", responses={200: Coupons}, tags=("funding",))
 @login_required
 def coupons():
     """List the caller's own coupons."""
@@ -116,6 +155,9 @@ def coupons():
 
 
 @bp.post("/coupons/<code>/redeem")
+@documented(
+    "Use one of my coupons", responses={200: CouponOut}, tags=("funding",), errors=(404, 409)
+)
 @login_required
 def redeem(code: str):
     """Use one of the caller's active coupons."""
