@@ -116,10 +116,11 @@ def trigger(caller: Caller, raw: bytes, req: TriggerRequest, idempotency_key: st
     send_at, expires_at = _times(req, now)
     digest = body_hash(raw)
     scheduled = send_at is not None and send_at > now
+    # Reads first: on SQLite the first write takes the database lock until the commit.
+    users, skipped = _resolve(req)
     request_id = _claim_request(caller, idempotency_key, digest, now, send_at, scheduled, req)
     if isinstance(request_id, dict):
         return request_id  # the first answer, replayed
-    users, skipped = _resolve(req)
     push = req.channels is None or "push" in req.channels
     for channel in UNAVAILABLE_CHANNELS:
         if req.channels and channel in req.channels:
