@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -257,8 +258,11 @@ def _resolve(req: TriggerRequest) -> tuple[dict[int, dict], list[dict]]:
 
 def _wake_at(when: datetime) -> None:
     """Ask a worker to release scheduled requests at when (the cron entry is the safety net)."""
+    # RQ keeps the due time in whole seconds, cut down: 12:00:26.8 would run at 12:00:26.0,
+    # find nothing due yet and leave it to the cron a minute later. Round up instead.
+    due = datetime.fromtimestamp(math.ceil(when.timestamp()), UTC)
     try:
-        queue().enqueue_at(when, RELEASE_JOB, result_ttl=0)
+        queue().enqueue_at(due, RELEASE_JOB, result_ttl=0)
     except Exception:
         log.warning("could not schedule the release at %s; the cron job will", when, exc_info=True)
 
