@@ -30,6 +30,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
         ops,
         push,
         realtime,
+        service_api,
     )
 
     app = Flask(
@@ -53,6 +54,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
     funding.init_app(app)
     admin.init_app(app)
     ops.init_app(app)
+    service_api.init_app(app)
     return app
 
 

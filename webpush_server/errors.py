@@ -59,6 +59,12 @@ class Conflict(Refused):
     code = "conflict"
 
 
+class Unprocessable(Refused):
+    """Well-formed, but it contradicts what the caller sent before (an idempotency key reused)."""
+
+    code = "unprocessable"
+
+
 class Unavailable(Refused):
     """The server cannot do this right now (not configured, a dependency is down)."""
 
@@ -82,6 +88,7 @@ HTTP_STATUS: dict[type[Refused], int] = {
     NotFound: 404,
     Conflict: 409,
     RateLimited: 429,
+    Unprocessable: 422,
     Unavailable: 503,
 }
 

@@ -211,6 +211,8 @@ JOBS_LIST = [
     "mark coupons past their expiry as expired",
     "notify-expiring-coupons      daily 09:00 Asia/Seoul     "
     "remind coupon owners of coupons expiring today or tomorrow",
+    "release-scheduled            * * * * * UTC              "
+    "show and send service API notifications whose send_at has come",
 ]
 
 

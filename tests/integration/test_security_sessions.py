@@ -1,4 +1,4 @@
-"""Sessions that end on the server (CONTRACT v2 "Accounts and safety"), the password page and
+"""Sessions that end on the server (docs/api.md, "Accounts and safety"), the password page and
 policy, and the CSRF token rotated at login."""
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ class AuditEvent(Model):
     address: Mapped[str | None] = mapped_column(String(64))
 
     def to_json(self) -> dict:
-        """Return the API shape (CONTRACT.md, "Accounts and safety")."""
+        """Return the API shape (docs/api.md, "Accounts and safety")."""
         return {
             "id": self.id,
             "at": isoformat(self.at),

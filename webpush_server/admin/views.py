@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, request
 
+from ..apidoc import documented
 from ..auth import role_required
 from ..errors import whole_number
 from . import audit
+from .schemas import AuditEvents, AuditQuery
 
 pages = Blueprint("admin", __name__, url_prefix="/admin")
 api = Blueprint("admin_api", __name__, url_prefix="/api/admin")
@@ -33,6 +35,13 @@ def audit_page():
 
 
 @api.get("/audit")
+@documented(
+    "The audit log, newest first",
+    query=AuditQuery,
+    responses={200: AuditEvents},
+    tags=("admin",),
+    errors=(403,),
+)
 @role_required("admin")
 def audit_events():
     """Audit events, newest first: ?limit= (1-500, default 50) and ?before=<id>."""

@@ -86,7 +86,8 @@ def _csrf_after_login_check(app: Flask) -> None:
             if is_same_origin():
                 return None
             return error_response(403, "forbidden_origin", "Only this site may send this.")
-        csrf.protect()
+        # Exempt blueprints (the service API: bearer keys, no session) are skipped.
+        csrf.protect(apply_exemptions=True)
         return None
 
 

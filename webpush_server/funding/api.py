@@ -5,11 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
+from ..apidoc import documented
 from ..auth import role_required
 from ..timeutil import app_zone, isoformat, utcnow
 from . import services
 from .limits import pledge_limit
 from .models import Campaign, Coupon
+from .schemas import Campaign as CampaignOut
+from .schemas import CampaignIn, Campaigns, Coupons, Created, PledgeIn, Pledges
+from .schemas import Coupon as CouponOut
 from .timeutil import expires_on
 
 bp = Blueprint("funding_api", __name__, url_prefix="/api/funding")
@@ -35,12 +39,22 @@ def coupon_json(coupon: Coupon, campaign: Campaign) -> dict:
 
 
 @bp.get("/campaigns")
+@documented(
+    "Every campaign", responses={200: Campaigns}, auth="optional-session", tags=("funding",)
+)
 def campaigns():
     """List campaigns with their totals."""
     return jsonify(campaigns=[view.to_json() for view in services.list_campaigns()])
 
 
 @bp.get("/campaigns/<int:campaign_id>")
+@documented(
+    "One campaign",
+    responses={200: CampaignOut},
+    auth="optional-session",
+    tags=("funding",),
+    errors=(404,),
+)
 def campaign(campaign_id: int):
     """Return one campaign; following tells whether the caller follows it."""
     view = services.get_campaign(campaign_id).to_json()
@@ -50,6 +64,13 @@ def campaign(campaign_id: int):
 
 
 @bp.post("/campaigns")
+@documented(
+    "Create a campaign (admins)",
+    request=CampaignIn,
+    responses={201: Created},
+    tags=("funding",),
+    errors=(403,),
+)
 @role_required("admin")
 def create_campaign():
     """Create a campaign (admins)."""
@@ -58,6 +79,13 @@ def create_campaign():
 
 
 @bp.put("/campaigns/<int:campaign_id>")
+@documented(
+    "Edit an open campaign (admins)",
+    request=CampaignIn,
+    responses={200: CampaignOut},
+    tags=("funding",),
+    errors=(403, 404, 409),
+)
 @role_required("admin")
 def update_campaign(campaign_id: int):
     """Edit an open campaign (admins)."""
@@ -66,6 +94,13 @@ def update_campaign(campaign_id: int):
 
 
 @bp.post("/campaigns/<int:campaign_id>/pledges")
+@documented(
+    "Pledge to an open campaign",
+    request=PledgeIn,
+    responses={201: Created},
+    tags=("funding",),
+    errors=(404, 409),
+)
 @login_required
 @pledge_limit
 def pledge(campaign_id: int):
@@ -76,6 +111,7 @@ def pledge(campaign_id: int):
 
 
 @bp.get("/pledges")
+@documented("My pledges", responses={200: Pledges}, tags=("funding",))
 @login_required
 def pledges():
     """List the caller's pledges."""
@@ -95,6 +131,7 @@ def pledges():
 
 
 @bp.put("/campaigns/<int:campaign_id>/interest")
+@documented("Follow a campaign", responses={204: None}, tags=("funding",), errors=(404,))
 @login_required
 def follow(campaign_id: int):
     """Follow a campaign."""
@@ -103,6 +140,7 @@ def follow(campaign_id: int):
 
 
 @bp.delete("/campaigns/<int:campaign_id>/interest")
+@documented("Stop following", responses={204: None}, tags=("funding",), errors=(404,))
 @login_required
 def unfollow(campaign_id: int):
     """Stop following a campaign."""
@@ -111,6 +149,7 @@ def unfollow(campaign_id: int):
 
 
 @bp.get("/coupons")
+@documented("My coupons", responses={200: Coupons}, tags=("funding",))
 @login_required
 def coupons():
     """List the caller's own coupons."""
@@ -118,6 +157,9 @@ def coupons():
 
 
 @bp.post("/coupons/<code>/redeem")
+@documented(
+    "Use one of my coupons", responses={200: CouponOut}, tags=("funding",), errors=(404, 409)
+)
 @login_required
 def redeem(code: str):
     """Use one of the caller's active coupons."""

@@ -35,6 +35,7 @@ class Claimed:
     topic: str | None
     expires_at: datetime
     created_at: datetime
+    data: dict | None = None
 
 
 _D, _N, _S = Delivery.__table__.c, Notification.__table__.c, Subscription.__table__.c
@@ -57,6 +58,7 @@ _CLAIMED_COLUMNS = (
     _N.topic,
     _N.expires_at,
     _N.created_at,
+    _N.data,
 )
 _CLAIMED_FROM = Delivery.__table__.join(
     Notification.__table__, _N.id == _D.notification_id

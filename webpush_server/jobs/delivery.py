@@ -102,6 +102,7 @@ def build_payload(item: Claimed, tickle: bool) -> tuple[bytes, bool]:
         tag=item.tag,
         created_at=item.created_at,
         tickle=tickle,
+        data=item.data,
     )
 
 

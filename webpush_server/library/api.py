@@ -5,11 +5,27 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
+from ..apidoc import documented
 from ..auth import role_required
 from ..errors import Forbidden, Invalid
 from ..timeutil import isoformat
 from . import services
 from .models import Hold
+from .schemas import (
+    BookCreated,
+    BookIn,
+    BookQuery,
+    Books,
+    CheckedIn,
+    CopiesCreated,
+    CopiesIn,
+    HoldPlaced,
+    Holds,
+    HoldsQuery,
+    LoanCreated,
+    LoanIn,
+    PickedUp,
+)
 
 bp = Blueprint("library_api", __name__, url_prefix="/api/library")
 
@@ -34,6 +50,7 @@ def hold_json(hold: Hold, email: str) -> dict:
 
 
 @bp.get("/books")
+@documented("Search the catalogue", query=BookQuery, responses={200: Books}, tags=("library",))
 @login_required
 def books():
     """Search the catalogue with live availability."""
@@ -41,6 +58,13 @@ def books():
 
 
 @bp.post("/books")
+@documented(
+    "Add a book with copies (librarians)",
+    request=BookIn,
+    responses={201: BookCreated},
+    tags=("library",),
+    errors=(403,),
+)
 @role_required("librarian")
 def add_book():
     """Add a book with copies."""
@@ -52,6 +76,13 @@ def add_book():
 
 
 @bp.post("/books/<int:book_id>/copies")
+@documented(
+    "Add copies (librarians)",
+    request=CopiesIn,
+    responses={201: CopiesCreated},
+    tags=("library",),
+    errors=(403, 404),
+)
 @role_required("librarian")
 def add_copies(book_id: int):
     """Add copies to a book."""
@@ -59,6 +90,7 @@ def add_copies(book_id: int):
 
 
 @bp.post("/books/<int:book_id>/holds")
+@documented("Reserve a book", responses={201: HoldPlaced}, tags=("library",), errors=(404, 409))
 @login_required
 def place_hold(book_id: int):
     """Reserve a book: join its queue."""
@@ -67,6 +99,13 @@ def place_hold(book_id: int):
 
 
 @bp.get("/holds")
+@documented(
+    "My holds (librarians: all with ?all=1)",
+    query=HoldsQuery,
+    responses={200: Holds},
+    tags=("library",),
+    errors=(403,),
+)
 @login_required
 def holds():
     """The caller's holds; everyone's for a librarian with ?all=1."""
@@ -78,6 +117,12 @@ def holds():
 
 
 @bp.delete("/holds/<int:hold_id>")
+@documented(
+    "Cancel a hold (owner or librarian)",
+    responses={204: None},
+    tags=("library",),
+    errors=(403, 404, 409),
+)
 @login_required
 def cancel_hold(hold_id: int):
     """Cancel a hold (its owner or a librarian)."""
@@ -86,6 +131,13 @@ def cancel_hold(hold_id: int):
 
 
 @bp.post("/loans")
+@documented(
+    "Lend a copy (librarians)",
+    request=LoanIn,
+    responses={201: LoanCreated},
+    tags=("library",),
+    errors=(403, 404, 409),
+)
 @role_required("librarian")
 def check_out():
     """Lend a copy to a patron."""
@@ -95,6 +147,12 @@ def check_out():
 
 
 @bp.post("/copies/<int:copy_id>/return")
+@documented(
+    "Take a copy back (librarians)",
+    responses={200: CheckedIn},
+    tags=("library",),
+    errors=(403, 404, 409),
+)
 @role_required("librarian")
 def check_in(copy_id: int):
     """Take a copy back: it goes to the first waiting hold or to the shelf."""
@@ -103,6 +161,12 @@ def check_in(copy_id: int):
 
 
 @bp.post("/holds/<int:hold_id>/pickup")
+@documented(
+    "A ready hold is collected (librarians)",
+    responses={201: PickedUp},
+    tags=("library",),
+    errors=(403, 404, 409),
+)
 @role_required("librarian")
 def pick_up(hold_id: int):
     """Mark a ready hold collected: it becomes a loan."""

@@ -6,10 +6,21 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
+from ..apidoc import documented
 from ..auth import same_origin_only
 from ..errors import whole_number
 from ..extensions import configured_limit, limiter
 from . import services
+from .schemas import (
+    CsrfToken,
+    Inbox,
+    InboxNotification,
+    InboxQuery,
+    MarkedAllRead,
+    MarkedRead,
+    ReceiptBody,
+    TestSent,
+)
 
 bp = Blueprint("notifications_api", __name__, url_prefix="/api")
 
@@ -23,6 +34,7 @@ def _int_arg(name: str, low: int, high: int) -> int | None:
 
 
 @bp.get("/notifications")
+@documented("The inbox, newest first", query=InboxQuery, responses={200: Inbox}, tags=("inbox",))
 @login_required
 def inbox():
     """List the caller's notifications, newest first."""
@@ -39,6 +51,7 @@ def inbox():
 
 
 @bp.get("/notifications/<int:notification_id>")
+@documented("One notification", responses={200: InboxNotification}, tags=("inbox",), errors=(404,))
 @login_required
 def notification(notification_id: int):
     """Return one of the caller's notifications (the service worker fetches tickles here)."""
@@ -46,6 +59,7 @@ def notification(notification_id: int):
 
 
 @bp.post("/notifications/<int:notification_id>/read")
+@documented("Mark one read", responses={200: MarkedRead}, tags=("inbox",), errors=(404,))
 @login_required
 def mark_read(notification_id: int):
     """Mark one notification read."""
@@ -54,6 +68,14 @@ def mark_read(notification_id: int):
 
 
 @bp.post("/notifications/<int:notification_id>/receipt")
+@documented(
+    "Report that a notification was shown, clicked or closed (the service worker; same origin,"
+    " no CSRF token)",
+    request=ReceiptBody,
+    responses={204: None},
+    tags=("inbox",),
+    errors=(403, 404),
+)
 @same_origin_only
 @login_required
 def receipt(notification_id: int):
@@ -65,6 +87,7 @@ def receipt(notification_id: int):
 
 
 @bp.post("/notifications/read-all")
+@documented("Mark all read", responses={200: MarkedAllRead}, tags=("inbox",))
 @login_required
 def mark_all_read():
     """Mark all the caller's notifications read."""
@@ -73,6 +96,11 @@ def mark_all_read():
 
 
 @bp.post("/push/test")
+@documented(
+    "Send a test notification to every device of the caller",
+    responses={202: TestSent},
+    tags=("push",),
+)
 @login_required
 @limiter.limit(configured_limit("RATELIMIT_PUSH_TEST"))
 def send_test():
@@ -81,6 +109,7 @@ def send_test():
 
 
 @bp.get("/csrf-token")
+@documented("A CSRF token for the service worker", responses={200: CsrfToken}, tags=("inbox",))
 @login_required
 def csrf_token():
     """Return a CSRF token for the service worker, which cannot read the page's meta tag."""

@@ -12,7 +12,8 @@ class Kind:
 
     ttl is the default lifetime; kinds that live "until the deadline" get expires_at from the
     notice instead. label is the short name the pages show beside it. push_when_visible sends
-    Web Push even while the user has a visible tab.
+    Web Push even while the user has a visible tab. site is the site it belongs to: an API key
+    bound to that site (or to all) may send it.
     """
 
     name: str
@@ -20,18 +21,22 @@ class Kind:
     urgency: str
     ttl: timedelta
     push_when_visible: bool = False
+    # The site whose service API keys may send it (None: no site's own kind).
+    site: str | None = None
 
 
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
-        Kind("book_available", "Library", "high", timedelta(days=3)),
-        Kind("hold_expiring", "Library", "normal", timedelta(days=1)),
-        Kind("hold_expired", "Library", "normal", timedelta(days=3)),
-        Kind("campaign_succeeded", "Funding", "normal", timedelta(days=7)),
-        Kind("campaign_failed", "Funding", "normal", timedelta(days=7)),
-        Kind("campaign_deadline_soon", "Funding", "low", timedelta(days=1)),
-        Kind("coupon_expiring", "Coupon", "normal", timedelta(days=1)),
+        Kind("book_available", "Library", "high", timedelta(days=3), site="library"),
+        Kind("hold_expiring", "Library", "normal", timedelta(days=1), site="library"),
+        Kind("hold_expired", "Library", "normal", timedelta(days=3), site="library"),
+        Kind("campaign_succeeded", "Funding", "normal", timedelta(days=7), site="funding"),
+        Kind("campaign_failed", "Funding", "normal", timedelta(days=7), site="funding"),
+        Kind("campaign_deadline_soon", "Funding", "low", timedelta(days=1), site="funding"),
+        Kind("coupon_expiring", "Coupon", "normal", timedelta(days=1), site="funding"),
+        # Sent by other services through the service API (any key); users can turn it off.
+        Kind("announcement", "Announcement", "normal", timedelta(days=1)),
         # `test` exists to test push: always sent to every device, even with a tab visible.
         Kind("test", "Test", "high", timedelta(hours=1), push_when_visible=True),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Float,
@@ -23,7 +24,18 @@ from ..timeutil import utcnow
 from .payload import notification_json
 
 # dead: workers kept losing it (the sweeper took it back) until it ran out of attempts.
-DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "gone", "expired", "skipped", "dead")
+# cancelled: its sender withdrew it before it went out.
+DELIVERY_STATUSES = (
+    "pending",
+    "sending",
+    "sent",
+    "failed",
+    "gone",
+    "expired",
+    "skipped",
+    "dead",
+    "cancelled",
+)
 
 
 class Notification(Model):
@@ -50,6 +62,11 @@ class Notification(Model):
     shown_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When it enters the inbox: the time recorded, or later for a scheduled one. NULL: never
+    # (withdrawn before it was due). Inbox queries and unread counts read only visible ones.
+    visible_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The sender's own JSON object (the service API's `data`), carried to every channel.
+    data: Mapped[dict | None] = mapped_column(JSON)
 
     def to_json(self) -> dict:
         """Return the inbox API shape."""
@@ -62,6 +79,7 @@ class Notification(Model):
             tag=self.tag,
             created_at=self.created_at,
             read_at=self.read_at,
+            data=self.data,
         )
 
 

@@ -24,12 +24,14 @@ def notification_json(
     created_at: datetime,
     read_at: datetime | None = None,
     read_state: bool = True,
+    data: dict | None = None,
 ) -> dict:
     """Return the notification's JSON: the one shape the inbox, live channel and push use.
 
     Args:
         read_state: False leaves out `read_at`, for a push message: the device shows it
             as new, and whether it was read elsewhere is the inbox's business.
+        data: the sender's own JSON object (service API notifications), left out when None.
     """
     message = {
         "id": id,
@@ -42,6 +44,8 @@ def notification_json(
     }
     if read_state:
         message["read_at"] = isoformat(read_at)
+    if data is not None:
+        message["data"] = data
     return message
 
 
@@ -55,6 +59,7 @@ def push_payload(
     tag: str,
     created_at: datetime,
     tickle: bool = False,
+    data: dict | None = None,
 ) -> tuple[bytes, bool]:
     """Return the Web Push message and whether it is a tickle (the full one would not fit).
 
@@ -71,6 +76,7 @@ def push_payload(
             tag=tag,
             created_at=created_at,
             read_state=False,
+            data=data,
         )
         encoded = json.dumps(full, ensure_ascii=False, separators=(",", ":")).encode()
         if len(encoded) <= MAX_PLAINTEXT:

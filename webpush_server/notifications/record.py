@@ -8,6 +8,11 @@ Presence-aware routing: every new notification goes to the user's open tabs. Web
 each device too, unless the user has a visible, connected tab and the kind does not ask for
 push_when_visible: then the deliveries are written as `skipped` (the decision is on record) and
 not enqueued.
+
+Scheduled notices (visible_at later than now) are stored at once but wait: the inbox hides
+them until visible_at, their deliveries are pending with next_attempt_at = visible_at (the
+claim skips them until then, the sweeper picks them up once due), and nothing is published
+live. Whoever scheduled them publishes and enqueues when they are due (release_due()).
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ class Notice:
     dedupe_key: str
     topic: str | None = None
     expires_at: datetime | None = None
+    # The service API's options; domain notices leave them alone.
+    urgency: str | None = None  # else the kind's
+    visible_at: datetime | None = None  # later than now: scheduled (see below)
+    data: dict | None = None
+    push: bool = True  # False: the inbox and open tabs only
 
 
 Recipients = dict[type, Callable[[Any], Iterable[Notice]]]
@@ -93,24 +103,35 @@ def record_notices(notices: Sequence[Notice], now: datetime | None = None) -> li
     created: list[int] = []
     for chunk in chunked(notices, CHUNK):
         rows = [_row(notice, now) for notice in chunk]
+        no_push = {notice.dedupe_key for notice in chunk if not notice.push}
         inserted = db.session.execute(
             insert_ignoring_conflicts(Notification.__table__, ["dedupe_key"]).returning(
-                Notification.id, Notification.user_id, Notification.kind, Notification.dedupe_key
+                Notification.id,
+                Notification.user_id,
+                Notification.kind,
+                Notification.dedupe_key,
+                Notification.visible_at,
             ),
             rows,
         ).all()
         if not inserted:
             continue
         created.extend(row.id for row in inserted)
-        _fan_out(inserted, now)
-        _remember_live(inserted, {row["dedupe_key"]: row for row in rows})
+        now_rows = [row for row in inserted if row.visible_at <= now]
+        later = [row for row in inserted if row.visible_at > now]
+        _fan_out([row for row in now_rows if row.dedupe_key not in no_push], now)
+        _fan_out([row for row in later if row.dedupe_key not in no_push], now, scheduled=True)
+        if now_rows:
+            _remember_live(now_rows, {row["dedupe_key"]: row for row in rows})
     return created
 
 
 def _row(notice: Notice, now: datetime) -> dict:
     kind = KINDS[notice.kind]
-    expires_at = notice.expires_at or now + kind.ttl
-    expires_at = min(expires_at, now + MAX_TTL)
+    # A scheduled notice lives from when it is due.
+    start = max(now, notice.visible_at or now)
+    expires_at = notice.expires_at or start + kind.ttl
+    expires_at = min(expires_at, start + MAX_TTL)
     tag = notice.topic or _TAG_UNSAFE.sub("-", notice.dedupe_key)[:64]
     return {
         "user_id": notice.user_id,
@@ -119,16 +140,24 @@ def _row(notice: Notice, now: datetime) -> dict:
         "body": notice.body,
         "url": notice.url,
         "tag": tag,
-        "urgency": kind.urgency,
+        "urgency": notice.urgency or kind.urgency,
         "topic": notice.topic,
         "expires_at": expires_at,
         "dedupe_key": notice.dedupe_key,
         "created_at": now,
+        "visible_at": start,
+        "data": notice.data,
     }
 
 
-def _fan_out(inserted: Sequence, now: datetime) -> None:
-    """Write one pending delivery per (new notification, device of its user)."""
+def _fan_out(inserted: Sequence, now: datetime, *, scheduled: bool = False) -> None:
+    """Write one pending delivery per (new notification, device of its user).
+
+    Scheduled ones wait for their visible_at (next_attempt_at) and are neither routed by
+    presence nor enqueued now: release_due() does both when they are due.
+    """
+    if not inserted:
+        return
     user_ids = {row.user_id for row in inserted}
     devices: dict[int, list[int]] = {}
     for ids in chunked(sorted(user_ids), CHUNK):
@@ -136,14 +165,15 @@ def _fan_out(inserted: Sequence, now: datetime) -> None:
             select(Subscription.id, Subscription.user_id).where(Subscription.user_id.in_(ids))
         ):
             devices.setdefault(user_id, []).append(sub_id)
-    live_only = _live_only([row for row in inserted if row.user_id in devices])
+    skip_push = set() if scheduled else live_only([r for r in inserted if r.user_id in devices])
     rows = [
         {
             "notification_id": row.id,
             "subscription_id": sub_id,
-            "status": "skipped" if row.id in live_only else "pending",
+            "status": "skipped" if row.id in skip_push else "pending",
             "attempts": 0,
             "tickle": False,
+            "next_attempt_at": row.visible_at if scheduled else None,
             "created_at": now,
         }
         for row in inserted
@@ -153,10 +183,11 @@ def _fan_out(inserted: Sequence, now: datetime) -> None:
         stored = db.session.execute(
             insert(Delivery.__table__).returning(Delivery.id, Delivery.status), rows
         ).all()
-        remember_for_enqueue(row.id for row in stored if row.status == "pending")
+        if not scheduled:
+            remember_for_enqueue(row.id for row in stored if row.status == "pending")
 
 
-def _live_only(inserted: Sequence) -> set[int]:
+def live_only(inserted: Sequence) -> set[int]:
     """Return the ids of notifications that skip Web Push: their user has a visible tab."""
     candidates = [row for row in inserted if not KINDS[row.kind].push_when_visible]
     visible_users = hooks().visible_users
@@ -173,16 +204,30 @@ def _live_only(inserted: Sequence) -> set[int]:
 
 def _remember_live(inserted: Sequence, rows_by_key: dict[str, dict]) -> None:
     """Publish each new notification, with its user's unread count, after the commit."""
+    remember_for_publish(live_messages(inserted, rows_by_key))
+
+
+def live_messages(inserted: Sequence, rows_by_key: dict[str, dict]) -> list[dict]:
+    """Return the live message of each notification: its JSON and its user's unread count.
+
+    inserted holds rows with id, user_id and dedupe_key; rows_by_key the notification's
+    fields by dedupe key.
+    """
     user_ids = sorted({row.user_id for row in inserted})
+    now = utcnow()
     unread = dict(
         db.session.execute(
             select(Notification.user_id, func.count())
-            .where(Notification.user_id.in_(user_ids), Notification.read_at.is_(None))
+            .where(
+                Notification.user_id.in_(user_ids),
+                Notification.read_at.is_(None),
+                Notification.visible_at <= now,
+            )
             .group_by(Notification.user_id)
         ).all()
     )
-    fields = ("kind", "title", "body", "url", "tag", "created_at")
-    remember_for_publish(
+    fields = ("kind", "title", "body", "url", "tag", "created_at", "data")
+    return [
         {
             "user_id": row.user_id,
             "notification": notification_json(
@@ -191,4 +236,4 @@ def _remember_live(inserted: Sequence, rows_by_key: dict[str, dict]) -> None:
             "unread_count": unread.get(row.user_id, 0),
         }
         for row in inserted
-    )
+    ]

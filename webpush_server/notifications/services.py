@@ -30,11 +30,16 @@ def send_test(user_id: int) -> int:
     return notification_id
 
 
+def visible(now=None):
+    """Return the condition that a notification is in the inbox now (scheduled ones wait)."""
+    return Notification.visible_at <= (now or utcnow())
+
+
 def list_inbox(
     user_id: int, *, unread_only: bool = False, limit: int = 50, before: int | None = None
 ) -> list[Notification]:
     """Return the user's notifications, newest first, keyset-paginated by id."""
-    query = select(Notification).where(Notification.user_id == user_id)
+    query = select(Notification).where(Notification.user_id == user_id, visible())
     if unread_only:
         query = query.where(Notification.read_at.is_(None))
     if before is not None:
@@ -46,7 +51,7 @@ def list_since(user_id: int, after: int, limit: int = 100) -> list[Notification]
     """Return the user's notifications newer than id after, oldest first (catch-up)."""
     query = (
         select(Notification)
-        .where(Notification.user_id == user_id, Notification.id > after)
+        .where(Notification.user_id == user_id, Notification.id > after, visible())
         .order_by(Notification.id)
         .limit(limit)
     )
@@ -58,14 +63,19 @@ def unread_count(user_id: int) -> int:
     return db.session.execute(
         select(func.count())
         .select_from(Notification)
-        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None), visible())
     ).scalar_one()
 
 
 def get_notification(user_id: int, notification_id: int) -> Notification:
     """Return one of the user's notifications; NotFound (also for other users' ids)."""
     return get_or_refuse(
-        Notification, notification_id, field="id", visible=lambda row: row.user_id == user_id
+        Notification,
+        notification_id,
+        field="id",
+        visible=lambda row: (
+            row.user_id == user_id and row.visible_at is not None and row.visible_at <= utcnow()
+        ),
     )
 
 
@@ -88,7 +98,7 @@ def mark_all_read(user_id: int) -> int:
     """Mark every unread notification of the user read; return how many changed."""
     count = rows_changed(
         update(Notification)
-        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None), visible())
         .values(read_at=utcnow())
     )
     if count:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user, login_required
 
+from ..apidoc import documented
 from ..config import ConfigError
 from ..errors import Unavailable
 from ..extensions import configured_limit, limiter
 from . import host_policy, services, signer
+from .schemas import DeviceList, EndpointIn, SubscriptionId, SubscriptionIn, VapidKey
 
 bp = Blueprint("push_api", __name__, url_prefix="/api/push")
 # Subscribing and unsubscribing share one budget: each write costs a row and a host check.
@@ -18,6 +20,13 @@ subscription_writes = limiter.shared_limit(
 
 
 @bp.get("/vapid-public-key")
+@documented(
+    "The VAPID public key browsers subscribe with",
+    responses={200: VapidKey},
+    auth="none",
+    tags=("push",),
+    errors=(503,),
+)
 def vapid_public_key():
     """Return the applicationServerKey browsers subscribe with."""
     try:
@@ -31,6 +40,12 @@ def vapid_public_key():
 
 
 @bp.post("/subscriptions")
+@documented(
+    "Store this device's push subscription",
+    request=SubscriptionIn,
+    responses={201: SubscriptionId, 200: SubscriptionId},
+    tags=("push",),
+)
 @login_required
 @subscription_writes
 def subscribe():
@@ -46,6 +61,7 @@ def subscribe():
 
 
 @bp.get("/subscriptions")
+@documented("The caller's devices", responses={200: DeviceList}, tags=("push",))
 @login_required
 def list_subscriptions():
     """List the caller's devices and their health."""
@@ -54,6 +70,12 @@ def list_subscriptions():
 
 
 @bp.delete("/subscriptions")
+@documented(
+    "Forget a device (204 also when unknown)",
+    request=EndpointIn,
+    responses={204: None},
+    tags=("push",),
+)
 @login_required
 @subscription_writes
 def unsubscribe():

@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, current_app, request
 from flask_login import current_user, login_required
 
+from ..apidoc import documented
 from ..errors import RateLimited, as_id
 from ..extensions import db
 from ..metrics import LIVE_CONNECTIONS
 from ..notifications import services
+from ..notifications.schemas import StreamQuery
 from . import broker as live
 from . import slots
 
@@ -33,6 +35,12 @@ def _event(name: str, data: dict, event_id: int | None = None) -> str:
 
 
 @bp.get("/notifications/stream")
+@documented(
+    "Live notifications as Server-Sent Events (honours Last-Event-ID)",
+    query=StreamQuery,
+    responses={200: "text/event-stream"},
+    tags=("inbox",),
+)
 @login_required
 def stream() -> Response:
     """Replay what the client missed since Last-Event-ID, then stream new notifications."""

@@ -1,0 +1,112 @@
+"""/api/v1: other services send notifications with an API key (docs/api.md, "Service API").
+
+Bearer keys only: a session cookie is neither needed nor looked at, so there is nothing for a
+forged cross-site request to ride on and the blueprint is exempt from CSRF.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, request
+from werkzeug.wrappers import Response
+
+from ..apidoc import documented
+from ..errors import error_response
+from . import keys, services
+from .ratelimit import over_limit
+from .schemas import (
+    CancelRequest,
+    CancelResponse,
+    StatusResponse,
+    TriggerRequest,
+    TriggerResponse,
+    parse,
+)
+
+bp = Blueprint("service_api", __name__, url_prefix="/api/v1")
+TAGS = ("service API",)
+
+
+@bp.before_request
+def authenticate() -> tuple[Response, int] | None:
+    """Find the caller's API key (401 otherwise) and count the request against its limit."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    key = keys.authenticate(secret.strip()) if scheme.lower() == "bearer" else None
+    if key is None:
+        response, status = error_response(
+            401, "unauthorized", "Send a valid API key: Authorization: Bearer wps_…"
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="webpush-server"'
+        return response, status
+    g.caller = services.Caller(key.id, key.site)
+    config = current_app.config
+    wait = over_limit(
+        f"apikey:{key.id}",
+        config["SERVICE_API_RATE_LIMIT"],
+        config["SERVICE_API_RATE_WINDOW_SECONDS"],
+    )
+    if wait is not None:
+        response, status = error_response(
+            429, "rate_limited", f"Too many requests for this API key; retry in {wait} s."
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response, status
+    return None
+
+
+@bp.post("/notifications")
+@documented(
+    "Send a notification to users (inbox, open tabs, Web Push), now or at send_at",
+    request=TriggerRequest,
+    responses={202: TriggerResponse},
+    auth="bearer",
+    tags=TAGS,
+    headers={"Idempotency-Key": "≤ 255 characters; the same key and body give the first answer"},
+    errors=(403, 422, 429),
+)
+def trigger():
+    """Record a notification request; answer 202 with what was recorded."""
+    idempotency_key = services.check_idempotency_key(request.headers.get("Idempotency-Key"))
+    raw = request.get_data()
+    body = parse(TriggerRequest, raw)
+    return jsonify(services.trigger(g.caller, raw, body, idempotency_key)), 202
+
+
+@bp.get("/notifications/<int:request_id>")
+@documented(
+    "What became of a request: per recipient, deliveries by state",
+    responses={200: StatusResponse},
+    auth="bearer",
+    tags=TAGS,
+    errors=(404, 429),
+)
+def status(request_id: int):
+    """Report one of this key's requests."""
+    return jsonify(services.status(g.caller, request_id))
+
+
+@bp.delete("/notifications/<int:request_id>")
+@documented(
+    "Cancel what has not gone out of a request",
+    responses={200: CancelResponse},
+    auth="bearer",
+    tags=TAGS,
+    errors=(404, 429),
+)
+def cancel(request_id: int):
+    """Cancel one of this key's requests."""
+    return jsonify(cancelled=services.cancel(g.caller, request_id=request_id))
+
+
+@bp.post("/notifications/cancel")
+@documented(
+    "Cancel every request of this key with a cancellation_key",
+    request=CancelRequest,
+    responses={200: CancelResponse},
+    auth="bearer",
+    tags=TAGS,
+    errors=(429,),
+)
+def cancel_by_key():
+    """Cancel by cancellation key."""
+    body = parse(CancelRequest, request.get_data())
+    return jsonify(cancelled=services.cancel(g.caller, key=body.cancellation_key))
