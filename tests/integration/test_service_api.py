@@ -60,7 +60,8 @@ def test_an_announcement_reaches_the_inbox_and_a_device_decrypts_it(
     assert message["url"] == "/library/" and message["kind"] == "announcement"
     assert message["data"] == {"campaign": 7, "tags": ["a"]}
 
-    inbox = login_as("reader@webpush-server.dev").get("/api/notifications").json
+    reader_api = login_as("reader@webpush-server.dev")
+    inbox = reader_api.get("/api/notifications").json
     assert [n["title"] for n in inbox["notifications"]] == ["The library closes early today"]
     assert inbox["unread_count"] == 1
 
@@ -76,6 +77,12 @@ def test_an_announcement_reaches_the_inbox_and_a_device_decrypts_it(
         "skipped": 0,
         "cancelled": 0,
     }
+    # A click through /n/<id> shows in the status as read and clicked.
+    opened = reader_api.get(f"/n/{recipient['notification_id']}")
+    assert opened.status_code == 302 and opened.headers["Location"].endswith("/library/")
+    status = client.get(f"/api/v1/notifications/{response.json['id']}", headers=bearer(key)).json
+    (recipient,) = status["recipients"]
+    assert recipient["clicked_at"] is not None and recipient["read_at"] is not None
 
 
 def test_a_site_key_sends_its_own_kinds_and_announcements_only(app, client, make_user):

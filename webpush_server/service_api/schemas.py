@@ -155,7 +155,9 @@ class RecipientStatus(BaseModel):
     user_id: int
     notification_id: int
     read_at: datetime | None
-    clicked_at: datetime | None = Field(description="null until click receipts are recorded")
+    clicked_at: datetime | None = Field(
+        description="when the user first clicked it (a service worker receipt or /n/<id>)"
+    )
     channels: dict[Literal["push", "email", "sms"], ChannelCounts]
 
 

@@ -417,7 +417,7 @@ def status(caller: Caller, request_id: int) -> dict:
     """Return what became of one of this key's requests, per recipient and channel."""
     row = _own_request(caller, request_id)
     recipients = db.session.execute(
-        select(Notification.id, Notification.user_id, Notification.read_at)
+        select(Notification.id, Notification.user_id, Notification.read_at, Notification.clicked_at)
         .join(ApiRequestNotification, ApiRequestNotification.notification_id == Notification.id)
         .where(ApiRequestNotification.api_request_id == request_id)
         .order_by(Notification.id)
@@ -449,14 +449,14 @@ def status(caller: Caller, request_id: int) -> dict:
                 "user_id": user_id,
                 "notification_id": notification_id,
                 "read_at": isoformat(read_at),
-                "clicked_at": None,
+                "clicked_at": isoformat(clicked_at),
                 "channels": {
                     "push": counts[notification_id],
                     "email": dict.fromkeys(_STATES, 0),
                     "sms": dict.fromkeys(_STATES, 0),
                 },
             }
-            for notification_id, user_id, read_at in recipients
+            for notification_id, user_id, read_at, clicked_at in recipients
         ],
     }
 
