@@ -20,7 +20,9 @@ def server(app, make_user, settings, tmp_path):
     make_user("other@webpush-server.dev")
     port = free_port()
     process = Process(
-        web_command(f"127.0.0.1:{port}", threads=32), process_env(settings), tmp_path / "web.log"
+        web_command(f"127.0.0.1:{port}", threads=32),
+        process_env(settings, app.instance_path),
+        tmp_path / "web.log",
     )
     url = f"http://127.0.0.1:{port}"
     wait_for_http(url + "/login", process)
