@@ -64,6 +64,13 @@ def from_environment(config: dict) -> None:
             config[name] = env[name]
     if env.get("HOLD_PICKUP_DAYS"):
         config["HOLD_PICKUP_DAYS"] = int(env["HOLD_PICKUP_DAYS"])
+    for name in (
+        "RETENTION_ATTEMPT_DAYS",
+        "RETENTION_DELIVERY_DAYS",
+        "RETENTION_NOTIFICATION_DAYS",
+    ):
+        if env.get(name):
+            config[name] = int(env[name])
 
 
 def normalize_database_url(url: str) -> str:

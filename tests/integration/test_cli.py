@@ -179,6 +179,8 @@ def test_seed_demo_is_safe_to_run_twice(runner, app):
 JOBS_LIST = [
     "sweep-outbox                 * * * * *      UTC  "
     "re-enqueue deliveries left pending or claimed by a dead worker",
+    "prune                        30 18 * * *    UTC  "
+    "delete old delivery attempts, finished deliveries and read notifications",
     "detect-available-books       * * * * *      UTC  "
     "give free copies to waiting holds the event path missed",
     "expire-holds                 * * * * *      UTC  "
