@@ -55,6 +55,9 @@ class Reply:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
+    # A slow push service: answer after this many seconds. A sender that left meanwhile (a
+    # killed worker) heard nothing, so nothing is recorded for it.
+    delay: float = 0
 
 
 @dataclass
@@ -506,6 +509,10 @@ class PushService:
             script = self._scripts.get(endpoint)
             reply = script.popleft() if script else None
         if reply is not None:
+            if reply.delay:
+                await asyncio.sleep(reply.delay)  # the slow service, not a wait in a test
+                if request.transport is None or request.transport.is_closing():
+                    return web.Response(status=reply.status)
             push.status = reply.status
             self._record(push)
             return web.Response(status=reply.status, headers=reply.headers, text=reply.body)

@@ -37,7 +37,9 @@ def defaults(instance_path: str) -> dict:
         "PUSH_RETRY_BASE_SECONDS": 5.0,
         "PUSH_RETRY_MAX_SECONDS": 3600.0,
         # A delivery claimed longer ago than this belongs to a dead worker.
-        "DELIVERY_CLAIM_TIMEOUT_SECONDS": 300,
+        # A worker renews its claims every third of this while it sends (jobs/lease.py);
+        # the sweeper takes back claims not renewed within it: a dead worker's, soon.
+        "DELIVERY_CLAIM_TIMEOUT_SECONDS": 60,
         "SWEEP_GRACE_SECONDS": 30,
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_SAMESITE": "Lax",
