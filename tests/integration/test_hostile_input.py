@@ -373,3 +373,35 @@ def test_a_bad_replay_cursor_is_a_400_naming_it(make_app, login_as, after):
     if after.isascii():
         assert response.status_code == 400, response.text
         assert response.json["error"]["field"] == "Last-Event-ID"
+
+
+def test_every_page_answers_hostile_input_without_a_5xx(world):
+    app, admin, valid, _bodies = world
+    fields = [
+        "title", "author", "isbn", "copies", "count", "copy_id", "book_id", "email", "amount",
+        "goal_amount", "deadline", "description", "coupon_discount", "coupon_valid_days",
+        "follow", "back", "next", "current_password", "new_password", "q", "limit", "before",
+    ]  # fmt: skip
+    values = ["9223372036854775808", HUGE, "²", "１０００", "9999-12-31T23:59", "/\r\nX: y", ""]
+    failures = []
+    tried = 0
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith(("/api/", "/static/", "/ws")) or rule.endpoint == "auth.logout":
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for n, value in enumerate(values):
+                url = rule.rule
+                for name in valid:
+                    for placeholder in (f"<int:{name}>", f"<{name}>"):
+                        url = url.replace(placeholder, quote(value if n % 2 else valid[name]))
+                form = {name: value for name in fields} | {"csrf_token": admin.csrf}
+                if method == "GET":
+                    response = admin.client.get(url, query_string=form)
+                else:
+                    response = admin.client.open(url, method=method, data=form)
+                response.close()  # static files stream from an open file
+                tried += 1
+                if response.status_code >= 500:
+                    failures.append(f"{method} {url[:60]} {value[:20]!r} -> {response.status_code}")
+    assert tried > 100
+    assert not failures, "\n".join(failures)

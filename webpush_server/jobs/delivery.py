@@ -274,11 +274,14 @@ def schedule_retries(due: Iterable[tuple[int, datetime]], now: datetime) -> int:
 
 def _schedule_retry(ids: list[int], when: datetime, now: datetime) -> None:
     try:
+        # At the front once due: a retry is already late, and must not wait behind a backlog
+        # of fresh batches (the chaos bench measured 20 s and more behind 10,000 of them).
         queue(DELIVERY_QUEUE).enqueue_at(
             when,
             "webpush_server.jobs.delivery.deliver_batch",
             ids,
             result_ttl=0,
+            at_front=True,
         )
     except Exception:
         # The rows say when they are due; the sweeper will enqueue them.
