@@ -233,7 +233,8 @@ class _Batch:
         """Plan and write what became of items, in one transaction."""
         if not items:
             return
-        plan = plan_batch(items, self.tries, self.now, self.settings)
+        # Timed from now, when the answers are in: a Retry-After counts from its answer.
+        plan = plan_batch(items, self.tries, max(self.now, utcnow()), self.settings)
         write_plan(plan)
         self.counts.update(plan.counts)
         self.retries.extend((i, when) for when, ids in plan.retries.items() for i in ids)
