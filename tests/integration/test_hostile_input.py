@@ -108,7 +108,12 @@ def dump(body: object) -> str:
 @pytest.fixture
 def world(make_app, login_as, push_service):
     """An admin (who passes every role check) and one row of each kind the routes name."""
-    app = make_app(RATELIMIT_ENABLED=False)
+    # Limits high enough never to answer 429 (RATELIMIT_ENABLED=False would switch off the
+    # process-wide limiter for every app after this one).
+    roomy = "100000 per minute"
+    app = make_app(
+        RATELIMIT_PUSH_TEST=roomy, RATELIMIT_SUBSCRIPTION_WRITES=roomy, RATELIMIT_PLEDGES=roomy
+    )
     admin = login_as("root@webpush-server.dev", role="admin", app=app)
     book_id, copy_ids = add_book(admin, copies=2)
     campaign_id = add_campaign(admin)
