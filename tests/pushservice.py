@@ -55,6 +55,9 @@ class Reply:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
+    # A slow push service: answer after this many seconds. A sender that left meanwhile (a
+    # killed worker) heard nothing, so nothing is recorded for it.
+    delay: float = 0
 
 
 @dataclass
@@ -147,6 +150,9 @@ class PushService:
         self._acks: list[dict[str, Any]] = []
         self._subscriptions: dict[str, TestSubscription] = {}
         self._scripts: dict[str, deque[Reply]] = {}
+        # Answers for endpoints without a script: endpoint -> a Reply, or None for a 201.
+        # bench/chaos.py answers at random through it.
+        self.chaos: Callable[[str], Reply | None] | None = None
         self._channels: dict[str, _Channel] = {}
         self._sockets: dict[str, web.WebSocketResponse] = {}
         self._pending: dict[str, list[dict[str, Any]]] = {}
@@ -505,7 +511,13 @@ class PushService:
         with self._cond:
             script = self._scripts.get(endpoint)
             reply = script.popleft() if script else None
+        if reply is None and self.chaos is not None:
+            reply = self.chaos(endpoint)
         if reply is not None:
+            if reply.delay:
+                await asyncio.sleep(reply.delay)  # the slow service, not a wait in a test
+                if request.transport is None or request.transport.is_closing():
+                    return web.Response(status=reply.status)
             push.status = reply.status
             self._record(push)
             return web.Response(status=reply.status, headers=reply.headers, text=reply.body)

@@ -37,7 +37,9 @@ def defaults(instance_path: str) -> dict:
         "PUSH_RETRY_BASE_SECONDS": 5.0,
         "PUSH_RETRY_MAX_SECONDS": 3600.0,
         # A delivery claimed longer ago than this belongs to a dead worker.
-        "DELIVERY_CLAIM_TIMEOUT_SECONDS": 300,
+        # A worker renews its claims every third of this while it sends (jobs/lease.py);
+        # the sweeper takes back claims not renewed within it: a dead worker's, soon.
+        "DELIVERY_CLAIM_TIMEOUT_SECONDS": 60,
         "SWEEP_GRACE_SECONDS": 30,
         # Scheduled jobs (jobs.batch): an execution whose heartbeat (one a chunk) is older
         # than this is taken for dead and resumed; an execution fails after more skipped
@@ -75,6 +77,13 @@ def from_environment(config: dict) -> None:
             config[name] = env[name]
     if env.get("HOLD_PICKUP_DAYS"):
         config["HOLD_PICKUP_DAYS"] = int(env["HOLD_PICKUP_DAYS"])
+    for name in (
+        "RETENTION_ATTEMPT_DAYS",
+        "RETENTION_DELIVERY_DAYS",
+        "RETENTION_NOTIFICATION_DAYS",
+    ):
+        if env.get(name):
+            config[name] = int(env[name])
 
 
 def normalize_database_url(url: str) -> str:

@@ -17,8 +17,10 @@ from urllib.parse import urlsplit
 
 import click
 from flask import Flask, flash, jsonify, make_response, redirect, render_template, request
+from flask.wrappers import Request as FlaskRequest
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Response
 
 
@@ -132,6 +134,106 @@ def as_id(value: object, lowest: int = 1) -> int | None:
     return value
 
 
+def storable_text(text: str) -> bool:
+    """Tell whether text can be stored: valid Unicode (no lone surrogates) without NUL.
+
+    json.loads turns ``"\\ud800"`` into a lone surrogate, which neither SQLite nor PostgreSQL
+    can encode, and PostgreSQL refuses NUL in text.
+    """
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unstorable_field(data: object) -> str | None:
+    """Return the top-level field of a parsed JSON value holding unstorable text, else None.
+
+    The empty string names the body itself (a bare string, or a list). Iterative, so depth
+    costs no stack.
+    """
+    pending: list[tuple[str, object]] = [("", data)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str):
+            if not storable_text(value):
+                return where
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                top = where or key
+                if not storable_text(key):
+                    return top if storable_text(top) else ""
+                pending.append((top, item))
+        elif isinstance(value, list):
+            pending.extend((where, item) for item in value)
+    return None
+
+
+class Request(FlaskRequest):
+    """Flask's request, whose JSON body is refused (Invalid) when it cannot be stored.
+
+    A body nested too deeply makes json.loads raise RecursionError, which get_json(silent=True)
+    does not catch; text with lone surrogates or NUL would only fail later, in the database.
+    Both are the client's mistake: a 400 that names the field, before any view runs.
+    """
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        try:
+            data = super().get_json(force=force, silent=silent, cache=cache)
+        except RecursionError:
+            raise Invalid(None, "The JSON body is nested too deeply.") from None
+        where = unstorable_field(data)
+        if where is not None:
+            raise Invalid(
+                where or None,
+                f"{where or 'The body'} holds characters that are not valid text "
+                "(a lone surrogate or NUL).",
+            )
+        return data
+
+
+class IdConverter(BaseConverter):
+    """``<int:name>`` for row ids: matches any digits, and refuses those no row can have.
+
+    Werkzeug's own converter matches Unicode digits and hands them to int() ("²" raises,
+    "１０００" is 1000) and has no upper bound (2^63 overflows the database). This one passes
+    the text on when it is not an id, and refuse_bad_path_ids turns that into a 404 naming
+    the parameter.
+    """
+
+    regex = r"\d+"
+    part_isolating = True
+
+    def to_python(self, value: str) -> int | str:
+        ident = as_id(value)
+        return value if ident is None else ident
+
+    def to_url(self, value: Any) -> str:
+        return str(value)
+
+
+def refuse_bad_path_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Refuse a URL whose id parameter (IdConverter) is no row id: NotFound naming it."""
+    rule = request.url_rule
+    if rule is None or not values:
+        return
+    for name, converter in rule._converters.items():
+        if isinstance(converter, IdConverter) and not isinstance(values.get(name), int):
+            raise NotFound(name, f"No such {name.removesuffix('_id').replace('_', ' ')}.")
+
+
+def refuse_unstorable_input() -> None:
+    """Refuse query arguments and form fields holding NUL (PostgreSQL cannot store it)."""
+    for source in (request.args, request.form):
+        for key, value in source.items(multi=True):
+            if not (storable_text(key) and storable_text(value)):
+                field = key if storable_text(key) else None
+                raise Invalid(field, f"{field or 'A field'} holds characters that are not text.")
+
+
 def error_response(
     status: int, code: str, message: str, field: str | None = None
 ) -> tuple[Response, int]:
@@ -220,7 +322,11 @@ def _limiter_retry_after() -> int:
 
 
 def init_app(app: Flask) -> None:
-    """Render errors as JSON under /api and as pages elsewhere."""
+    """Refuse hostile input as 4xx; render errors as JSON under /api and as pages elsewhere."""
+    app.request_class = Request
+    app.url_map.converters["int"] = IdConverter
+    app.url_value_preprocessor(refuse_bad_path_ids)
+    app.before_request(refuse_unstorable_input)
 
     @app.errorhandler(Refused)
     def handle_refused(error: Refused) -> Any:

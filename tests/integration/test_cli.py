@@ -197,6 +197,8 @@ JOBS_LIST = [
     "re-enqueue deliveries left pending or claimed by a dead worker",
     "start-daily-jobs             * * * * * UTC              "
     "start each daily job once its local time has come today in APP_TIMEZONE",
+    "prune                        30 18 * * * UTC            "
+    "delete old delivery attempts, finished deliveries and read notifications",
     "detect-available-books       * * * * * UTC              "
     "give free copies to waiting holds the event path missed",
     "expire-holds                 * * * * * UTC              "

@@ -25,6 +25,7 @@ from webpush_server.funding.models import Campaign, Coupon, Pledge
 from webpush_server.funding.services import close_campaign
 from webpush_server.funding.timeutil import start_of_day
 from webpush_server.jobs.batch import start_daily_jobs
+from webpush_server.jobs.delivery import notification_topic
 from webpush_server.jobs.schedule import table
 from webpush_server.notifications.models import Notification
 from webpush_server.timeutil import utcnow
@@ -73,7 +74,7 @@ def test_close_due_campaigns_issues_coupons_and_tells_every_backer(
     won = by_title["Bee garden met its goal"]
     assert won.error is None and won.json["kind"] == "campaign_succeeded"
     assert pat_coupon["code"] in won.json["body"] and won.json["url"] == "/funding/coupons"
-    assert won.urgency == "normal" and won.topic is None
+    assert won.urgency == "normal" and won.topic == notification_topic(won.json["id"])
     assert 7 * DAY - 120 < won.ttl <= 7 * DAY
     lost = by_title["Arcade missed its goal"]
     assert (

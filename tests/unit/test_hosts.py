@@ -76,14 +76,46 @@ def test_listed_loopback_host_port_allows_plain_http_there_only():
         "0.0.0.0",
         "::ffff:127.0.0.1",
         "100.64.0.1",
+        "100.127.255.254",
         "224.0.0.1",
+        # IETF protocol assignments, the whole /24 (Python 3.11 calls only a /29 private)
+        "192.0.0.1",
+        "192.0.0.9",
+        "192.0.0.255",
+        # 6to4 embeds an IPv4 address: a private one, and even a public one
+        "2002:c0a8:0101::1",
+        "2002:0808:0808::1",
+        "2002::1",
+        # NAT64 embeds one too
+        "64:ff9b::a00:1",
+        "64:ff9b::808:808",
+        "64:ff9b:1::a00:1",
+        # IPv4-mapped, -compatible and -translated forms of internal addresses
+        "::ffff:10.0.0.1",
+        "::ffff:169.254.169.254",
+        "::ffff:100.64.0.1",
+        "::ffff:192.0.0.9",
+        "::10.0.0.1",
+        "::ffff:0:a00:1",
+        # Teredo, unique local, link-local with a zone, site-local
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        "fc00::1",
+        "fdff:ffff::1",
+        "fe80::1%eth0",
+        "febf::1",
+        "fec0::1",
+        "198.18.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
     ],
 )
 def test_internal_addresses_are_forbidden(address):
     assert is_forbidden_address(address)
 
 
-@pytest.mark.parametrize("address", ["142.250.74.106", "2a00:1450:4001:82b::200a"])
+@pytest.mark.parametrize(
+    "address", ["142.250.74.106", "2a00:1450:4001:82b::200a", "::ffff:142.250.74.106"]
+)
 def test_public_addresses_are_fine(address):
     assert not is_forbidden_address(address)
 

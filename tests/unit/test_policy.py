@@ -51,6 +51,13 @@ def test_retry_after_seconds_and_http_date():
     assert parse_retry_after(None, now) is None
 
 
+def test_retry_after_from_a_hostile_push_service_is_a_number_or_nothing():
+    now = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("²", now) is None
+    assert parse_retry_after("１０", now) is None
+    assert parse_retry_after("9" * 5000, now) == 10**12
+
+
 def test_backoff_grows_exponentially_with_jitter_and_is_capped():
     rng = random.Random(7)
     samples = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -41,6 +41,7 @@ from .models import Campaign, Coupon, Follow, Pledge
 from .timeutil import coupon_expires_at, start_of_day
 
 MAX_AMOUNT = 10**12
+MAX_DEADLINE_DAYS = 100 * 365
 CHUNK = 500
 # 16 symbols of a 32-letter alphabet without look-alikes (0/O, 1/I): 80 random bits.
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -50,7 +51,11 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
 def parse_deadline(value: object, zone: ZoneInfo | None = None) -> datetime:
-    """Parse an ISO 8601 deadline; a value without offset is read in zone when given."""
+    """Parse an ISO 8601 deadline (in UTC); a value without offset is read in zone when given.
+
+    A deadline is at most MAX_DEADLINE_DAYS ahead, so the coupon expiry and reminder times
+    computed from it stay inside the calendar.
+    """
     try:
         parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
@@ -59,6 +64,13 @@ def parse_deadline(value: object, zone: ZoneInfo | None = None) -> datetime:
         if zone is None:
             raise Invalid("deadline", "deadline needs a UTC offset, e.g. +09:00.")
         parsed = parsed.replace(tzinfo=zone)
+    try:
+        # 9999-12-31T23:59-12:00 is a valid local time whose UTC instant is in year 10000.
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        raise Invalid("deadline", "deadline is outside the calendar.") from None
+    if parsed > utcnow() + timedelta(days=MAX_DEADLINE_DAYS):
+        raise Invalid("deadline", f"deadline must be within {MAX_DEADLINE_DAYS // 365} years.")
     return parsed
 
 

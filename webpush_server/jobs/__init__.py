@@ -4,13 +4,15 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Enqueue delivery jobs after each commit; schedule the sweeper and the daily tick;
+    """Enqueue delivery jobs after each commit; schedule the sweeper, the daily tick and prune;
     add `flask jobs` and the admins' /admin/jobs page."""
     from ..notifications.outbox import hooks
-    from . import cli, models, views  # noqa: F401 - models: the job tables in the metadata
+    from . import cli, models, retention, views  # noqa: F401 - models: the job tables
     from .queues import enqueue_deliveries
     from .schedule import ScheduledJob, register
 
+    for name, value in retention.DEFAULTS.items():
+        app.config.setdefault(name, value)
     hooks(app).enqueue = enqueue_deliveries
     register(
         app,
@@ -27,6 +29,12 @@ def init_app(app: Flask) -> None:
             "* * * * *",
             "webpush_server.jobs.batch.start_daily_jobs",
             "start each daily job once its local time has come today in APP_TIMEZONE",
+        ),
+        ScheduledJob(
+            "prune",
+            "30 18 * * *",
+            "webpush_server.jobs.retention.prune",
+            "delete old delivery attempts, finished deliveries and read notifications",
         ),
     )
     app.register_blueprint(cli.bp)

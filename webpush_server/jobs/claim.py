@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from sqlalchemy import or_, select, update
 
+from ..database import rows_changed
 from ..extensions import db
 from ..notifications.models import Delivery, Notification
 from ..push.models import Subscription
@@ -36,6 +37,7 @@ class Claimed:
     expires_at: datetime
     created_at: datetime
     data: dict | None = None
+    claim_token: str | None = None
 
 
 _D, _N, _S = Delivery.__table__.c, Notification.__table__.c, Subscription.__table__.c
@@ -59,6 +61,7 @@ _CLAIMED_COLUMNS = (
     _N.expires_at,
     _N.created_at,
     _N.data,
+    _D.claim_token,
 )
 _CLAIMED_FROM = Delivery.__table__.join(
     Notification.__table__, _N.id == _D.notification_id
@@ -79,6 +82,31 @@ def claim(delivery_ids: list[int], now: datetime) -> list[Claimed]:
     )
     db.session.commit()
     return load(_D.claim_token == token)
+
+
+def not_yet_due(delivery_ids: list[int], now: datetime) -> list[tuple[int, datetime]]:
+    """Return the pending deliveries among ids that are due only after now, with when.
+
+    A retry job that RQ starts early (its scheduler keeps whole seconds) claims none of
+    them; the job hands them on to a job at their time instead of leaving them to the
+    sweeper.
+    """
+    rows = db.session.execute(
+        select(_D.id, _D.next_attempt_at).where(
+            _D.id.in_(delivery_ids), _D.status == "pending", _D.next_attempt_at > now
+        )
+    ).all()
+    db.session.rollback()
+    return [(row.id, row.next_attempt_at) for row in rows]
+
+
+def renew(claim_tokens: set[str], now: datetime) -> int:
+    """Renew the claims of a live worker: their still-sending rows were claimed now."""
+    return rows_changed(
+        update(Delivery.__table__)
+        .where(_D.claim_token.in_(claim_tokens), _D.status == "sending")
+        .values(claimed_at=now)
+    )
 
 
 def load(condition) -> list[Claimed]:

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 
 from ..database import keyset_ids, rows_changed
 from ..extensions import db
@@ -43,14 +43,22 @@ def sweep_outbox(chunk: int = 1000) -> int:
         )
         # Leave just-recorded rows to the enqueue that follows their commit.
         due = now - timedelta(seconds=config["SWEEP_GRACE_SECONDS"])
-        pending = select(Delivery.id).where(
+        # Retries whose job was lost (Redis restarted; RQ's scheduler lock held by a dead
+        # worker for a minute) are late already: they go to the front of the queue, ahead
+        # of any backlog. New deliveries whose enqueue was lost go to the back.
+        overdue = select(Delivery.id).where(
+            Delivery.status == "pending", Delivery.next_attempt_at <= due
+        )
+        left = select(Delivery.id).where(
             Delivery.status == "pending",
-            func.coalesce(Delivery.next_attempt_at, Delivery.created_at) <= due,
+            Delivery.next_attempt_at.is_(None),
+            Delivery.created_at <= due,
         )
         total = 0
-        for ids in keyset_ids(pending, Delivery.id, chunk):
-            enqueue_deliveries(ids)
-            total += len(ids)
+        for query, at_front in ((overdue, True), (left, False)):
+            for ids in keyset_ids(query, Delivery.id, chunk):
+                enqueue_deliveries(ids, at_front=at_front)
+                total += len(ids)
         return total
 
 

@@ -16,6 +16,28 @@ _METADATA_ADDRESSES = {
     ipaddress.ip_address("100.100.100.200"),
     ipaddress.ip_address("fd00:ec2::254"),
 }
+# Ranges refused whatever the running Python's is_private says (its table grew over 3.11 to
+# 3.13). Several carry an IPv4 address inside an IPv6 one, so a gateway on the way would
+# deliver the request to that IPv4 address, private or not.
+_FORBIDDEN_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "0.0.0.0/8",  # "this network"
+        "100.64.0.0/10",  # carrier-grade NAT (shared address space)
+        "192.0.0.0/24",  # IETF protocol assignments
+        "198.18.0.0/15",  # benchmarking
+        "240.0.0.0/4",  # reserved
+        "::/96",  # IPv4-compatible (deprecated)
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+        "64:ff9b::/96",  # NAT64, well-known prefix
+        "64:ff9b:1::/48",  # NAT64, local use
+        "2001::/32",  # Teredo (an obfuscated IPv4 inside)
+        "2002::/16",  # 6to4 (an IPv4 inside)
+        "fc00::/7",  # unique local
+        "fe80::/10",  # link-local
+        "fec0::/10",  # site-local (deprecated)
+    )
+)
 
 
 class EndpointRefused(ValueError):
@@ -166,17 +188,18 @@ def _is_a_label(label: str) -> bool:
 def is_forbidden_address(address: str) -> bool:
     """Tell whether connecting to address could reach something internal."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
+    # ::ffff:a.b.c.d is the IPv4 address itself to the kernel: judge that one.
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     return (
         ip in _METADATA_ADDRESSES
+        or any(ip in net for net in _FORBIDDEN_NETWORKS if net.version == ip.version)
         or ip.is_private
         or ip.is_loopback
         or ip.is_link_local
         or ip.is_multicast
         or ip.is_reserved
         or ip.is_unspecified
-        or (isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"))
     )
 
 

@@ -49,8 +49,9 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    # ASCII digits only ("²" passes isdigit() but not float()); a huge number is just long.
+    if value.isascii() and value.isdigit():
+        return float(value) if len(value) <= 12 else float(10**12)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

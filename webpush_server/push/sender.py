@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -77,15 +77,20 @@ class Sender:
         """Close pooled connections."""
         self._client.close()
 
-    async def send(self, requests: Iterable[PushRequest]) -> list[PushResult]:
+    async def send(
+        self,
+        requests: Iterable[PushRequest],
+        on_result: Callable[[PushResult], None] | None = None,
+    ) -> list[PushResult]:
         """Send every request, many in flight per origin; return results in input order.
 
         Whatever goes wrong with one request (an endpoint we cannot write, a bug) is that
-        request's result; the others of the batch are sent all the same.
+        request's result; the others of the batch are sent all the same. on_result, when
+        given, is called with each result as soon as it is known (exactly once per request).
         """
         by_origin: dict[str, list[tuple[PushRequest, str]]] = defaultdict(list)
         ordered = list(requests)
-        results: dict[int, PushResult] = {}
+        results = _Results(on_result)
         for request in ordered:
             try:
                 parts = urlsplit(request.endpoint)
@@ -185,6 +190,34 @@ class Sender:
             check_resolved(self.policy, host, port, [host])
 
 
+class _Results(dict[int, PushResult]):
+    """Results by request key that tell a callback about each one as it is stored."""
+
+    def __init__(self, on_result: Callable[[PushResult], None] | None) -> None:
+        super().__init__()
+        self._on_result = on_result
+
+    def __setitem__(self, key: int, result: PushResult) -> None:
+        super().__setitem__(key, result)
+        if self._on_result is not None:
+            self._on_result(result)
+
+
+async def _next(arrived: asyncio.Queue[PushResult], task: asyncio.Task) -> PushResult | None:
+    """Return the next result to arrive; None once the batch is done and all were taken."""
+    if not arrived.empty():
+        return arrived.get_nowait()
+    if task.done():
+        task.result()  # a bug in send() itself: raise it here rather than wait for ever
+        return None
+    getter = asyncio.ensure_future(arrived.get())
+    await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+    if getter.done():
+        return getter.result()
+    getter.cancel()
+    return await _next(arrived, task)
+
+
 def _raised(key: int, exc: Exception) -> PushResult:
     """Return the result of a request whose preparing or sending raised unexpectedly."""
     return PushResult(key, Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
@@ -203,6 +236,32 @@ class SyncSender:
         results = self._loop.run_until_complete(self._sender.send(requests))
         log.debug("sent %d pushes in %.3fs", len(requests), time.perf_counter() - started)
         return results
+
+    def send_in_chunks(self, requests: list[PushRequest], size: int) -> Iterator[list[PushResult]]:
+        """Send a batch; yield its results in completion order, up to size at a time.
+
+        The loop runs only while this waits for the next result: whatever the caller does
+        with a chunk (write it) happens before more results are taken in, so a process killed
+        at any moment has lost at most the chunk it had not written yet.
+        """
+        if not requests:
+            return
+        arrived: asyncio.Queue[PushResult] = asyncio.Queue()
+        task = self._loop.create_task(self._sender.send(requests, arrived.put_nowait))
+        try:
+            chunk: list[PushResult] = []
+            while (result := self._loop.run_until_complete(_next(arrived, task))) is not None:
+                chunk.append(result)
+                if len(chunk) >= size:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+            self._loop.run_until_complete(task)
+        finally:
+            if not task.done():
+                task.cancel()
+                self._loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
 
     def close(self) -> None:
         """Close connections and the loop."""

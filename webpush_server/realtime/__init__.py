@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app, request
 from flask_login import current_user
 
-from ..errors import error_response
+from ..errors import Invalid, as_id, error_response
 
 # Heartbeat and presence timing: a tab whose socket died stops counting as visible within
 # about LIVE_PRESENCE_SECONDS, so its user gets Web Push again.
@@ -43,12 +43,26 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(sse.bp)
 
 
+def replay_after(raw: str, field: str = "after") -> int | None:
+    """Return the newest notification id a tab has (a replay cursor), None for no replay.
+
+    An empty value asks for no replay; anything else that is not an id is refused (Invalid).
+    """
+    if raw == "":
+        return None
+    after = as_id(raw, lowest=0)
+    if after is None:
+        raise Invalid(field, f"{field} must be a notification id.")
+    return after
+
+
 def guard_websocket():
-    """Refuse /ws to anonymous sessions and other origins before the upgrade happens."""
+    """Refuse /ws to anonymous sessions, other origins and bad cursors before the upgrade."""
     if request.path != "/ws":
         return None
     if not current_user.is_authenticated:
         return error_response(401, "unauthorized", "Log in first.")
+    replay_after(request.args.get("after", ""))
     origin = request.headers.get("Origin", "")
     allowed = current_app.config["LIVE_ALLOWED_ORIGINS"]
     # Browsers always send Origin on a WebSocket handshake; a page on another site riding on

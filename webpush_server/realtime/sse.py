@@ -11,13 +11,13 @@ from flask import Blueprint, Response, current_app, request
 from flask_login import current_user, login_required
 
 from ..apidoc import documented
-from ..errors import RateLimited, as_id
+from ..errors import RateLimited
 from ..extensions import db
 from ..metrics import LIVE_CONNECTIONS
 from ..notifications import services
 from ..notifications.schemas import StreamQuery
 from . import broker as live
-from . import slots
+from . import replay_after, slots
 
 bp = Blueprint("realtime_sse", __name__, url_prefix="/api")
 
@@ -25,8 +25,9 @@ bp = Blueprint("realtime_sse", __name__, url_prefix="/api")
 def _last_event_id() -> int | None:
     """Return the newest id the client has, or None for a client that wants no replay."""
     # EventSource sends Last-Event-ID when it reconnects; the first connect passes ?after=.
-    raw = request.headers.get("Last-Event-ID") or request.args.get("after", "")
-    return as_id(raw, lowest=0)
+    if request.headers.get("Last-Event-ID"):
+        return replay_after(request.headers["Last-Event-ID"], "Last-Event-ID")
+    return replay_after(request.args.get("after", ""))
 
 
 def _event(name: str, data: dict, event_id: int | None = None) -> str:

@@ -11,12 +11,11 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from flask_login import current_user
 
-from ..errors import as_id
 from ..extensions import db, sock
 from ..metrics import LIVE_CONNECTIONS
 from ..notifications import services
 from . import broker as live
-from . import slots
+from . import replay_after, slots
 
 log = logging.getLogger(__name__)
 bp = Blueprint("realtime_ws", __name__)
@@ -28,8 +27,8 @@ CLOSE_TOO_MANY = 4429
 
 def _after_id() -> int | None:
     """Return the newest id the tab has (?after=), or None for a tab that wants no replay."""
-    raw = request.args.get("after", "")
-    return as_id(raw, lowest=0)
+    # guard_websocket refused a bad one before the upgrade.
+    return replay_after(request.args.get("after", ""))
 
 
 @sock.route("/ws", bp=bp)
@@ -114,7 +113,8 @@ def _visibility(text: str | bytes) -> bool | None:
     """Return the visibility a client message reports, or None for anything else."""
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # A frame of 4 KiB can still nest 2,000 deep, past json's recursion limit.
         return None
     if isinstance(message, dict) and message.get("type") == "visibility":
         return bool(message.get("visible"))
