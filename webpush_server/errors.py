@@ -208,7 +208,9 @@ class IdConverter(BaseConverter):
     part_isolating = True
 
     def to_python(self, value: str) -> int | str:
-        ident = as_id(value)
+        # 0 is a number other blueprints use (rq-dashboard's instance 0); no row has it, so
+        # a lookup by it is refused as not found like any other missing row.
+        ident = as_id(value, lowest=0)
         return value if ident is None else ident
 
     def to_url(self, value: Any) -> str:
@@ -221,7 +223,10 @@ def refuse_bad_path_ids(endpoint: str | None, values: dict[str, Any] | None) -> 
     if rule is None or not values:
         return
     for name, converter in rule._converters.items():
-        if isinstance(converter, IdConverter) and not isinstance(values.get(name), int):
+        value = values.get(name)
+        # Our own ids start at 1; another blueprint's numbers (rq-dashboard's instance 0) may not.
+        lowest = 1 if name.endswith("_id") else 0
+        if isinstance(converter, IdConverter) and (not isinstance(value, int) or value < lowest):
             raise NotFound(name, f"No such {name.removesuffix('_id').replace('_', ' ')}.")
 
 

@@ -8,13 +8,18 @@ rendered here as JavaScript: the site's Content-Security-Policy allows only scri
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g, request
+import re
+
+from flask import Flask, abort, current_app, g, request
+from rq.exceptions import NoSuchJobError
 from werkzeug.wrappers import Response
 
 from ..jobs.queues import connection
 from ..redis_server import resolve_url
 
 URL_PREFIX = "/admin/rq"
+# What RQ accepts as a job id, and the names our queues have.
+_RQ_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 def init_app(app: Flask, admins_only) -> None:
@@ -31,9 +36,18 @@ def init_app(app: Flask, admins_only) -> None:
         refusal = admins_only()
         if refusal is not None:
             return refusal
+        # rq-dashboard hands ids from the URL straight to RQ, which raises on a malformed
+        # one (a 500): a name RQ could never have made is no such job or queue.
+        for name, value in (request.view_args or {}).items():
+            if name in ("job_id", "queue_name") and not _RQ_NAME.fullmatch(str(value)):
+                abort(404)
         _connect()
         g.rq_script_only = request.args.get("rq_script") == "1"
         return None
+
+    @app.errorhandler(NoSuchJobError)
+    def no_such_job(_error: NoSuchJobError):
+        abort(404)
 
     @app.context_processor
     def rq_script_flag() -> dict:
