@@ -72,7 +72,11 @@ def test_a_delivery_and_a_job_run_in_the_worker_show_in_the_web_scrape(
         assert sent not in scrape()
         (device,) = subscribe(patron_api, push_service)
         assert patron_api.post("/api/push/test").status_code == 202
-        wait_until(lambda: scrape().get(sent) == 1, "the sent delivery in the scrape")
+        # Outcomes are counted as each sub-batch is written, the job when it ends: wait for both.
+        wait_until(
+            lambda: (now := scrape()).get(sent) == 1 and delivery_job in now,
+            "the sent delivery and its job in the scrape",
+        )
         found = scrape()
         assert found[delivery_job] == 1
         assert found[key("webpush_send_seconds_count", origin=origin)] == 1
