@@ -35,7 +35,11 @@ def open_socket(base: str, session: requests.Session, **kw) -> websocket.WebSock
     ws = websocket.create_connection(
         base.replace("http://", "ws://") + "/ws", cookie=cookie, timeout=10, **kw
     )
-    assert '"unread_count"' in ws.recv()  # the hello: this socket holds a slot
+    try:
+        assert '"unread_count"' in ws.recv()  # the hello: this socket holds a slot
+    except BaseException:
+        ws.close()  # a refused socket must not leak into a later test's warnings
+        raise
     return ws
 
 
