@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
-from sqlalchemy import CursorResult, DateTime, Executable, Select, literal, tuple_
+from sqlalchemy import JSON, CursorResult, DateTime, Executable, Select, literal, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.types import TypeDecorator
@@ -106,6 +106,77 @@ def insert_ignoring_conflicts(table: Any, index_elements: list[str]) -> Any:
             f"conflict-ignoring inserts need SQLite or PostgreSQL, not {dialect}"
         )
     return module.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def insert_rows(
+    table: Any,
+    rows: Sequence[dict[str, Any]],
+    *,
+    returning: Sequence[str] = (),
+    skip_conflicts_on: Sequence[str] = (),
+) -> list[tuple]:
+    """Insert rows (dicts with the same keys) as one multi-row INSERT; return RETURNING tuples.
+
+    The set-based write of a fan-out: one statement and one round trip for the batch, each
+    distinct value bound once (a batch shares its timestamps), no per-row statement work.
+    Scalar Python defaults of the columns left out are filled in as the ORM would; the
+    RETURNING columns come back as the driver gives them (ask for ids and strings, not times).
+    skip_conflicts_on: ON CONFLICT (those columns) DO NOTHING, so a duplicate is left out of
+    the returned rows. Callers keep batches to a few thousand values (SQLite's bind limit).
+    """
+    if not rows:
+        return []
+    connection = db.session.connection()
+    dialect = connection.dialect
+    if dialect.name not in ("sqlite", "postgresql"):
+        raise NotImplementedError(f"insert_rows needs SQLite or PostgreSQL, not {dialect.name}")
+    given = list(rows[0])
+    defaults = {
+        column.name: column.default.arg
+        for column in table.columns
+        if column.name not in given and column.default is not None and column.default.is_scalar
+    }
+    names = given + list(defaults)
+    columns = [table.c[name] for name in names]
+    processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+    if dialect.name == "postgresql":
+        # JSON is handed over as text: say what it is (the ORM's insert renders the same cast).
+        marks = ["%s::JSON" if isinstance(column.type, JSON) else "%s" for column in columns]
+    else:
+        marks = ["?"] * len(columns)
+    per_column = []
+    for name, process in zip(names, processors, strict=True):
+        raw = [defaults[name]] * len(rows) if name in defaults else [row[name] for row in rows]
+        if process is not None:
+            # Bound once per distinct value: a batch's rows share their times and kinds.
+            cache: dict[Any, Any] = {}
+            raw = [_bound(value, process, cache) for value in raw]
+        per_column.append(raw)
+    params: list[Any] = []
+    for values in zip(*per_column, strict=True):
+        params.extend(values)
+    row_marks = "(" + ", ".join(marks) + ")"
+    quote = dialect.identifier_preparer.quote
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
+        f"VALUES {', '.join([row_marks] * len(rows))}"
+    )
+    if skip_conflicts_on:
+        sql += f" ON CONFLICT ({', '.join(quote(name) for name in skip_conflicts_on)}) DO NOTHING"
+    if returning:
+        sql += f" RETURNING {', '.join(quote(name) for name in returning)}"
+    result = connection.exec_driver_sql(sql, tuple(params))
+    return [tuple(row) for row in result] if returning else []
+
+
+def _bound(value: Any, process: Callable[[Any], Any], cache: dict[Any, Any]) -> Any:
+    try:
+        return cache[value]
+    except KeyError:
+        cache[value] = bound = process(value)
+        return bound
+    except TypeError:  # unhashable (a JSON object): bind it as it is
+        return process(value)
 
 
 def keyset_ids(

@@ -16,6 +16,7 @@ from tests.service_api import bearer, make_key, notify_body
 from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
 from webpush_server.notifications.models import Delivery, Notification
+from webpush_server.realtime import slots
 from webpush_server.realtime.broker import CHANNEL
 from webpush_server.service_api.models import ApiRequest
 from webpush_server.service_api.services import release_due
@@ -70,6 +71,9 @@ def test_a_scheduled_announcement_appears_when_due_across_a_worker_restart(
     _, key = make_key(app)
     live = Redis.from_url(redis_url).pubsub()
     live.subscribe(CHANNEL)
+    with app.app_context():
+        # The reader has a tab open (its live slot): live messages carry the unread count.
+        assert slots.acquire(reader, "tab-1")
     first = _worker(settings, app, tmp_path / "worker-1.log")
     # Wait for the first worker's scheduler to be up, so that it shuts down cleanly and hands
     # over its lock (a killed one would hold it for a minute: RQ's business, not ours).

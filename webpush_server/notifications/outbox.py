@@ -33,6 +33,7 @@ class OutboxHooks:
     enqueue: Callable[[list[int]], Any] | None = None  # delivery ids → delivery jobs
     publish: Callable[[list[dict]], Any] | None = None  # live messages → open tabs
     visible_users: Callable[[set[int]], set[int]] | None = None  # who has a visible tab
+    connected_users: Callable[[set[int]], set[int]] | None = None  # who has any open tab
 
 
 _HOOKS = "webpush_server.outbox"

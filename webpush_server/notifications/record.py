@@ -22,12 +22,12 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, current_app
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, select
 
-from ..database import insert_ignoring_conflicts
+from ..database import insert_rows
 from ..extensions import db
 from ..push.models import Subscription
 from ..timeutil import utcnow
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_:.-]")
 # Bound the size of IN lists and insert batches: memory stays flat on big fan-outs.
 CHUNK = 500
+# Deliveries per INSERT: 8 columns each stays well inside SQLite's 32,766 bound values.
+DELIVERY_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -97,33 +99,81 @@ def record_notices(notices: Sequence[Notice], now: datetime | None = None) -> li
     """Store notices and one pending delivery per device; skip dedupe keys already stored.
 
     Returns the ids of the notifications created now (duplicates are silently skipped, which
-    is what makes reruns and concurrent runs of a job safe).
+    is what makes reruns and concurrent runs of a job safe). Set-based: per chunk, one read of
+    the devices, one presence lookup, one INSERT of the notifications and one of the
+    deliveries, whatever the number of recipients.
     """
     now = now or utcnow()
     created: list[int] = []
     for chunk in chunked(notices, CHUNK):
         rows = [_row(notice, now) for notice in chunk]
-        no_push = {notice.dedupe_key for notice in chunk if not notice.push}
-        inserted = db.session.execute(
-            insert_ignoring_conflicts(Notification.__table__, ["dedupe_key"]).returning(
-                Notification.id,
-                Notification.user_id,
-                Notification.kind,
-                Notification.dedupe_key,
-                Notification.visible_at,
-            ),
+        # Reads first: on SQLite the first write takes the database lock until the commit.
+        devices = _devices({notice.user_id for notice in chunk if notice.push})
+        due = [row for row in rows if row["visible_at"] <= now]
+        quiet = _visible_users(
+            {
+                row["user_id"]
+                for row in due
+                if row["user_id"] in devices and not KINDS[row["kind"]].push_when_visible
+            }
+        )
+        inserted = insert_rows(
+            Notification.__table__,
             rows,
-        ).all()
+            returning=("id", "dedupe_key"),
+            skip_conflicts_on=("dedupe_key",),
+        )
         if not inserted:
             continue
-        created.extend(row.id for row in inserted)
-        now_rows = [row for row in inserted if row.visible_at <= now]
-        later = [row for row in inserted if row.visible_at > now]
-        _fan_out([row for row in now_rows if row.dedupe_key not in no_push], now)
-        _fan_out([row for row in later if row.dedupe_key not in no_push], now, scheduled=True)
+        by_key = {row["dedupe_key"]: row for row in rows}
+        stored = [_stored(id_, by_key[key]) for id_, key in inserted]
+        created.extend(row.id for row in stored)
+        no_push = {notice.dedupe_key for notice in chunk if not notice.push}
+        pushed = [row for row in stored if row.dedupe_key not in no_push]
+        now_rows = [row for row in stored if row.visible_at <= now]
+        _fan_out(
+            [row for row in pushed if row.visible_at <= now],
+            devices,
+            now,
+            skip_push={
+                row.id
+                for row in pushed
+                if row.user_id in quiet and not KINDS[row.kind].push_when_visible
+            },
+        )
+        _fan_out([row for row in pushed if row.visible_at > now], devices, now, scheduled=True)
         if now_rows:
-            _remember_live(now_rows, {row["dedupe_key"]: row for row in rows})
+            _remember_live(now_rows, by_key)
     return created
+
+
+class Stored(NamedTuple):
+    """A notification just inserted: what routing and the live message need of it."""
+
+    id: int
+    user_id: int
+    kind: str
+    dedupe_key: str
+    visible_at: datetime
+
+
+def _stored(id_: int, row: dict) -> Stored:
+    return Stored(id_, row["user_id"], row["kind"], row["dedupe_key"], row["visible_at"])
+
+
+def _devices(user_ids: set[int]) -> dict[int, list[int]]:
+    """Return each user's push subscription ids (users without one are left out)."""
+    devices: dict[int, list[int]] = {}
+    for ids in chunked(sorted(user_ids), CHUNK):
+        for sub_id, user_id in db.session.execute(_DEVICES, {"ids": ids}):
+            devices.setdefault(user_id, []).append(sub_id)
+    return devices
+
+
+# Built once: an expanding IN is bound per call instead of building a clause per id.
+_DEVICES = select(Subscription.id, Subscription.user_id).where(
+    Subscription.user_id.in_(bindparam("ids", expanding=True))
+)
 
 
 def _row(notice: Notice, now: datetime) -> dict:
@@ -150,22 +200,21 @@ def _row(notice: Notice, now: datetime) -> dict:
     }
 
 
-def _fan_out(inserted: Sequence, now: datetime, *, scheduled: bool = False) -> None:
-    """Write one pending delivery per (new notification, device of its user).
+def _fan_out(
+    inserted: Sequence[Stored],
+    devices: dict[int, list[int]],
+    now: datetime,
+    *,
+    scheduled: bool = False,
+    skip_push: set[int] | None = None,
+) -> None:
+    """Write one delivery per (new notification, device of its user), one INSERT per batch.
 
-    Scheduled ones wait for their visible_at (next_attempt_at) and are neither routed by
-    presence nor enqueued now: release_due() does both when they are due.
+    skip_push: notifications whose user has a visible tab (written as `skipped`, the decision
+    on record, and not enqueued). Scheduled ones wait for their visible_at (next_attempt_at)
+    and are neither routed by presence nor enqueued now: release_due() does both when due.
     """
-    if not inserted:
-        return
-    user_ids = {row.user_id for row in inserted}
-    devices: dict[int, list[int]] = {}
-    for ids in chunked(sorted(user_ids), CHUNK):
-        for sub_id, user_id in db.session.execute(
-            select(Subscription.id, Subscription.user_id).where(Subscription.user_id.in_(ids))
-        ):
-            devices.setdefault(user_id, []).append(sub_id)
-    skip_push = set() if scheduled else live_only([r for r in inserted if r.user_id in devices])
+    skip_push = skip_push or set()
     rows = [
         {
             "notification_id": row.id,
@@ -179,26 +228,32 @@ def _fan_out(inserted: Sequence, now: datetime, *, scheduled: bool = False) -> N
         for row in inserted
         for sub_id in devices.get(row.user_id, ())
     ]
-    if rows:
-        stored = db.session.execute(
-            insert(Delivery.__table__).returning(Delivery.id, Delivery.status), rows
-        ).all()
+    pending = [row for row in rows if row["status"] == "pending"]
+    for batch in chunked([row for row in rows if row["status"] != "pending"], DELIVERY_CHUNK):
+        insert_rows(Delivery.__table__, batch)
+    for batch in chunked(pending, DELIVERY_CHUNK):
+        ids = [id_ for (id_,) in insert_rows(Delivery.__table__, batch, returning=("id",))]
         if not scheduled:
-            remember_for_enqueue(row.id for row in stored if row.status == "pending")
+            remember_for_enqueue(ids)
+
+
+def _visible_users(user_ids: set[int]) -> set[int]:
+    """Return those of user_ids with a visible tab; none when presence is unknown."""
+    lookup = hooks().visible_users
+    if not user_ids or lookup is None:
+        return set()
+    try:
+        return lookup(user_ids)
+    except Exception:
+        # Presence unknown (Redis down): push, so nobody misses a notification.
+        log.warning("presence lookup failed; sending by Web Push", exc_info=True)
+        return set()
 
 
 def live_only(inserted: Sequence) -> set[int]:
     """Return the ids of notifications that skip Web Push: their user has a visible tab."""
     candidates = [row for row in inserted if not KINDS[row.kind].push_when_visible]
-    visible_users = hooks().visible_users
-    if not candidates or visible_users is None:
-        return set()
-    try:
-        visible = visible_users({row.user_id for row in candidates})
-    except Exception:
-        # Presence unknown (Redis down): push, so nobody misses a notification.
-        log.warning("presence lookup failed; sending by Web Push", exc_info=True)
-        return set()
+    visible = _visible_users({row.user_id for row in candidates})
     return {row.id for row in candidates if row.user_id in visible}
 
 
@@ -208,32 +263,49 @@ def _remember_live(inserted: Sequence, rows_by_key: dict[str, dict]) -> None:
 
 
 def live_messages(inserted: Sequence, rows_by_key: dict[str, dict]) -> list[dict]:
-    """Return the live message of each notification: its JSON and its user's unread count.
+    """Return the live message of each notification: its JSON, and its user's unread count.
 
     inserted holds rows with id, user_id and dedupe_key; rows_by_key the notification's
-    fields by dedupe key.
+    fields by dedupe key. The count is looked up only for users with an open tab (one
+    grouped query): nobody else reads it, and a fan-out to many users must not scan every
+    recipient's inbox. A tab that opens meanwhile counts its inbox itself when it connects.
     """
-    user_ids = sorted({row.user_id for row in inserted})
+    user_ids = _connected_users({row.user_id for row in inserted})
+    unread: dict[int, int] = {}
     now = utcnow()
-    unread = dict(
-        db.session.execute(
-            select(Notification.user_id, func.count())
-            .where(
-                Notification.user_id.in_(user_ids),
-                Notification.read_at.is_(None),
-                Notification.visible_at <= now,
-            )
-            .group_by(Notification.user_id)
-        ).all()
-    )
+    for ids in chunked(sorted(user_ids), CHUNK):
+        unread.update(
+            db.session.execute(
+                select(Notification.user_id, func.count())
+                .where(
+                    Notification.user_id.in_(ids),
+                    Notification.read_at.is_(None),
+                    Notification.visible_at <= now,
+                )
+                .group_by(Notification.user_id)
+            ).all()
+        )
     fields = ("kind", "title", "body", "url", "tag", "created_at", "data")
-    return [
-        {
+    messages = []
+    for row in inserted:
+        values = rows_by_key[row.dedupe_key]
+        message: dict[str, Any] = {
             "user_id": row.user_id,
-            "notification": notification_json(
-                id=row.id, **{name: rows_by_key[row.dedupe_key][name] for name in fields}
-            ),
-            "unread_count": unread.get(row.user_id, 0),
+            "notification": notification_json(id=row.id, **{name: values[name] for name in fields}),
         }
-        for row in inserted
-    ]
+        if row.user_id in user_ids:
+            message["unread_count"] = unread.get(row.user_id, 0)
+        messages.append(message)
+    return messages
+
+
+def _connected_users(user_ids: set[int]) -> set[int]:
+    """Return those of user_ids with an open tab; all of them when that is unknown."""
+    lookup = hooks().connected_users
+    if not user_ids or lookup is None:
+        return user_ids
+    try:
+        return lookup(user_ids)
+    except Exception:
+        log.warning("open-tab lookup failed; counting every recipient's inbox", exc_info=True)
+        return user_ids

@@ -38,6 +38,7 @@ def init_app(app: Flask) -> None:
     outbox = hooks(app)
     outbox.publish = broker.publish
     outbox.visible_users = broker.visible_users
+    outbox.connected_users = broker.connected_users
     app.before_request(guard_websocket)
     app.register_blueprint(ws.bp)
     app.register_blueprint(sse.bp)

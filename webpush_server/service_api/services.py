@@ -19,7 +19,13 @@ from sqlalchemy import func, select, update
 
 from ..auth.models import User
 from ..auth.services import normalize_email
-from ..database import insert_ignoring_conflicts, keyset_ids, retry_on_conflict, rows_changed
+from ..database import (
+    insert_ignoring_conflicts,
+    insert_rows,
+    keyset_ids,
+    retry_on_conflict,
+    rows_changed,
+)
 from ..errors import Forbidden, Invalid, NotFound, Unprocessable
 from ..extensions import db
 from ..jobs.context import app_context
@@ -148,10 +154,11 @@ def trigger(caller: Caller, raw: bytes, req: TriggerRequest, idempotency_key: st
     ]
     created = record_notices(notices, now)
     if created:
-        db.session.execute(
-            ApiRequestNotification.__table__.insert(),
-            [{"api_request_id": request_id, "notification_id": n} for n in created],
-        )
+        for batch in chunked(created, 1000):
+            insert_rows(
+                ApiRequestNotification.__table__,
+                [{"api_request_id": request_id, "notification_id": n} for n in batch],
+            )
     answer = {
         "id": request_id,
         "status": "scheduled" if scheduled else "queued",
