@@ -27,6 +27,7 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import func, insert, select
 
+from ..channels import route
 from ..database import insert_ignoring_conflicts
 from ..extensions import db
 from ..push.models import Subscription
@@ -60,6 +61,8 @@ class Notice:
     visible_at: datetime | None = None  # later than now: scheduled (see below)
     data: dict | None = None
     push: bool = True  # False: the inbox and open tabs only
+    # The sender's channel list (the service API's `channels`): narrows the preferences.
+    channels: frozenset[str] | None = None
 
 
 Recipients = dict[type, Callable[[Any], Iterable[Notice]]]
@@ -117,10 +120,15 @@ def record_notices(notices: Sequence[Notice], now: datetime | None = None) -> li
         if not inserted:
             continue
         created.extend(row.id for row in inserted)
+        # Preferences choose the channels; push=False and the sender's list narrow them.
+        chosen = route.choose(inserted, {notice.dedupe_key: notice.channels for notice in chunk})
+        pushed = [r for r in inserted if r.dedupe_key not in no_push and "push" in chosen[r.id]]
+        _fan_out([row for row in pushed if row.visible_at <= now], now)
+        _fan_out([row for row in pushed if row.visible_at > now], now, scheduled=True)
         now_rows = [row for row in inserted if row.visible_at <= now]
         later = [row for row in inserted if row.visible_at > now]
-        _fan_out([row for row in now_rows if row.dedupe_key not in no_push], now)
-        _fan_out([row for row in later if row.dedupe_key not in no_push], now, scheduled=True)
+        route.write_email_deliveries(now_rows, chosen, now)
+        route.write_email_deliveries(later, chosen, now, scheduled=True)
         if now_rows:
             _remember_live(now_rows, {row["dedupe_key"]: row for row in rows})
     return created
