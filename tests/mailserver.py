@@ -25,6 +25,7 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    raw: bytes
 
     @property
     def text(self) -> str:
@@ -58,7 +59,9 @@ class _Handler:
         assert isinstance(parsed, EmailMessage)
         with self.server.lock:
             self.server.received.append(
-                ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), parsed)
+                ReceivedMail(
+                    envelope.mail_from, list(envelope.rcpt_tos), parsed, envelope.original_content
+                )
             )
         return "250 Message accepted"
 

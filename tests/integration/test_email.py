@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from tests.factories import add_device, create_user
 from tests.helpers import free_port, rows
 from tests.pushservice import Reply
 from tests.service_api import bearer, make_key, notify_body
+from webpush_server.auth.models import User
+from webpush_server.channels.mailbox import start_embedded
 from webpush_server.channels.models import Preference
 from webpush_server.extensions import db
 from webpush_server.jobs.delivery import deliver
@@ -71,6 +76,8 @@ def test_a_campaign_result_is_pushed_and_emailed_as_multipart_with_one_click_uns
     unsubscribe = mail["List-Unsubscribe"]
     assert unsubscribe.startswith(f"<{PUBLIC}/unsubscribe/") and unsubscribe.endswith(">")
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # On the wire as a plain <URL> (RFC 2369), never folded into an encoded word.
+    assert f"\r\nList-Unsubscribe: {unsubscribe}\r\n".encode() in mail.raw
 
     status = client.get(f"/api/v1/notifications/{request_id}", headers=bearer(key)).json
     channels = status["recipients"][0]["channels"]
@@ -174,3 +181,49 @@ def test_a_mail_server_that_does_not_answer_means_retry(make_app):
     (row,) = email_rows(closed)
     assert row.status == "pending" and row.attempts == 1 and row.next_attempt_at is not None
     assert "mail server smtp://127.0.0.1" in row.last_error
+
+
+def test_an_email_speaks_the_readers_language_and_shows_their_time_zone(
+    app, client, key, login_as, mail_server, run_worker
+):
+    reader = login_as("reader@webpush-server.dev", name="김독자")
+    answer = reader.put("/api/preferences", {"language": "ko", "timezone": "America/New_York"})
+    assert answer.status_code == 200, answer.text
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id))
+    notify(client, key, user_id)
+    run_worker()
+    (mail,) = mail_server.wait_for_count(1)
+    assert mail["Content-Language"] == "ko"
+    assert "김독자님, 안녕하세요." in mail.text and "이 이메일 그만 받기" in mail.text
+    assert '<html lang="ko">' in mail.html
+    (row,) = email_rows(app)
+    local = row.created_at.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M %Z")
+    assert local in mail.text and ("EST" in local or "EDT" in local)
+
+
+def test_the_embedded_mail_server_keeps_every_message_for_admins(make_app, tmp_path, login_as):
+    keep = tmp_path / "mail"
+    controller, url = start_embedded(keep)
+    try:
+        kept = make_app(MAIL_URL=url, MAIL_KEEP_DIR=str(keep), PUBLIC_URL=PUBLIC)
+        secret = make_key(kept)[1]
+        user = create_user(kept, "reader@webpush-server.dev")
+        notify(kept.test_client(), secret, user, title="Kept <for> admins")
+        (row,) = email_rows(kept)
+        with kept.app_context():
+            assert deliver([row.id]) == {"sent": 1}
+    finally:
+        controller.stop()
+    admin = login_as("boss@webpush-server.dev", role="admin", app=kept)
+    page = admin.client.get("/admin/mail")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Kept &lt;for&gt; admins" in html and "reader@webpush-server.dev" in html
+    assert "We close at 16:00" in html  # the text part
+    assert "&lt;html lang=&#34;en&#34;&gt;" in html  # the HTML part, as source, never rendered
+    patron = login_as("reader@webpush-server.dev", app=kept)
+    assert patron.client.get("/admin/mail").status_code == 403
+    # The dashboard counts e-mail as its own row beside the push services.
+    dashboard = admin.client.get("/admin/").get_data(as_text=True)
+    assert re.search(r'data-figure="hour\|email\|sent"[^>]*>1<', dashboard)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -65,6 +66,7 @@ STRINGS = {
 }
 # Kinds whose e-mail is the whole point: no List-Unsubscribe (RFC 8058 is for lists).
 TRANSACTIONAL = {"password_reset"}
+HEADER_POLICY = policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -156,19 +158,22 @@ def build_message(item: Claimed, reader: Reader, sender: str) -> EmailMessage:
         "lang": reader.language,
         **extra,
     }
-    message = EmailMessage()
+    # Long header lines stay whole (RFC 5322 allows 998): folding would turn the
+    # List-Unsubscribe URL into an encoded word no mail client can follow.
+    message = EmailMessage(policy=HEADER_POLICY)
     message["Subject"] = item.title
     message["From"] = sender
     message["To"] = formataddr((reader.name, item.address))
     message["Date"] = format_datetime(item.created_at)
     message["Message-ID"] = message_id(item.id, sender)
-    message["Content-Language"] = reader.language
     message["X-Notification-Kind"] = item.kind
     if unsubscribe:
         message["List-Unsubscribe"] = f"<{unsubscribe}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(_template(item.kind, "txt", **context))
     message.add_alternative(_template(item.kind, "html", **context), subtype="html")
+    # After the parts: set_content() drops every Content-* header set before it.
+    message["Content-Language"] = reader.language
     return message
 
 
