@@ -29,6 +29,7 @@ from tests.helpers import (
     process_env,
     start_web,
 )
+from tests.mailserver import MailServer
 from tests.pushservice import PushService
 from webpush_server import create_app, redis_server
 from webpush_server.devrun import flask_command
@@ -66,6 +67,17 @@ def push_service(vapid_public) -> Iterator[PushService]:
     """The local push service: verifies VAPID JWTs, decrypts with http_ece."""
     with PushService(expected_vapid_key=vapid_public) as service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def mail_server() -> Iterator[MailServer]:
+    """A real SMTP server (aiosmtpd) that keeps every message.
+
+    Apps send e-mail only when given MAIL_URL: a test module that wants e-mail overrides
+    `app` with make_app(MAIL_URL=mail_server.url) after mail_server.clear().
+    """
+    with MailServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
     from . import (
         admin,
         auth,
+        channels,
         errors,
         extensions,
         funding,
@@ -55,6 +56,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
     admin.init_app(app)
     ops.init_app(app)
     service_api.init_app(app)
+    channels.init_app(app)
     return app
 
 

@@ -97,6 +97,7 @@ def main() -> int:
     metrics_dir.mkdir(parents=True)
     children: list[tuple[str, subprocess.Popen]] = []
     redis_process = None
+    mail_server = None
     stopping = False
 
     def stop(*_args) -> None:
@@ -117,6 +118,14 @@ def main() -> int:
             socket = redis_server.socket_path(str(INSTANCE))
             redis_process = redis_server.start(INSTANCE / "redis", unix_socket=socket)
             print(f"embedded Redis on {socket}")
+        env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")
+        if not env.get("MAIL_URL"):
+            # Every e-mail lands in instance/mail; admins read it at /admin/mail.
+            from .channels.mailbox import start_embedded
+
+            env["MAIL_KEEP_DIR"] = str(INSTANCE / "mail")
+            mail_server, env["MAIL_URL"] = start_embedded(INSTANCE / "mail")
+            print(f"embedded mail server on {env['MAIL_URL']} (read it at /admin/mail)")
         _setup(env)
         logs = INSTANCE / "logs"
         logs.mkdir(exist_ok=True)
@@ -154,6 +163,8 @@ def main() -> int:
     finally:
         # Children first: a worker whose Redis vanished mid-shutdown only prints tracebacks.
         _shutdown([c for _, c in children])
+        if mail_server is not None:
+            mail_server.stop()
         if redis_process is not None:
             _shutdown([redis_process])
             redis_server.socket_path(str(INSTANCE)).unlink(missing_ok=True)

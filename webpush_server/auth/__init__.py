@@ -28,15 +28,16 @@ def init_app(app: Flask) -> None:
     (logout, revocation, a password change) loads nobody. The API answers 401 JSON, pages
     redirect to the login form.
     """
-    from . import cli, services, throttle, views
+    from . import cli, reset, services, throttle, views
     from .models import User
 
-    for name, value in {**DEFAULTS, **throttle.DEFAULTS}.items():
+    for name, value in {**DEFAULTS, **throttle.DEFAULTS, **reset.DEFAULTS}.items():
         app.config.setdefault(name, value)
     login_manager.init_app(app)
     _csrf_after_login_check(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(cli.bp)
+    app.register_blueprint(reset.bp)
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:

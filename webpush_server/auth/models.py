@@ -57,3 +57,21 @@ class UserSession(Model):
         ForeignKey("user_account.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PasswordReset(Model):
+    """A password reset asked for by e-mail: its link is signed with this row's id.
+
+    The link carries no secret stored here: it is the id signed with SECRET_KEY, so a copy of
+    the database cannot forge one. used_at makes it single-use.
+    """
+
+    __tablename__ = "password_reset"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -38,6 +38,10 @@ class Claimed:
     created_at: datetime
     data: dict | None = None
     claim_token: str | None = None
+    channel: str = "push"
+    address: str | None = None  # the e-mail address or number of an email or sms row
+    fallback: bool = False
+    user_id: int | None = None
 
 
 _D, _N, _S = Delivery.__table__.c, Notification.__table__.c, Subscription.__table__.c
@@ -62,6 +66,10 @@ _CLAIMED_COLUMNS = (
     _N.created_at,
     _N.data,
     _D.claim_token,
+    _D.channel,
+    _D.address,
+    _D.fallback,
+    _N.user_id,
 )
 _CLAIMED_FROM = Delivery.__table__.join(
     Notification.__table__, _N.id == _D.notification_id

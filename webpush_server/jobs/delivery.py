@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
+from .. import channels
 from ..notifications.payload import push_payload
 from ..push import host_policy, signer
 from ..push.policy import Outcome, RetrySettings
@@ -176,8 +177,11 @@ def send_claimed(claimed: list[Claimed], now: datetime) -> dict[str, int]:
     with Lease(app, tokens, config["DELIVERY_CLAIM_TIMEOUT_SECONDS"] / 3):
         sendable: list[Claimed] = []
         settled: list[Claimed] = []
+        others: list[Claimed] = []  # e-mail and SMS: channels/ sends them
         for item in claimed:
-            if item.subscription_id is None:
+            if item.channel != "push" and item.expires_at > now:
+                others.append(item)
+            elif item.subscription_id is None and item.channel == "push":
                 batch.tries[item.id].append(
                     PushResult(item.id, Outcome.GONE, error="device was removed")
                 )
@@ -195,6 +199,7 @@ def send_claimed(claimed: list[Claimed], now: datetime) -> dict[str, int]:
         for item in resend:
             item.tickle = True
         batch.send(resend, [])
+        batch.send_other(others)
     batch.schedule()
     return dict(batch.counts)
 
@@ -235,6 +240,16 @@ class _Batch:
                     done.append(item)
             self.write(done)
         return resend
+
+    def send_other(self, items: list[Claimed]) -> None:
+        """Send e-mail and SMS deliveries through their channel, a sub-batch at a time."""
+        for start in range(0, len(items), SUB_BATCH):
+            chunk = items[start : start + SUB_BATCH]
+            results = channels.send(chunk, self.now)
+            for result in results:
+                self.tries[result.key].append(result)
+            self.write(chunk)
+            channels.after_write(chunk, results)
 
     def write(self, items: Sequence[Claimed]) -> None:
         """Plan and write what became of items, in one transaction."""

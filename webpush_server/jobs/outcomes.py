@@ -18,7 +18,7 @@ from sqlalchemy import and_, bindparam, delete, insert, update
 
 from .. import metrics
 from ..extensions import db
-from ..notifications.models import Delivery, DeliveryAttempt
+from ..notifications.models import CHANNELS, Delivery, DeliveryAttempt
 from ..push.models import Subscription
 from ..push.policy import Outcome, RetrySettings, next_state
 from ..push.sender import PushResult, origin_of
@@ -90,7 +90,10 @@ def plan_batch(
     retries: dict[datetime, list[int]] = defaultdict(list)
     tally: dict[tuple[str, str], int] = defaultdict(int)
     for item in claimed:
+        # E-mail and SMS count under their channel's name where push names its service.
         origin = origin_of(item.endpoint) if item.endpoint else None
+        if item.channel != "push":
+            origin = item.channel
         results = tries[item.id]
         # claim() counted one attempt; a tickle resend in the same job is one more.
         first_number = item.attempts
@@ -147,6 +150,10 @@ def plan_batch(
 
 def _clip(error: str | None) -> str | None:
     return error[:MAX_ERROR] if error else None
+
+
+def _channel_of(origin: str) -> str:
+    return origin if origin in ("email", "sms") else "push"
 
 
 _D, _S = Delivery.__table__.c, Subscription.__table__.c
@@ -219,7 +226,10 @@ def write_plan(plan: Plan) -> None:
         )
     db.session.commit()
     # Counted once committed: a rolled-back plan counts nothing (its rows will be sent again).
-    metrics.count_deliveries(plan.tally)
+    for channel in CHANNELS:
+        tally = {key: n for key, n in plan.tally.items() if _channel_of(key[0]) == channel}
+        if tally:
+            metrics.count_deliveries(tally, channel)
     metrics.observe_sends(
         (row["origin"], row["duration_ms"] / 1000)
         for row in plan.attempts

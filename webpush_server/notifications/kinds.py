@@ -37,6 +37,8 @@ KINDS: dict[str, Kind] = {
         Kind("coupon_expiring", "Coupon", "normal", timedelta(days=1), site="funding"),
         # Sent by other services through the service API (any key); users can turn it off.
         Kind("announcement", "Announcement", "normal", timedelta(days=1)),
+        # The e-mailed link of a password reset (auth/reset.py): e-mail only, never turned off.
+        Kind("password_reset", "Account", "high", timedelta(minutes=30)),
         # `test` exists to test push: always sent to every device, even with a tab visible.
         Kind("test", "Test", "high", timedelta(hours=1), push_when_visible=True),
     )

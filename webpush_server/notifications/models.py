@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from ..database import UTCDateTime
 from ..extensions import Model
@@ -36,6 +37,8 @@ DELIVERY_STATUSES = (
     "dead",
     "cancelled",
 )
+# The outbox carries every channel: push rows name a device, the others an address.
+CHANNELS = ("push", "email", "sms")
 
 
 class Notification(Model):
@@ -84,11 +87,17 @@ class Notification(Model):
 
 
 class Delivery(Model):
-    """One attempt target of a notification: a push subscription (the outbox row)."""
+    """One attempt target of a notification (the outbox row): a device, an address or a number."""
 
     __tablename__ = "delivery"
     __table_args__ = (
         UniqueConstraint("notification_id", "subscription_id", name="uq_delivery_target"),
+        # One e-mail (or SMS) per notification and address; push rows leave address NULL.
+        UniqueConstraint("notification_id", "channel", "address", name="uq_delivery_address"),
+        CheckConstraint(
+            "channel IN (" + ", ".join(f"'{channel}'" for channel in CHANNELS) + ")",
+            name="channel",
+        ),
         CheckConstraint(
             "status IN (" + ", ".join(f"'{status}'" for status in DELIVERY_STATUSES) + ")",
             name="status",
@@ -104,6 +113,11 @@ class Delivery(Model):
     subscription_id: Mapped[int | None] = mapped_column(
         ForeignKey("push_subscription.id", ondelete="SET NULL"), index=True
     )
+    channel: Mapped[str] = mapped_column(String(8), default="push", server_default="push")
+    # The e-mail address or E.164 number of an email or sms row, as it was when recorded.
+    address: Mapped[str | None] = mapped_column(String(320))
+    # Routed `first`: sent only if no push delivery of its notification was sent by its time.
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Times the sweeper took it back from a worker that never finished (claim timed out).

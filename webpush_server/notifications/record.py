@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from flask import Flask, current_app
 from sqlalchemy import bindparam, func, select
 
+from ..channels import route
 from ..database import insert_rows
 from ..extensions import db
 from ..push.models import Subscription
@@ -62,6 +63,8 @@ class Notice:
     visible_at: datetime | None = None  # later than now: scheduled (see below)
     data: dict | None = None
     push: bool = True  # False: the inbox and open tabs only
+    # The sender's channel list (the service API's `channels`): narrows the preferences.
+    channels: frozenset[str] | None = None
 
 
 Recipients = dict[type, Callable[[Any], Iterable[Notice]]]
@@ -129,8 +132,11 @@ def record_notices(notices: Sequence[Notice], now: datetime | None = None) -> li
         stored = [_stored(id_, by_key[key]) for id_, key in inserted]
         created.extend(row.id for row in stored)
         no_push = {notice.dedupe_key for notice in chunk if not notice.push}
-        pushed = [row for row in stored if row.dedupe_key not in no_push]
+        # Preferences choose the channels; push=False and the sender's list narrow them.
+        chosen = route.choose(stored, {notice.dedupe_key: notice.channels for notice in chunk})
+        pushed = [r for r in stored if r.dedupe_key not in no_push and "push" in chosen[r.id]]
         now_rows = [row for row in stored if row.visible_at <= now]
+        later = [row for row in stored if row.visible_at > now]
         _fan_out(
             [row for row in pushed if row.visible_at <= now],
             devices,
@@ -142,6 +148,8 @@ def record_notices(notices: Sequence[Notice], now: datetime | None = None) -> li
             },
         )
         _fan_out([row for row in pushed if row.visible_at > now], devices, now, scheduled=True)
+        route.write_email_deliveries(now_rows, chosen, now)
+        route.write_email_deliveries(later, chosen, now, scheduled=True)
         if now_rows:
             _remember_live(now_rows, by_key)
     return created

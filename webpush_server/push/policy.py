@@ -23,6 +23,10 @@ class Outcome(enum.StrEnum):
     # Preparing or sending this request raised (an endpoint we cannot write, a bug): fail it
     # alone, keep the subscription; retrying would raise again.
     ERROR = "error"
+    # Other channels (channels/): the mail server refused the recipient for good (SMTP 5xx);
+    # a fallback e-mail or SMS that push made unnecessary.
+    BOUNCED = "bounced"
+    SKIPPED = "skipped"
 
 
 def classify(status: int | None) -> Outcome:
@@ -105,6 +109,8 @@ def next_state(
         return "gone", None
     if outcome is Outcome.EXPIRED:
         return "expired", None
+    if outcome is Outcome.SKIPPED:
+        return "skipped", None
     if outcome in (Outcome.RATE_LIMITED, Outcome.TRANSIENT):
         if attempts >= settings.max_attempts:
             return "failed", None

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 
 from ..auth.models import User
 from ..auth.services import normalize_email
+from ..channels.route import email_available
 from ..database import (
     insert_ignoring_conflicts,
     insert_rows,
@@ -56,7 +57,11 @@ COUNTED_AS = {
     "skipped": "skipped",
     "cancelled": "cancelled",
 }
-UNAVAILABLE_CHANNELS = ("email", "sms")  # until the channels issue lands
+
+
+def unavailable_channels() -> tuple[str, ...]:
+    """Return the channels this deployment cannot send on (no mail server; SMS to come)."""
+    return ("sms",) if email_available() else ("email", "sms")
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ def trigger(caller: Caller, raw: bytes, req: TriggerRequest, idempotency_key: st
     if isinstance(request_id, dict):
         return request_id  # the first answer, replayed
     push = req.channels is None or "push" in req.channels
-    for channel in UNAVAILABLE_CHANNELS:
+    for channel in unavailable_channels():
         if req.channels and channel in req.channels:
             skipped.extend(
                 {"recipient": given, "reason": "channel_unavailable", "channel": channel}
@@ -149,6 +154,7 @@ def trigger(caller: Caller, raw: bytes, req: TriggerRequest, idempotency_key: st
             visible_at=send_at if scheduled else None,
             data=req.data,
             push=push,
+            channels=frozenset(req.channels) if req.channels is not None else None,
         )
         for user_id in users
     ]
@@ -328,7 +334,11 @@ def _release(request_id: int, now: datetime) -> int:
         if quiet:
             db.session.execute(
                 update(Delivery)
-                .where(Delivery.notification_id.in_(quiet), Delivery.status == "pending")
+                .where(
+                    Delivery.notification_id.in_(quiet),
+                    Delivery.status == "pending",
+                    Delivery.channel == "push",  # presence holds back push only
+                )
                 .values(status="skipped")
             )
         remember_for_enqueue(
@@ -429,18 +439,18 @@ def status(caller: Caller, request_id: int) -> dict:
         .where(ApiRequestNotification.api_request_id == request_id)
         .order_by(Notification.id)
     ).all()
-    counts: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_STATES, 0))
+    counts: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(_STATES, 0))
     unfinished = 0
-    for notification_id, state, n in db.session.execute(
-        select(Delivery.notification_id, Delivery.status, func.count())
+    for notification_id, channel, state, n in db.session.execute(
+        select(Delivery.notification_id, Delivery.channel, Delivery.status, func.count())
         .join(
             ApiRequestNotification,
             ApiRequestNotification.notification_id == Delivery.notification_id,
         )
         .where(ApiRequestNotification.api_request_id == request_id)
-        .group_by(Delivery.notification_id, Delivery.status)
+        .group_by(Delivery.notification_id, Delivery.channel, Delivery.status)
     ):
-        counts[notification_id][COUNTED_AS[state]] += n
+        counts[(notification_id, channel)][COUNTED_AS[state]] += n
         if state in ("pending", "sending"):
             unfinished += n
     overall = row.status
@@ -458,9 +468,8 @@ def status(caller: Caller, request_id: int) -> dict:
                 "read_at": isoformat(read_at),
                 "clicked_at": isoformat(clicked_at),
                 "channels": {
-                    "push": counts[notification_id],
-                    "email": dict.fromkeys(_STATES, 0),
-                    "sms": dict.fromkeys(_STATES, 0),
+                    channel: counts[(notification_id, channel)]
+                    for channel in ("push", "email", "sms")
                 },
             }
             for notification_id, user_id, read_at, clicked_at in recipients

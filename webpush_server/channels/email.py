@@ -1,0 +1,280 @@
+"""Send e-mail deliveries over SMTP and say what became of each, as push outcomes.
+
+One connection per sub-batch. The answer decides (the outbox policy, push/policy.py): 2xx
+sent; 4xx retried with backoff; a 5xx refusal of the recipient bounced (failed, counted
+against the address); another 5xx failed; no answer (connection refused, dropped, timed
+out) retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+from flask import current_app, render_template
+from jinja2 import TemplateNotFound
+from sqlalchemy import select
+
+from ..auth.models import User
+from ..extensions import db
+from ..jobs.claim import Claimed
+from ..notifications.kinds import KINDS
+from ..push.policy import Outcome
+from ..push.sender import PushResult
+from .models import Preference
+from .preferences import timezone_of
+from .tokens import public_url, reset_token, unsubscribe_token
+
+log = logging.getLogger(__name__)
+
+# The words around a notice, per language; the notice's own title and body are the sender's.
+STRINGS = {
+    "en": {
+        "greeting": "Hello {name},",
+        "open": "Open",
+        "sent": "Sent {when}",
+        "why": "You get these e-mails because e-mail is on for {label} notices.",
+        "unsubscribe": "Stop these e-mails",
+        "settings": "Notification settings",
+        "reset_intro": "Someone asked to reset the password of your account.",
+        "reset_action": "Set a new password",
+        "reset_expires": "The link works once, within {minutes} minutes.",
+        "reset_ignore": "If it was not you, ignore this e-mail: your password stays.",
+    },
+    "ko": {
+        "greeting": "{name}님, 안녕하세요.",
+        "open": "열기",
+        "sent": "보낸 시각 {when}",
+        "why": "{label} 알림을 이메일로 받도록 설정되어 있어 이 메일을 받았습니다.",
+        "unsubscribe": "이 이메일 그만 받기",
+        "settings": "알림 설정",
+        "reset_intro": "계정의 비밀번호 재설정이 요청되었습니다.",
+        "reset_action": "새 비밀번호 설정",
+        "reset_expires": "링크는 {minutes}분 안에 한 번만 쓸 수 있습니다.",
+        "reset_ignore": "요청하지 않았다면 이 메일을 무시하세요. 비밀번호는 바뀌지 않습니다.",
+    },
+}
+# Kinds whose e-mail is the whole point: no List-Unsubscribe (RFC 8058 is for lists).
+TRANSACTIONAL = {"password_reset"}
+HEADER_POLICY = policy.SMTP.clone(max_line_length=998)
+
+
+@dataclass(frozen=True)
+class MailServer:
+    """Where and how to hand mail over: MAIL_URL parsed."""
+
+    host: str
+    port: int
+    tls: bool  # smtps: TLS from the first byte
+    starttls: bool
+    user: str | None
+    password: str | None
+
+    @property
+    def origin(self) -> str:
+        return f"{'smtps' if self.tls else 'smtp'}://{self.host}:{self.port}"
+
+
+def mail_server(url: str) -> MailServer:
+    """Parse MAIL_URL: smtp://user:pass@host:port, smtps://…, ?starttls=1."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("MAIL_URL must look like smtp://user:pass@host:port or smtps://…")
+    tls = parts.scheme == "smtps"
+    query = parse_qs(parts.query)
+    return MailServer(
+        host=parts.hostname,
+        port=parts.port or (465 if tls else 25),
+        tls=tls,
+        starttls=query.get("starttls", ["0"])[0] in ("1", "true", "yes"),
+        user=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who an e-mail is for, as its text needs them."""
+
+    name: str
+    language: str
+    zone: ZoneInfo
+
+
+def _readers(user_ids: set[int]) -> dict[int, Reader]:
+    rows = db.session.execute(
+        select(User.id, User.name, Preference)
+        .outerjoin(Preference, Preference.user_id == User.id)
+        .where(User.id.in_(sorted(user_ids)))
+    ).all()
+    readers = {}
+    for user_id, name, pref in rows:
+        language = pref.language if pref is not None and pref.language in STRINGS else "en"
+        readers[user_id] = Reader(name or "", language, ZoneInfo(timezone_of(pref)))
+    db.session.rollback()
+    return readers
+
+
+def _template(kind: str, ext: str, **context) -> str:
+    try:
+        return render_template(f"email/{kind}.{ext}", **context)
+    except TemplateNotFound:
+        return render_template(f"email/notice.{ext}", **context)
+
+
+def build_message(item: Claimed, reader: Reader, sender: str) -> EmailMessage:
+    """Return the multipart text + HTML message of one e-mail delivery."""
+    assert item.address and item.user_id is not None
+    base = public_url()
+    words = STRINGS[reader.language]
+    kind = KINDS.get(item.kind)
+    link = f"{base}/n/{item.notification_id}"
+    extra: dict[str, object] = {}
+    if item.kind == "password_reset" and item.data and isinstance(item.data.get("reset_id"), int):
+        link = f"{base}/account/password-reset/{reset_token(item.data['reset_id'])}"
+        extra["minutes"] = current_app.config["PASSWORD_RESET_MINUTES"]
+    unsubscribe = None
+    if item.kind not in TRANSACTIONAL:
+        unsubscribe = f"{base}/unsubscribe/{unsubscribe_token(item.user_id, item.kind)}"
+    context = {
+        "item": item,
+        "name": reader.name,
+        "link": link,
+        "unsubscribe_url": unsubscribe,
+        "settings_url": f"{base}/settings/notifications",
+        "when": item.created_at.astimezone(reader.zone).strftime("%Y-%m-%d %H:%M %Z"),
+        "label": kind.label if kind else item.kind,
+        "t": words,
+        "lang": reader.language,
+        **extra,
+    }
+    # Long header lines stay whole (RFC 5322 allows 998): folding would turn the
+    # List-Unsubscribe URL into an encoded word no mail client can follow.
+    message = EmailMessage(policy=HEADER_POLICY)
+    message["Subject"] = item.title
+    message["From"] = sender
+    message["To"] = formataddr((reader.name, item.address))
+    message["Date"] = format_datetime(item.created_at)
+    message["Message-ID"] = message_id(item.id, sender)
+    message["X-Notification-Kind"] = item.kind
+    if unsubscribe:
+        message["List-Unsubscribe"] = f"<{unsubscribe}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(_template(item.kind, "txt", **context))
+    message.add_alternative(_template(item.kind, "html", **context), subtype="html")
+    # After the parts: set_content() drops every Content-* header set before it.
+    message["Content-Language"] = reader.language
+    return message
+
+
+def message_id(delivery_id: int, sender: str) -> str:
+    """Return the Message-ID of a delivery: the same on every retry of it."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "webpush-server.dev"
+    return f"<delivery-{delivery_id}@{domain}>"
+
+
+def _connect(server: MailServer, timeout: float) -> smtplib.SMTP:
+    client: smtplib.SMTP
+    if server.tls:
+        client = smtplib.SMTP_SSL(
+            server.host, server.port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        client = smtplib.SMTP(server.host, server.port, timeout=timeout)
+        if server.starttls:
+            client.starttls(context=ssl.create_default_context())
+    if server.user:
+        client.login(server.user, server.password or "")
+    return client
+
+
+def send_batch(items: Sequence[Claimed], now: datetime) -> list[PushResult]:
+    """Send e-mail deliveries over one SMTP connection; return one result per item."""
+    config = current_app.config
+    server = mail_server(config["MAIL_URL"])
+    sender = config["MAIL_FROM"]
+    readers = _readers({item.user_id for item in items if item.user_id is not None})
+    results: list[PushResult] = []
+    messages: list[tuple[Claimed, EmailMessage]] = []
+    for item in items:
+        try:
+            messages.append((item, build_message(item, readers[item.user_id or 0], sender)))
+        except Exception as exc:
+            log.error("building the e-mail of delivery %s raised", item.id, exc_info=exc)
+            results.append(PushResult(item.id, Outcome.ERROR, error=f"{type(exc).__name__}: {exc}"))
+    if not messages:
+        return results
+    try:
+        client = _connect(server, config["MAIL_TIMEOUT_SECONDS"])
+    except (OSError, smtplib.SMTPException) as exc:
+        error = f"mail server {server.origin}: {type(exc).__name__}: {exc}"
+        code = getattr(exc, "smtp_code", None)
+        outcome = (
+            Outcome.CONFIG_ERROR
+            if isinstance(exc, smtplib.SMTPAuthenticationError)
+            else Outcome.TRANSIENT
+        )
+        return results + [
+            PushResult(item.id, outcome, status=code, error=error) for item, _ in messages
+        ]
+    envelope_from = parseaddr(sender)[1]
+    try:
+        for index, (item, message) in enumerate(messages):
+            started = time.perf_counter()
+            try:
+                client.send_message(message, envelope_from, [item.address or ""])
+                results.append(
+                    PushResult(
+                        item.id, Outcome.SENT, status=250, seconds=time.perf_counter() - started
+                    )
+                )
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, text = next(iter(exc.recipients.values()))
+                results.append(_refused(item.id, code, text, recipient=True))
+                _reset(client)
+            except smtplib.SMTPResponseException as exc:
+                results.append(_refused(item.id, exc.smtp_code, exc.smtp_error, recipient=False))
+                _reset(client)
+            except (OSError, smtplib.SMTPServerDisconnected) as exc:
+                # The connection is gone: this and the rest go round again.
+                error = f"mail server {server.origin}: {type(exc).__name__}: {exc}"
+                results.extend(
+                    PushResult(other.id, Outcome.TRANSIENT, error=error)
+                    for other, _ in messages[index:]
+                )
+                return results
+    finally:
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            client.close()
+    return results
+
+
+def _reset(client: smtplib.SMTP) -> None:
+    """Start a fresh transaction on the connection after a refused one."""
+    try:
+        client.rset()
+    except (OSError, smtplib.SMTPException):
+        pass  # the next send finds the connection dead and retries the rest
+
+
+def _refused(key: int, code: int, text: bytes | str, *, recipient: bool) -> PushResult:
+    """Map an SMTP refusal onto the policy: 4xx retries; 5xx bounced (recipient) or failed."""
+    message = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    error = f"SMTP {code} {message}"
+    if 400 <= code < 500:
+        return PushResult(key, Outcome.TRANSIENT, status=code, error=error)
+    return PushResult(
+        key, Outcome.BOUNCED if recipient else Outcome.ERROR, status=code, error=error
+    )

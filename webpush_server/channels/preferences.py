@@ -1,0 +1,244 @@
+"""Who wants what, where: per-kind channel defaults, each user's choices, and their check.
+
+A user's row keeps only what differs from the defaults, so a new kind (or a better default)
+reaches everyone who never touched it. Kinds in REQUIRED must reach the user: at least one
+of their channels stays on, whatever is asked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..auth.models import User
+from ..errors import Invalid
+from ..extensions import db
+from ..notifications.kinds import KINDS
+from .models import Preference
+
+CHANNEL_FIELDS = ("push", "email", "sms", "digest")
+ROUTES = ("all", "first")
+LANGUAGES = ("en", "ko")
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+@dataclass(frozen=True)
+class KindDefaults:
+    """What a kind does for a user who never chose: its channels and routing."""
+
+    push: bool = True
+    email: bool = False
+    sms: bool = False
+    digest: bool = False
+    route: str = "all"
+    days_before: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the API shape of these defaults."""
+        shape: dict[str, Any] = {name: getattr(self, name) for name in CHANNEL_FIELDS}
+        shape["route"] = self.route
+        if self.days_before is not None:
+            shape["days_before"] = self.days_before
+        return shape
+
+
+# Every kind not listed gets push only. Kinds of other issues are listed ahead of them.
+DEFAULTS: dict[str, KindDefaults] = {
+    "book_available": KindDefaults(email=True, route="first"),
+    "hold_expiring": KindDefaults(email=True),
+    "hold_expired": KindDefaults(email=True),
+    "hold_position": KindDefaults(),
+    "hold_cancelled": KindDefaults(email=True),
+    "loan_due_soon": KindDefaults(email=True, days_before=2),
+    "loan_overdue": KindDefaults(email=True),
+    "campaign_succeeded": KindDefaults(email=True),
+    "campaign_failed": KindDefaults(email=True),
+    "coupon_expiring": KindDefaults(email=True),
+    "announcement": KindDefaults(),
+    "password_reset": KindDefaults(push=False, email=True),
+    "test": KindDefaults(),
+}
+# Kinds that must reach the user: one of their channels always stays on.
+REQUIRED = {
+    "hold_expired": "It tells you a held copy went back to the shelf.",
+    "password_reset": "It carries the link you asked for to set a new password.",
+}
+# Kinds a user never sees in the matrix: they exist for us, not for them to tune.
+HIDDEN = {"test", "password_reset"}
+
+
+def defaults_for(kind: str) -> KindDefaults:
+    """Return the defaults of a kind."""
+    return DEFAULTS.get(kind, KindDefaults())
+
+
+def matrix_kinds() -> list[str]:
+    """Return the kinds a user can tune, in the order the page shows them."""
+    return [name for name in KINDS if name not in HIDDEN]
+
+
+def kind_choice(row: Preference | None, kind: str) -> dict[str, Any]:
+    """Return what this user gets for a kind: defaults, then their own choices."""
+    choice = defaults_for(kind).as_dict()
+    if row is not None and isinstance(row.kinds, dict):
+        choice.update(row.kinds.get(kind) or {})
+    return choice
+
+
+def timezone_of(row: Preference | None) -> str:
+    """Return the user's time zone name (APP_TIMEZONE when unset)."""
+    return (row.timezone if row else None) or current_app.config["APP_TIMEZONE"]
+
+
+def load_rows(user_ids: Iterable[int]) -> dict[int, Preference]:
+    """Return the preference rows of these users (those who have one)."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    rows = db.session.scalars(select(Preference).where(Preference.user_id.in_(ids)))
+    return {row.user_id: row for row in rows}
+
+
+def preferences_json(user: User) -> dict[str, Any]:
+    """Return GET /api/preferences for user."""
+    row = db.session.get(Preference, user.id)
+    quiet = None
+    if row is not None and row.quiet_start and row.quiet_end:
+        quiet = {"start": row.quiet_start, "end": row.quiet_end}
+    phone = None
+    if row is not None and row.phone_number:
+        phone = {"number": row.phone_number, "verified": row.phone_verified_at is not None}
+    return {
+        "language": row.language if row else "en",
+        "timezone": timezone_of(row),
+        "quiet_hours": quiet,
+        "email": {
+            "address": user.email,
+            "verified": True,  # the login proves it; a bouncing address says so
+            "bouncing": bool(row and row.email_bouncing_at),
+        },
+        "phone": phone,
+        "digest_hour": row.digest_hour if row else 8,
+        "kinds": {kind: kind_choice(row, kind) for kind in matrix_kinds()},
+    }
+
+
+def update_preferences(user: User, data: object) -> dict[str, Any]:
+    """Merge a PUT /api/preferences body into the user's preferences; return the result.
+
+    Everything is checked before anything is written: a bad field fails the whole request.
+    """
+    if not isinstance(data, Mapping):
+        raise Invalid(None, "The body must be a JSON object.")
+    known = {"language", "timezone", "quiet_hours", "digest_hour", "kinds", "email", "phone"}
+    for name in data:
+        if name not in known:
+            raise Invalid(str(name), f"{name}: not a preference.")
+    row = db.session.get(Preference, user.id)
+    fresh = row is None
+    if row is None:
+        row = Preference(user_id=user.id, language="en", digest_hour=8, kinds={})
+    values: dict[str, Any] = {}
+    if "language" in data:
+        if data["language"] not in LANGUAGES:
+            raise Invalid("language", f"language: one of {', '.join(LANGUAGES)}.")
+        values["language"] = data["language"]
+    if "timezone" in data:
+        values["timezone"] = _check_zone(data["timezone"])
+    if "digest_hour" in data:
+        hour = data["digest_hour"]
+        if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
+            raise Invalid("digest_hour", "digest_hour: a whole hour from 0 to 23.")
+        values["digest_hour"] = hour
+    if "quiet_hours" in data:
+        values["quiet_start"], values["quiet_end"] = _check_quiet(data["quiet_hours"])
+    if "kinds" in data:
+        values["kinds"] = _merge_kinds(row.kinds or {}, data["kinds"])
+    for name, value in values.items():
+        setattr(row, name, value)
+    if fresh:
+        db.session.add(row)
+    db.session.commit()
+    return preferences_json(user)
+
+
+def _check_zone(value: object) -> str:
+    if not isinstance(value, str) or value not in _zones():
+        raise Invalid("timezone", "timezone: an IANA time zone such as Asia/Seoul.")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise Invalid("timezone", "timezone: an IANA time zone such as Asia/Seoul.") from error
+    return value
+
+
+_ZONES: set[str] = set()
+
+
+def _zones() -> set[str]:
+    if not _ZONES:
+        _ZONES.update(available_timezones())
+    return _ZONES
+
+
+def _check_quiet(value: object) -> tuple[str | None, str | None]:
+    if value is None:
+        return None, None
+    if not isinstance(value, Mapping) or set(value) != {"start", "end"}:
+        raise Invalid("quiet_hours", 'quiet_hours: {"start": "HH:MM", "end": "HH:MM"} or null.')
+    times = []
+    for part in ("start", "end"):
+        text = value[part]
+        if not isinstance(text, str) or not _HHMM.match(text):
+            raise Invalid(f"quiet_hours.{part}", f"quiet_hours.{part}: a time as HH:MM.")
+        times.append(text)
+    if times[0] == times[1]:
+        raise Invalid("quiet_hours.end", "quiet_hours.end: must differ from start.")
+    return times[0], times[1]
+
+
+def _merge_kinds(current: Mapping[str, Any], given: object) -> dict[str, Any]:
+    """Return the stored overrides after merging given; refuse unknown or unreachable ones."""
+    if not isinstance(given, Mapping):
+        raise Invalid("kinds", "kinds: an object of kind → choices.")
+    merged = {kind: dict(choices) for kind, choices in current.items()}
+    tunable = set(matrix_kinds())
+    for kind, choices in given.items():
+        field = f"kinds.{kind}"
+        if kind not in tunable:
+            raise Invalid(field, f"{field}: not a notification kind.")
+        if not isinstance(choices, Mapping):
+            raise Invalid(field, f"{field}: an object of channel → true/false.")
+        stored = merged.setdefault(kind, {})
+        for name, value in choices.items():
+            where = f"{field}.{name}"
+            if name in CHANNEL_FIELDS:
+                if not isinstance(value, bool):
+                    raise Invalid(where, f"{where}: true or false.")
+            elif name == "route":
+                if value not in ROUTES:
+                    raise Invalid(where, f"{where}: one of {', '.join(ROUTES)}.")
+            elif name == "days_before" and defaults_for(kind).days_before is not None:
+                if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 14:
+                    raise Invalid(where, f"{where}: a whole number of days from 1 to 14.")
+            else:
+                raise Invalid(where, f"{where}: not a choice of this kind.")
+            stored[name] = value
+        # Keep only what differs from the defaults: later default changes still reach them.
+        base = defaults_for(kind).as_dict()
+        merged[kind] = {k: v for k, v in stored.items() if base.get(k) != v}
+        if kind in REQUIRED:
+            effective = base | merged[kind]
+            if not any(effective[c] for c in ("push", "email", "sms")):
+                raise Invalid(
+                    field, f"{field}: this kind must reach you on one channel. {REQUIRED[kind]}"
+                )
+        if not merged[kind]:
+            del merged[kind]
+    return merged

@@ -1,0 +1,91 @@
+"""Preferences (API and page), one-click unsubscribe, and the admin mail viewer."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..apidoc import documented
+from ..auth import role_required
+from ..errors import Refused, http_status, refusal_response
+from . import mailbox, preferences, services
+from .schemas import Preferences, PreferencesUpdate
+
+bp = Blueprint("channels", __name__)
+
+
+@bp.get("/api/preferences")
+@documented(
+    "The caller's notification preferences", responses={200: Preferences}, tags=("preferences",)
+)
+@login_required
+def get_preferences():
+    """Return the caller's preferences: every kind × channel, language, zone, quiet hours."""
+    return jsonify(preferences.preferences_json(current_user))
+
+
+@bp.put("/api/preferences")
+@documented(
+    "Merge changes into the caller's preferences",
+    request=PreferencesUpdate,
+    responses={200: Preferences},
+    tags=("preferences",),
+)
+@login_required
+def put_preferences():
+    """Merge any part of the preferences; a bad field fails the whole request (400)."""
+    try:
+        return jsonify(preferences.update_preferences(current_user, request.get_json(silent=True)))
+    except Refused as error:
+        return refusal_response(error)
+
+
+@bp.route("/settings/notifications", methods=["GET", "POST"])
+@login_required
+def settings_page():
+    """The kind × channel matrix, language, time zone, quiet hours and digest hour."""
+    error = None
+    if request.method == "POST":
+        try:
+            preferences.update_preferences(current_user, services.form_to_update(request.form))
+        except Refused as refused:
+            error = refused
+        else:
+            flash("Notification settings saved.", "success")
+            return redirect(url_for("channels.settings_page"))
+    page = render_template(
+        "channels/settings.html",
+        prefs=preferences.preferences_json(current_user),
+        required=preferences.REQUIRED,
+        labels=services.kind_labels(),
+        zones=services.common_zones(),
+        error=error,
+    )
+    return (page, http_status(error)) if error else page
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+def one_click_unsubscribe(token: str):
+    """RFC 8058: a POST turns that kind's e-mail off without a login; GET asks first."""
+    found = services.read_unsubscribe(token)
+    if found is None:
+        abort(404)
+    user, kind = found
+    if request.method == "GET":
+        return render_template("channels/unsubscribe.html", kind=kind, token=token, done=False)
+    try:
+        services.unsubscribe(user, kind)
+    except Refused as error:
+        return render_template("channels/unsubscribe.html", kind=kind, error=error, done=False), 409
+    return render_template("channels/unsubscribe.html", kind=kind, done=True)
+
+
+@bp.get("/admin/mail")
+@role_required("admin")
+def admin_mail():
+    """What the embedded mail server received (`make run`): newest first."""
+    return render_template(
+        "channels/mail.html",
+        messages=mailbox.read_messages(limit=100),
+        keeping=mailbox.keep_dir() is not None,
+    )
