@@ -37,6 +37,7 @@ def upgrade():
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('user_id', sa.Integer(), nullable=False),
         sa.Column('tag', sa.String(length=64), nullable=False),
+        sa.Column('last_id', sa.Integer(), nullable=False),
         sa.Column('resolved_at', UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ['user_id'], ['user_account.id'],

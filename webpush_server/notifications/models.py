@@ -144,7 +144,8 @@ class ResolvedTag(Model):
     """A tag whose matter is settled (a hold picked up, a loan returned): devices close it.
 
     The service worker closes a tag's shown notifications older than resolved_at the next
-    time it runs (GET /api/notifications/resolved).
+    time it runs (GET /api/notifications/resolved), up to last_id: a newer notice about
+    it (hold_cancelled) stays.
     """
 
     __tablename__ = "resolved_tag"
@@ -156,4 +157,6 @@ class ResolvedTag(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
     tag: Mapped[str] = mapped_column(String(64))
+    # The newest notification with that tag when it was settled: devices close it and older.
+    last_id: Mapped[int] = mapped_column(Integer)
     resolved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
