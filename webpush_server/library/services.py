@@ -400,6 +400,8 @@ def update_hold(actor: User, hold_id: int, changes: object) -> Hold:
     if until is not None and last is not None and last < until:
         field = "not_needed_after" if "not_needed_after" in parsed else "suspended_until"
         raise Invalid(field, "The hold would end before its suspension does.")
+    if hold.user_id != actor.id:
+        audit.record("hold.update", f"hold {hold.id} (suspended until {until}, last day {last})")
     hold.suspended_until, hold.not_needed_after = until, last
     db.session.flush()
     _commit(fill_holds(hold.book_id, now))
