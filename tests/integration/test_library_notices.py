@@ -394,3 +394,66 @@ def test_an_open_tab_hears_the_older_notices_read_live(app, live_server, login_a
         "last_id": available.id,
     }
     assert count == {"type": "unread_count", "count": 0}
+
+
+# -- pages -----------------------------------------------------------------------------------
+
+
+def form(who: Api, url: str, **fields):
+    return who.client.post(url, data={"csrf_token": who.csrf, **fields}, follow_redirects=True)
+
+
+def test_patron_pages_renew_suspend_resume_and_say_what_happened(app, login_as, librarian):
+    book_id, (copy_id,) = add_book(librarian, title="Kindred")
+    reader = login_as("pages@webpush-server.dev")
+    loan_id = lend(librarian, copy_id, reader.email)
+    loans = reader.get("/library/loans").text
+    assert 'class="stack"' in loans and 'data-label="Renewals">0 of 2<' in loans
+    renewed = form(reader, f"/library/loans/{loan_id}/renew")
+    assert "Renewed Kindred: now due" in renewed.text and "(renewal 1 of 2)" in renewed.text
+    assert 'data-label="Renewals">1 of 2<' in renewed.text
+
+    waiter = login_as("waiter@webpush-server.dev")
+    hold_id = waiter.post(f"/api/library/books/{book_id}/holds").json["id"]
+    refused = form(reader, f"/library/loans/{loan_id}/renew")
+    assert "Someone is waiting for this book" in refused.text
+    holds = waiter.get("/library/holds").text
+    # Cancelling asks first: the only cancel button sits inside a <details> confirmation.
+    assert "Yes, cancel the hold" in holds and holds.count('btn-danger" type="submit"') == 1
+    assert 'data-label="Queue">1<' in holds
+    until = (today(app) + timedelta(days=4)).isoformat()
+    suspended = form(waiter, f"/library/holds/{hold_id}/suspend", suspended_until=until)
+    assert f"Suspended until {until}" in suspended.text
+    assert (
+        f"Suspended until <strong>{until}</strong>" in waiter.get(f"/library/holds/{hold_id}").text
+    )
+    bad = form(waiter, f"/library/holds/{hold_id}/not-needed", not_needed_after="2001-01-01")
+    assert "not_needed_after cannot be in the past." in bad.text
+    resumed = form(waiter, f"/library/holds/{hold_id}/resume")
+    assert "Resumed: the next free copy can be yours." in resumed.text
+    assert rows(app, Hold)[0].suspended_until is None
+
+
+def test_desk_cancels_with_a_note_and_renews(app, login_as, librarian):
+    book_id, (copy_id,) = add_book(librarian, title="Beloved")
+    reader = login_as("deskread@webpush-server.dev")
+    loan_id = lend(librarian, copy_id, reader.email)
+    patron = login_as("noted@webpush-server.dev")
+    hold_id = patron.post(f"/api/library/books/{book_id}/holds").json["id"]
+    desk = librarian.get("/library/desk").text
+    assert 'id="desk-loans"' in desk and f'id="note-{hold_id}"' in desk
+    refused = form(librarian, f"/library/loans/{loan_id}/renew", back="/library/desk")
+    assert "Someone is waiting" in refused.text and "Librarian" in refused.text
+    cancelled = form(
+        librarian,
+        f"/library/holds/{hold_id}/cancel",
+        note="We are withdrawing this edition.",
+        back="/library/desk",
+    )
+    assert f"Hold {hold_id} on Beloved cancelled; the patron has been told with your note." in (
+        cancelled.text
+    )
+    (notice,) = rows(app, Notification, Notification.kind == "hold_cancelled")
+    assert notice.body == "The library says: We are withdrawing this edition."
+    renewed = form(librarian, f"/library/loans/{loan_id}/renew", back="/library/desk")
+    assert "Renewed Beloved" in renewed.text and 'data-label="Renewals">1 of 2<' in renewed.text
