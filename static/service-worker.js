@@ -180,6 +180,7 @@ async function handlePush(event) {
 
   await Promise.allSettled([
     reportQuietly(notification?.id ?? payload?.id, 'shown'),
+    closeResolvedQuietly(),
     updateAppBadge(),
     notification ? tellPages({ type: 'notification', notification }) : Promise.resolve(),
   ]);
@@ -187,6 +188,33 @@ async function handlePush(event) {
 
 self.addEventListener('push', (event) => {
   event.waitUntil(handlePush(event));
+});
+
+// -----------------------------------------------------------------------------------------------
+// Replace, never stack: a settled hold or loan (picked up, cancelled, expired, returned) closes
+// its shown notifications. The server lists settled tags with the newest notification id each
+// covered; a newer notice with the same tag (hold_cancelled) stays.
+
+/** Close shown notifications of settled tags; resolved defaults to the server's list. */
+async function closeResolved(resolved) {
+  const settled = resolved ?? (await fetchJson('/api/notifications/resolved'))?.resolved ?? [];
+  for (const { tag, last_id: lastId } of settled) {
+    if (!tag) continue;
+    const shown = await self.registration.getNotifications({ tag });
+    for (const notification of shown) {
+      const id = Number(notification.data?.id);
+      if (Number.isFinite(id) && id <= Number(lastId)) notification.close();
+    }
+  }
+}
+
+function closeResolvedQuietly(resolved) {
+  return closeResolved(resolved).catch((err) => console.warn('Could not close settled notifications:', err));
+}
+
+// A page asks on load (and when the live channel says a tag was settled).
+self.addEventListener('message', (event) => {
+  if (event.data?.type === 'close-resolved') event.waitUntil(closeResolvedQuietly(event.data.resolved));
 });
 
 // -----------------------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ const seen = new Set();
 function handle(message) {
   if (message.type === 'notification' && message.notification) {
     receive(message.notification, { toast: true });
+  } else if (message.type === 'notifications_read') {
+    settled(message);
   } else if (message.type === 'unread_count') {
     showUnreadCount(message.count);
   } else if (message.type === 'resync') {
@@ -49,6 +51,25 @@ function receive(notification, { toast }) {
   if (lastId == null || id > lastId) lastId = id;
   if (toast) showToast(notification);
   document.dispatchEvent(new CustomEvent('live:notification', { detail: { notification } }));
+}
+
+/**
+ * A hold or loan was settled: its notifications are read now. Tell the page (inbox list), drop
+ * its toasts, and have the service worker close the tag's system notifications.
+ */
+function settled({ tag, ids = [], last_id: lastId }) {
+  document.dispatchEvent(new CustomEvent('live:read', { detail: { tag, ids } }));
+  if (tag) document.querySelectorAll(`#toasts .toast[data-tag="${CSS.escape(tag)}"]`).forEach((toast) => {
+    if (Number(toast.dataset.id) <= Number(lastId)) toast.remove();
+  });
+  closeSettled(tag ? [{ tag, last_id: lastId }] : undefined);
+}
+
+/** Ask the service worker to close notifications of settled tags (all it knows if undefined). */
+function closeSettled(resolved) {
+  navigator.serviceWorker?.ready
+    .then((registration) => registration.active?.postMessage({ type: 'close-resolved', resolved }))
+    .catch(() => {});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -108,6 +129,7 @@ function openEventSource() {
   });
   source.addEventListener('unread_count', (event) => showUnreadCount(JSON.parse(event.data).count));
   source.addEventListener('resync', () => catchUp());
+  source.addEventListener('notifications_read', (event) => settled(JSON.parse(event.data)));
   source.addEventListener('error', () => {
     // EventSource reconnects by itself (with Last-Event-ID) while it is CONNECTING; once it is
     // CLOSED (e.g. a 401), or if it never opened, we take over with our own backoff.
@@ -301,6 +323,7 @@ async function start() {
     lastId = null; // The transport's first message brings the count anyway.
   }
   connect();
+  closeSettled(); // Tags settled while no page was open: close what the device still shows.
 }
 
 if (document.body?.dataset.user) start();

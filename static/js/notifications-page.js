@@ -267,6 +267,8 @@ const inbox = createInbox({
 // live.js hands over every new notification (WebSocket, SSE, polling, or a push shown by the
 // service worker); the count comes with it.
 document.addEventListener('live:notification', (event) => inbox.prepend(event.detail.notification));
+// A settled hold or loan marked its notifications read (live.js).
+document.addEventListener('live:read', (event) => event.detail.ids.forEach((id) => inbox.markShownRead(id)));
 
 // The service worker tells open pages what a click on a system notification marked read.
 navigator.serviceWorker?.addEventListener('message', (event) => {

@@ -213,6 +213,10 @@ JOBS_LIST = [
     "mark coupons past their expiry as expired",
     "notify-expiring-coupons      daily 09:00 Asia/Seoul     "
     "remind coupon owners of coupons expiring today or tomorrow",
+    "remind-loans                 daily 09:00 Asia/Seoul     "
+    "remind borrowers before the due date and 1, 7 and 14 days after",
+    "resume-holds                 daily 06:00 Asia/Seoul     "
+    "resume suspended holds and expire holds past their not-needed-after date",
     "release-scheduled            * * * * * UTC              "
     "show and send service API notifications whose send_at has come",
 ]

@@ -149,11 +149,13 @@ def test_expired_hold_passes_the_copy_on_then_to_the_shelf(
     assert (late_hold.status, next_hold.status) == ("expired", "ready")
     assert next_hold.copy_id == copy_id
     run_worker()
-    pushes = push_service.wait_for_count(3)  # ready (late), expired (late), ready (next)
+    # ready (late), next moved up to 1, expired (late), ready (next)
+    pushes = push_service.wait_for_count(4)
     assert sorted(p.json["kind"] for p in pushes) == [
         "book_available",
         "book_available",
         "hold_expired",
+        "hold_position",
     ]
     expired = next(p for p in pushes if p.json["kind"] == "hold_expired")
     assert expired.topic == f"hold-{late_hold.id}" and expired.urgency == "normal"

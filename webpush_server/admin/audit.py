@@ -12,6 +12,8 @@ from .models import AuditEvent
 ACTIONS = (
     "loan.checkout",
     "loan.checkin",
+    "loan.renew",
+    "hold.update",
     "hold.cancel",
     "campaign.create",
     "campaign.update",

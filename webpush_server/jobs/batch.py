@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from rq.utils import import_attribute
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Date, Select, func, select, update
 
 from ..database import UTCDateTime, insert_ignoring_conflicts, keyset_ids, rows_changed
 from ..errors import Invalid, NotFound
@@ -312,14 +312,19 @@ def _begin(instance_id: int, late: bool) -> tuple[int, dict | None] | str:
 def _encode(key: Any) -> Any:
     if isinstance(key, tuple):
         return [_encode(v) for v in key]
-    return key.isoformat() if isinstance(key, datetime) else key
+    # A date (or datetime: a subclass) goes into the JSON checkpoint as ISO 8601.
+    return key.isoformat() if isinstance(key, date) else key
 
 
 def _decode(value: Any, key: Any) -> Any:
     columns = key if isinstance(key, list | tuple) else (key,)
     values = value if isinstance(key, list | tuple) else [value]
     decoded = [
-        datetime.fromisoformat(v) if isinstance(c.type, UTCDateTime) else v
+        datetime.fromisoformat(v)
+        if isinstance(c.type, UTCDateTime)
+        else date.fromisoformat(v)
+        if isinstance(c.type, Date)
+        else v
         for v, c in zip(values, columns, strict=True)
     ]
     return tuple(decoded) if isinstance(key, list | tuple) else decoded[0]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
 from ..apidoc import documented
 from ..auth import role_required
+from ..auth.models import User
 from ..errors import Forbidden, Invalid
+from ..extensions import db
 from ..timeutil import isoformat
 from . import services
 from .models import Hold
@@ -19,11 +23,15 @@ from .schemas import (
     CheckedIn,
     CopiesCreated,
     CopiesIn,
+    HoldCancel,
+    HoldChanges,
+    HoldOut,
     HoldPlaced,
     Holds,
     HoldsQuery,
     LoanCreated,
     LoanIn,
+    LoanRenewed,
     PickedUp,
 )
 
@@ -46,7 +54,13 @@ def hold_json(hold: Hold, email: str) -> dict:
         "status": hold.status,
         "position": services.queue_position(hold),
         "pickup_deadline": isoformat(hold.pickup_deadline),
+        "suspended_until": _day(hold.suspended_until),
+        "not_needed_after": _day(hold.not_needed_after),
     }
+
+
+def _day(value: date | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 @bp.get("/books")
@@ -118,16 +132,54 @@ def holds():
 
 @bp.delete("/holds/<int:hold_id>")
 @documented(
-    "Cancel a hold (owner or librarian)",
+    "Cancel a hold (owner or librarian; a librarian's note goes to the patron)",
+    request=HoldCancel,
     responses={204: None},
     tags=("library",),
     errors=(403, 404, 409),
 )
 @login_required
 def cancel_hold(hold_id: int):
-    """Cancel a hold (its owner or a librarian)."""
-    services.cancel_hold(current_user, hold_id)
+    """Cancel a hold (its owner or a librarian), with an optional {"note"}."""
+    data = request.get_json(silent=True) if request.content_length else None
+    if data is not None and not isinstance(data, dict):
+        raise Invalid(None, "Send a JSON object.")
+    services.cancel_hold(current_user, hold_id, (data or {}).get("note"))
     return "", 204
+
+
+@bp.patch("/holds/<int:hold_id>")
+@documented(
+    "Suspend or resume a waiting hold, or set its not-needed-after date (owner or librarian)",
+    request=HoldChanges,
+    responses={200: HoldOut},
+    tags=("library",),
+    errors=(403, 404, 409),
+)
+@login_required
+def update_hold(hold_id: int):
+    """Change a waiting hold's suspension or not-needed-after date."""
+    hold = services.update_hold(current_user, hold_id, _body())
+    return jsonify(hold_json(hold, hold_owner_email(hold)))
+
+
+def hold_owner_email(hold: Hold) -> str:
+    """Return the e-mail of the hold's patron."""
+    return db.session.get_one(User, hold.user_id).email
+
+
+@bp.post("/loans/<int:loan_id>/renew")
+@documented(
+    "Renew a loan (borrower or librarian): 409 queue when someone waits, renewal_limit after 2",
+    responses={200: LoanRenewed},
+    tags=("library",),
+    errors=(403, 404, 409),
+)
+@login_required
+def renew_loan(loan_id: int):
+    """Renew a loan: the new due date counts from the old one."""
+    loan = services.renew_loan(current_user, loan_id)
+    return jsonify(id=loan.id, due_date=loan.due_date.isoformat(), renewals=loan.renewals)
 
 
 @bp.post("/loans")

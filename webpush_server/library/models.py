@@ -53,6 +53,14 @@ class Loan(Model):
             sqlite_where=text("returned_at IS NULL"),
             postgresql_where=text("returned_at IS NULL"),
         ),
+        # remind-loans reads active loans by due date.
+        Index(
+            "ix_loan_active_due",
+            "due_date",
+            "id",
+            sqlite_where=text("returned_at IS NULL"),
+            postgresql_where=text("returned_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -63,6 +71,7 @@ class Loan(Model):
     checked_out_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     due_date: Mapped[date] = mapped_column(Date)
     returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    renewals: Mapped[int] = mapped_column(default=0, server_default="0")
 
     copy: Mapped[Copy] = relationship()
 
@@ -113,5 +122,15 @@ class Hold(Model):
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pickup_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A suspended hold keeps its place but is skipped until this local date.
+    suspended_until: Mapped[date | None] = mapped_column(Date)
+    # The patron's last useful day: the hold expires once it has passed.
+    not_needed_after: Mapped[date | None] = mapped_column(Date)
+    # The librarian's note when the library cancelled it.
+    note: Mapped[str | None] = mapped_column(String(500))
 
     book: Mapped[Book] = relationship()
+
+    def suspended_on(self, day: date) -> bool:
+        """Tell whether the hold is suspended on this local date (skipped for copies)."""
+        return self.suspended_until is not None and self.suspended_until > day

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import select
+
 from ..extensions import db
 from ..notifications.record import Notice, Recipients
-from ..timeutil import local_time
-from .events import HoldBecameReady, HoldExpired, HoldExpiringSoon
-from .models import Hold
+from ..timeutil import app_zone, local_time, utcnow
+from .events import (
+    HoldBecameReady,
+    HoldCancelledByLibrary,
+    HoldExpired,
+    HoldExpiringSoon,
+    HoldMovedUp,
+    HoldResumed,
+    LoanRenewed,
+    LoansDue,
+)
+from .models import Book, Copy, Hold, Loan
+
+# loan_due_soon goes this many days before the due date. A fixed default until per-user
+# preferences (`days_before`) land; remind-loans reads loans due within it.
+DAYS_BEFORE = 2
+# loan_overdue goes this many days after the due date, each once.
+OVERDUE_DAYS = (1, 7, 14)
 
 
 def hold_url(hold_id: int) -> str:
@@ -67,9 +87,148 @@ def hold_expired(event: HoldExpired) -> list[Notice]:
     ]
 
 
+def loan_url(loan_id: int) -> str:
+    """Return where a notification about a loan opens: My loans, at that loan."""
+    return f"/library/loans#loan-{loan_id}"
+
+
+def loan_topic(loan_id: int) -> str:
+    """Return the tag and Topic every notification about one loan carries."""
+    return f"loan-{loan_id}"
+
+
+def hold_topic(hold_id: int) -> str:
+    """Return the tag and Topic every notification about one hold carries."""
+    return f"hold-{hold_id}"
+
+
+def _end_of(day: date) -> datetime:
+    """Return the UTC instant the local day ends."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=app_zone())
+
+
+def loans_due(event: LoansDue) -> Iterator[Notice]:
+    """Each borrower of a loan due soon (days_before) or overdue by 1, 7 or 14 days."""
+    found = db.session.execute(
+        select(Loan.id, Loan.user_id, Loan.due_date, Book.title)
+        .join(Copy, Copy.id == Loan.copy_id)
+        .join(Book, Book.id == Copy.book_id)
+        .where(Loan.id.in_(event.loan_ids), Loan.returned_at.is_(None))
+    ).all()
+    for loan_id, user_id, due, title in found:
+        ahead = (due - event.day).days
+        if 0 <= ahead <= DAYS_BEFORE:
+            when = "today" if ahead == 0 else "tomorrow" if ahead == 1 else f"on {due}"
+            yield Notice(
+                user_id=user_id,
+                kind="loan_due_soon",
+                title=f"{title} is due {when}",
+                body=f"Please return it by {due}, or renew it on My loans if nobody is waiting.",
+                url=loan_url(loan_id),
+                dedupe_key=f"loan-due-soon:{loan_id}:{due}",
+                topic=loan_topic(loan_id),
+                expires_at=_end_of(due),
+            )
+            continue
+        late = -ahead
+        passed = [days for days in OVERDUE_DAYS if days <= late]
+        if not passed:
+            continue
+        # The latest reminder whose day has come; a missed day catches up, none repeats.
+        stage = passed[-1]
+        yield Notice(
+            user_id=user_id,
+            kind="loan_overdue",
+            title=f"{title} is overdue",
+            body=f"It was due on {due} ({late} day{'s' if late != 1 else ''} ago). "
+            "Please bring it back to the desk.",
+            url=loan_url(loan_id),
+            dedupe_key=f"loan-overdue:{loan_id}:{due}:{stage}",
+            topic=loan_topic(loan_id),
+        )
+
+
+def loan_renewed(event: LoanRenewed) -> list[Notice]:
+    """The borrower: the loan runs longer now."""
+    loan = db.session.get_one(Loan, event.loan_id)
+    title = loan.copy.book.title
+    return [
+        Notice(
+            user_id=loan.user_id,
+            kind="loan_renewed",
+            title=f"Renewed: {title}, now due {loan.due_date}",
+            body=f"Renewal {loan.renewals} of 2. Enjoy the extra time.",
+            url=loan_url(loan.id),
+            dedupe_key=f"loan-renewed:{loan.id}:{loan.renewals}",
+            topic=loan_topic(loan.id),
+        )
+    ]
+
+
+def hold_position(event: HoldMovedUp) -> list[Notice]:
+    """The patron whose place moved up: at most one a day per hold (the newest replaces)."""
+    from .services import queue_position
+
+    hold = db.session.get(Hold, event.hold_id)
+    if hold is None or hold.status != "waiting":
+        return []
+    position = queue_position(hold)
+    today = utcnow().astimezone(app_zone()).date()
+    ahead = "You are next" if position == 1 else f"You are number {position}"
+    return [
+        Notice(
+            user_id=hold.user_id,
+            kind="hold_position",
+            title=f"{ahead} for {hold.book.title}",
+            body="Your place in the queue moved up. We will tell you when a copy is yours.",
+            url=hold_url(hold.id),
+            dedupe_key=f"hold-position:{hold.id}:{today}",
+            topic=hold_topic(hold.id),
+        )
+    ]
+
+
+def hold_cancelled(event: HoldCancelledByLibrary) -> list[Notice]:
+    """The patron whose hold the library cancelled, with the librarian's note."""
+    hold = db.session.get_one(Hold, event.hold_id)
+    note = f"The library says: {hold.note}" if hold.note else "Ask at the desk why."
+    return [
+        Notice(
+            user_id=hold.user_id,
+            kind="hold_cancelled",
+            title=f"Your hold on {hold.book.title} was cancelled",
+            body=note,
+            url=hold_url(hold.id),
+            dedupe_key=f"hold-cancelled:{hold.id}",
+            topic=hold_topic(hold.id),
+        )
+    ]
+
+
+def hold_resumed(event: HoldResumed) -> list[Notice]:
+    """The patron whose suspended hold is active again."""
+    hold = db.session.get_one(Hold, event.hold_id)
+    return [
+        Notice(
+            user_id=hold.user_id,
+            kind="hold_resumed",
+            title=f"Your hold on {hold.book.title} is active again",
+            body="It kept its place in the queue; copies go to it again from today.",
+            url=hold_url(hold.id),
+            dedupe_key=f"hold-resumed:{hold.id}:{event.until}",
+            topic=hold_topic(hold.id),
+        )
+    ]
+
+
 # Who is told what in the library: registered by library.init_app.
 RECIPIENTS: Recipients = {
     HoldBecameReady: book_available,
     HoldExpiringSoon: hold_expiring,
     HoldExpired: hold_expired,
+    HoldMovedUp: hold_position,
+    HoldCancelledByLibrary: hold_cancelled,
+    HoldResumed: hold_resumed,
+    LoanRenewed: loan_renewed,
+    LoansDue: loans_due,
 }

@@ -73,6 +73,29 @@ class HoldOut(BaseModel):
     status: HoldStatus
     position: int | None
     pickup_deadline: datetime | None
+    suspended_until: date | None
+    not_needed_after: date | None
+
+
+class HoldChanges(BaseModel):
+    """Suspend (a future date) or resume (null); the last day the book is still wanted."""
+
+    suspended_until: date | None = None
+    not_needed_after: date | None = None
+
+
+class HoldCancel(BaseModel):
+    """A librarian's note to the patron (sent with `hold_cancelled`)."""
+
+    note: str | None = Field(None, max_length=500)
+
+
+class LoanRenewed(BaseModel):
+    """The renewed loan: its new due date and how many renewals it has had."""
+
+    id: int
+    due_date: date
+    renewals: int
 
 
 class Holds(BaseModel):

@@ -13,14 +13,37 @@ from ..admin import audit
 from ..auth.models import User
 from ..auth.services import find_user
 from ..database import Raced, get_or_refuse, retry_on_conflict, rows_changed
-from ..errors import Conflict, Invalid, NotFound, as_id, whole_number
+from ..errors import Conflict, Forbidden, Invalid, NotFound, as_id, whole_number
 from ..extensions import db
 from ..notifications.record import record
-from ..timeutil import utcnow
-from .events import HoldBecameReady, HoldExpired, HoldExpiringSoon
+from ..notifications.services import resolve_tag
+from ..timeutil import app_zone, utcnow
+from .events import (
+    HoldBecameReady,
+    HoldCancelledByLibrary,
+    HoldExpired,
+    HoldExpiringSoon,
+    HoldMovedUp,
+    HoldResumed,
+    LoanRenewed,
+    LoansDue,
+)
 from .models import ACTIVE_HOLD, Book, Copy, Hold, Loan
+from .notices import hold_topic, loan_topic
 
 MAX_COPIES_AT_ONCE = 100
+MAX_RENEWALS = 2
+NOTE_LIMIT = 500
+
+
+def local_day(now: datetime) -> date:
+    """Return the APP_TIMEZONE date of an instant: the day suspensions and due dates count in."""
+    return now.astimezone(app_zone()).date()
+
+
+def not_suspended(day: date):
+    """Return the condition that a hold is not suspended on day (it may get a copy)."""
+    return or_(Hold.suspended_until.is_(None), Hold.suspended_until <= day)
 
 
 def _lock_book(book_id: int) -> None:
@@ -43,10 +66,12 @@ def _pickup_days() -> int:
     return int(current_app.config["HOLD_PICKUP_DAYS"])
 
 
-def fill_holds(book_id: int, now: datetime) -> list[HoldBecameReady]:
+def fill_holds(book_id: int, now: datetime) -> list[HoldBecameReady | HoldMovedUp]:
     """Give each free copy of the book to the next waiting hold, first come first served.
 
-    The caller holds the book lock; the conditional updates are a second line of defence.
+    Suspended holds keep their place but are passed over. Returns the holds that became
+    ready and those behind them that moved up. The caller holds the book lock; the
+    conditional updates are a second line of defence.
     """
     free = db.session.scalars(
         select(Copy).where(Copy.book_id == book_id, Copy.status == "shelf").order_by(Copy.id)
@@ -55,12 +80,12 @@ def fill_holds(book_id: int, now: datetime) -> list[HoldBecameReady]:
         return []
     waiting = db.session.scalars(
         select(Hold)
-        .where(Hold.book_id == book_id, Hold.status == "waiting")
+        .where(Hold.book_id == book_id, Hold.status == "waiting", not_suspended(local_day(now)))
         .order_by(Hold.created_at, Hold.id)
         .limit(len(free))
     ).all()
     deadline = now + timedelta(days=_pickup_days())
-    events = []
+    events: list[HoldBecameReady | HoldMovedUp] = []
     for copy, hold in zip(free, waiting, strict=False):
         claimed = rows_changed(
             update(Copy).where(Copy.id == copy.id, Copy.status == "shelf").values(status="held")
@@ -68,17 +93,46 @@ def fill_holds(book_id: int, now: datetime) -> list[HoldBecameReady]:
         readied = rows_changed(
             update(Hold)
             .where(Hold.id == hold.id, Hold.status == "waiting")
-            .values(status="ready", copy_id=copy.id, ready_at=now, pickup_deadline=deadline)
+            .values(
+                status="ready",
+                copy_id=copy.id,
+                ready_at=now,
+                pickup_deadline=deadline,
+                suspended_until=None,
+            )
         )
         if not (claimed and readied):
             raise Raced(f"copy {copy.id} or hold {hold.id} changed under us")
         events.append(HoldBecameReady(hold.id))
     db.session.expire_all()
+    handed_out = list(waiting[: len(events)])
+    events.extend(moved_up(book_id, handed_out))
     return events
 
 
+def moved_up(book_id: int, departed: list[Hold]) -> list[HoldMovedUp]:
+    """Return HoldMovedUp for each waiting hold behind the first of departed (left the queue)."""
+    if not departed:
+        return []
+    first = min(departed, key=lambda h: (h.created_at, h.id))
+    behind = db.session.scalars(
+        select(Hold.id)
+        .where(
+            Hold.book_id == book_id,
+            Hold.status == "waiting",
+            or_(
+                Hold.created_at > first.created_at,
+                and_(Hold.created_at == first.created_at, Hold.id > first.id),
+            ),
+        )
+        .order_by(Hold.created_at, Hold.id)
+    )
+    return [HoldMovedUp(hold_id) for hold_id in behind]
+
+
 def _commit(events: list) -> None:
-    record(events)
+    # An event can come twice (a hold behind a cancelled one and behind a readied one).
+    record(list(dict.fromkeys(events)))
     db.session.commit()
 
 
@@ -267,20 +321,102 @@ def get_hold(actor: User, hold_id: int) -> Hold:
     return hold
 
 
+def _note(note: object) -> str | None:
+    if note is None or note == "":
+        return None
+    if not isinstance(note, str):
+        raise Invalid("note", "note must be text.")
+    if len(note.strip()) > NOTE_LIMIT:
+        raise Invalid("note", f"note is longer than {NOTE_LIMIT} characters.")
+    return note.strip() or None
+
+
 @retry_on_conflict
-def cancel_hold(actor: User, hold_id: int) -> None:
-    """Cancel a hold (owner or librarian); a set-aside copy goes to the next in line."""
+def cancel_hold(actor: User, hold_id: int, note: object = None) -> Hold:
+    """Cancel a hold (owner or librarian); a set-aside copy goes to the next in line.
+
+    When the library cancels a patron's hold, the patron is told (`hold_cancelled`), with the
+    librarian's note.
+    """
+    note = _note(note)
+    if note is not None and not actor.has_role("librarian"):
+        raise Forbidden("note", "Only the library adds a note when it cancels a hold.")
     hold = get_hold(actor, hold_id)
     _lock_book(hold.book_id)
     hold = db.session.get_one(Hold, hold_id, populate_existing=True)
     if hold.status not in ACTIVE_HOLD:
         raise Conflict("hold_id", f"This hold is already {hold.status}.", "not_active")
     now = utcnow()
-    if hold.user_id != actor.id:
+    by_library = hold.user_id != actor.id
+    events: list[object] = []
+    if by_library:
         # Staff cancelling a patron's hold is audited; patrons cancelling their own is not.
         audit.record("hold.cancel", f"hold {hold.id} (book {hold.book_id}, user {hold.user_id})")
+        hold.note = note
+    was_waiting = hold.status == "waiting"
     _close(hold, "cancelled", now)
+    # Settled: its earlier notices are read everywhere; the cancellation notice is newer.
+    resolve_tag(hold.user_id, hold_topic(hold.id), now)
+    if by_library:
+        events.append(HoldCancelledByLibrary(hold.id))
+    if was_waiting:
+        events.extend(moved_up(hold.book_id, [hold]))
+    events.extend(fill_holds(hold.book_id, now))
+    _commit(events)
+    return hold
+
+
+@retry_on_conflict
+def update_hold(actor: User, hold_id: int, changes: object) -> Hold:
+    """Suspend or resume a waiting hold, or set its not-needed-after date (owner or librarian).
+
+    changes holds `suspended_until` and/or `not_needed_after` (YYYY-MM-DD, or None to clear).
+    A suspended hold keeps its place; resuming it may hand it a free copy at once.
+    """
+    if not isinstance(changes, dict):
+        raise Invalid(None, "Send a JSON object.")
+    unknown = sorted(set(changes) - {"suspended_until", "not_needed_after"})
+    if unknown:
+        raise Invalid(unknown[0], f"{unknown[0]} cannot be changed.")
+    if not changes:
+        raise Invalid("suspended_until", "Send suspended_until or not_needed_after.")
+    now = utcnow()
+    today = local_day(now)
+    parsed = {name: _date(value, name) for name, value in changes.items()}
+    suspend, last_day = parsed.get("suspended_until"), parsed.get("not_needed_after")
+    if suspend is not None and suspend <= today:
+        raise Invalid("suspended_until", "suspended_until must be a day after today.")
+    if last_day is not None and last_day < today:
+        raise Invalid("not_needed_after", "not_needed_after cannot be in the past.")
+    hold = get_hold(actor, hold_id)
+    _lock_book(hold.book_id)
+    hold = db.session.get_one(Hold, hold_id, populate_existing=True)
+    if hold.status != "waiting":
+        raise Conflict(
+            "hold_id", f"Only a waiting hold can change; this one is {hold.status}.", "not_waiting"
+        )
+    until = parsed.get("suspended_until", hold.suspended_until)
+    last = parsed.get("not_needed_after", hold.not_needed_after)
+    if until is not None and last is not None and last < until:
+        field = "not_needed_after" if "not_needed_after" in parsed else "suspended_until"
+        raise Invalid(field, "The hold would end before its suspension does.")
+    if hold.user_id != actor.id:
+        audit.record("hold.update", f"hold {hold.id} (suspended until {until}, last day {last})")
+    hold.suspended_until, hold.not_needed_after = until, last
+    db.session.flush()
     _commit(fill_holds(hold.book_id, now))
+    return db.session.get_one(Hold, hold_id)
+
+
+def _date(value: object, field: str) -> date | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise Invalid(field, f"{field} must be a date (YYYY-MM-DD) or null.")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Invalid(field, f"{field} must be a date (YYYY-MM-DD) or null.") from None
 
 
 def _close(hold: Hold, status: str, now: datetime) -> None:
@@ -369,6 +505,7 @@ def _lend(copy: Copy, user_id: int, hold: Hold | None, now: datetime) -> Loan:
     if hold is not None:
         hold.status = "fulfilled"
         hold.closed_at = now
+        resolve_tag(hold.user_id, hold_topic(hold.id), now)
     copy.status = "loaned"
     loan = Loan(copy_id=copy.id, user_id=user_id, checked_out_at=now, due_date=_due_date(now))
     db.session.add(loan)
@@ -389,6 +526,7 @@ def check_in(copy_id: object) -> tuple[Copy, Hold | None]:
     now = utcnow()
     audit.record("loan.checkin", f"copy {copy.id} (loan {loan.id})")
     loan.returned_at = now
+    resolve_tag(loan.user_id, loan_topic(loan.id), now)
     db.session.execute(update(Copy).where(Copy.id == copy.id).values(status="shelf"))
     events = fill_holds(copy.book_id, now)
     hold = db.session.scalar(select(Hold).where(Hold.copy_id == copy.id, Hold.status == "ready"))
@@ -434,7 +572,7 @@ def fill_book(book_id: int) -> int:
     _lock_book(book_id)
     events = fill_holds(book_id, utcnow())
     _commit(events)
-    return len(events)
+    return sum(isinstance(event, HoldBecameReady) for event in events)
 
 
 @retry_on_conflict
@@ -451,6 +589,7 @@ def expire_hold(hold_id: int) -> bool:
         db.session.rollback()
         return False
     _close(hold, "expired", now)
+    resolve_tag(hold.user_id, hold_topic(hold.id), now)
     _commit([HoldExpired(hold.id), *fill_holds(hold.book_id, now)])
     return True
 
@@ -460,3 +599,95 @@ def remind(hold_ids: list[int]) -> int:
     created = record([HoldExpiringSoon(hold_id) for hold_id in hold_ids])
     db.session.commit()
     return len(created)
+
+
+@retry_on_conflict
+def resume_hold(hold_id: int, day: date) -> bool:
+    """Resume a hold whose suspension ends by day (`hold_resumed`); False if not due."""
+    hold = db.session.get(Hold, hold_id)
+    if hold is None:
+        return False
+    _lock_book(hold.book_id)
+    hold = db.session.get_one(Hold, hold_id, populate_existing=True)
+    until = hold.suspended_until
+    if hold.status != "waiting" or until is None or until > day:
+        db.session.rollback()
+        return False
+    hold.suspended_until = None
+    db.session.flush()
+    _commit([HoldResumed(hold.id, until), *fill_holds(hold.book_id, utcnow())])
+    return True
+
+
+@retry_on_conflict
+def expire_unneeded(hold_id: int, day: date) -> bool:
+    """End a waiting hold whose not-needed-after date is before day; the queue moves up."""
+    hold = db.session.get(Hold, hold_id)
+    if hold is None:
+        return False
+    _lock_book(hold.book_id)
+    hold = db.session.get_one(Hold, hold_id, populate_existing=True)
+    last = hold.not_needed_after
+    if hold.status != "waiting" or last is None or last >= day:
+        db.session.rollback()
+        return False
+    now = utcnow()
+    _close(hold, "expired", now)
+    # The patron chose the date, so no notice; what they were told about it is settled.
+    resolve_tag(hold.user_id, hold_topic(hold.id), now)
+    _commit([*moved_up(hold.book_id, [hold]), *fill_holds(hold.book_id, now)])
+    return True
+
+
+def remind_loans(loan_ids: list[int], day: date) -> int:
+    """Record `loan_due_soon` / `loan_overdue` for these loans on day; return how many new."""
+    created = record([LoansDue(day, tuple(loan_ids))])
+    db.session.commit()
+    return len(created)
+
+
+# -- Renewals --------------------------------------------------------------------------------
+
+
+def get_loan(actor: User, loan_id: int) -> Loan:
+    """Return a loan its borrower or a librarian may see; NotFound for anyone else."""
+    return get_or_refuse(
+        Loan, loan_id, visible=lambda loan: loan.user_id == actor.id or actor.has_role("librarian")
+    )
+
+
+@retry_on_conflict
+def renew_loan(actor: User, loan_id: int) -> Loan:
+    """Renew a loan (borrower or librarian): the new due date counts from the old one.
+
+    Refused (409) when it is returned, when someone waits for the book (`queue`), or after
+    MAX_RENEWALS renewals (`renewal_limit`).
+    """
+    loan = get_loan(actor, loan_id)
+    book_id = loan.copy.book_id
+    _lock_book(book_id)
+    loan = db.session.get_one(Loan, loan_id, populate_existing=True)
+    if loan.returned_at is not None:
+        raise Conflict("loan_id", "This loan has been returned.", "returned")
+    if loan.renewals >= MAX_RENEWALS:
+        raise Conflict(
+            "loan_id", f"This loan has been renewed {MAX_RENEWALS} times already.", "renewal_limit"
+        )
+    waiting = db.session.scalar(
+        select(func.count()).where(
+            Hold.book_id == book_id,
+            Hold.status == "waiting",
+            not_suspended(local_day(utcnow())),
+        )
+    )
+    if waiting:
+        raise Conflict(
+            "loan_id", "Someone is waiting for this book, so it cannot be renewed.", "queue"
+        )
+    if loan.user_id != actor.id:
+        audit.record("loan.renew", f"loan {loan.id} (copy {loan.copy_id}, user {loan.user_id})")
+    loan.due_date = loan.due_date + timedelta(days=int(current_app.config["LOAN_DAYS"]))
+    loan.renewals += 1
+    db.session.flush()
+    _commit([LoanRenewed(loan.id)])
+    return loan

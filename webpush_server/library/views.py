@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from ..auth import role_required
 from ..errors import Invalid, Refused, as_id, refused_to_page, safe_back
 from ..extensions import db
+from ..timeutil import utcnow
 from . import services
 from .models import ACTIVE_HOLD, Book, Hold
 
 bp = Blueprint("library", __name__, url_prefix="/library")
+
+
+@bp.context_processor
+def _calendar() -> dict:
+    """Give the library's pages today's local date and the renewal rules."""
+    today = services.local_day(utcnow())
+    return {
+        "today": today,
+        "tomorrow": today + timedelta(days=1),
+        "max_renewals": services.MAX_RENEWALS,
+        "loan_days": current_app.config["LOAN_DAYS"],
+    }
 
 
 def _attempt(action: Callable[[], str], back: str):
@@ -96,10 +110,67 @@ def cancel(hold_id: int):
     back = safe_back(request.form.get("back"), url_for(".my_holds"))
 
     def action() -> str:
-        services.cancel_hold(current_user, hold_id)
-        return "Hold cancelled."
+        hold = services.cancel_hold(current_user, hold_id, request.form.get("note"))
+        if hold.user_id != current_user.id:
+            told = " with your note" if hold.note else ""
+            return f"Hold {hold.id} on {hold.book.title} cancelled; the patron has been told{told}."
+        return f"Hold on {hold.book.title} cancelled."
 
     return _attempt(action, back)
+
+
+def _change_hold(hold_id: int, changes: dict, done: Callable[[Hold], str]):
+    """Apply a hold change from a form; say what happened; back to where it came from."""
+    back = safe_back(request.form.get("back"), url_for(".hold", hold_id=hold_id))
+
+    def action() -> str:
+        return done(services.update_hold(current_user, hold_id, changes))
+
+    return _attempt(action, back)
+
+
+@bp.post("/holds/<int:hold_id>/suspend")
+@login_required
+def suspend(hold_id: int):
+    """Suspend a waiting hold until a date: it keeps its place and is skipped meanwhile."""
+    return _change_hold(
+        hold_id,
+        {"suspended_until": request.form.get("suspended_until", "")},
+        lambda hold: (
+            f"Suspended until {hold.suspended_until}: you keep your place, and "
+            "copies pass you by until then. It resumes by itself."
+        ),
+    )
+
+
+@bp.post("/holds/<int:hold_id>/resume")
+@login_required
+def resume(hold_id: int):
+    """Resume a suspended hold now."""
+    return _change_hold(
+        hold_id,
+        {"suspended_until": None},
+        lambda hold: (
+            "Resumed: the next free copy can be yours."
+            if hold.status == "waiting"
+            else "Resumed, and a copy was free: it is set aside for you now."
+        ),
+    )
+
+
+@bp.post("/holds/<int:hold_id>/not-needed")
+@login_required
+def not_needed(hold_id: int):
+    """Set (or clear) the last day the patron still wants the book."""
+    return _change_hold(
+        hold_id,
+        {"not_needed_after": request.form.get("not_needed_after", "")},
+        lambda hold: (
+            f"Not needed after {hold.not_needed_after}: the hold ends then if no copy has come."
+            if hold.not_needed_after
+            else "The hold stays until you cancel it."
+        ),
+    )
 
 
 @bp.get("/loans")
@@ -107,6 +178,22 @@ def cancel(hold_id: int):
 def my_loans():
     """My loans and their due dates."""
     return render_template("library/loans.html", rows=services.loans_for(current_user.id))
+
+
+@bp.post("/loans/<int:loan_id>/renew")
+@login_required
+def renew(loan_id: int):
+    """Renew a loan (its borrower or a librarian), or say why not."""
+    back = safe_back(request.form.get("back"), url_for(".my_loans"))
+
+    def action() -> str:
+        loan = services.renew_loan(current_user, loan_id)
+        return (
+            f"Renewed {loan.copy.book.title}: now due {loan.due_date} "
+            f"(renewal {loan.renewals} of {services.MAX_RENEWALS})."
+        )
+
+    return _attempt(action, back)
 
 
 # -- The desk (librarians) -------------------------------------------------------------------

@@ -19,6 +19,7 @@ from .schemas import (
     MarkedAllRead,
     MarkedRead,
     ReceiptBody,
+    ResolvedTags,
     TestSent,
 )
 
@@ -114,3 +115,15 @@ def send_test():
 def csrf_token():
     """Return a CSRF token for the service worker, which cannot read the page's meta tag."""
     return jsonify(csrf_token=generate_csrf())
+
+
+@bp.get("/notifications/resolved")
+@documented(
+    "Settled tags: the service worker closes their older shown notifications",
+    responses={200: ResolvedTags},
+    tags=("inbox",),
+)
+@login_required
+def resolved():
+    """List the caller's recently settled tags (service-worker.js, closeResolved)."""
+    return jsonify(resolved=services.resolved_tags(current_user.id))

@@ -31,6 +31,13 @@ KINDS: dict[str, Kind] = {
         Kind("book_available", "Library", "high", timedelta(days=3), site="library"),
         Kind("hold_expiring", "Library", "normal", timedelta(days=1), site="library"),
         Kind("hold_expired", "Library", "normal", timedelta(days=3), site="library"),
+        # Library v2: loans and the hold queue (one tag and Topic per hold or loan).
+        Kind("loan_due_soon", "Library", "normal", timedelta(days=2), site="library"),
+        Kind("loan_overdue", "Library", "normal", timedelta(days=3), site="library"),
+        Kind("loan_renewed", "Library", "low", timedelta(days=1), site="library"),
+        Kind("hold_position", "Library", "low", timedelta(days=3), site="library"),
+        Kind("hold_cancelled", "Library", "normal", timedelta(days=3), site="library"),
+        Kind("hold_resumed", "Library", "low", timedelta(days=1), site="library"),
         Kind("campaign_succeeded", "Funding", "normal", timedelta(days=7), site="funding"),
         Kind("campaign_failed", "Funding", "normal", timedelta(days=7), site="funding"),
         Kind("campaign_deadline_soon", "Funding", "low", timedelta(days=1), site="funding"),

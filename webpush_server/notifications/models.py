@@ -152,3 +152,25 @@ class DeliveryAttempt(Model):
     origin: Mapped[str | None] = mapped_column(String(300))
     # Request sent to response read; None when no response came (timeout, refused, expired).
     duration_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class ResolvedTag(Model):
+    """A tag whose matter is settled (a hold picked up, a loan returned): devices close it.
+
+    The service worker closes a tag's shown notifications older than resolved_at the next
+    time it runs (GET /api/notifications/resolved), up to last_id: a newer notice about
+    it (hold_cancelled) stays.
+    """
+
+    __tablename__ = "resolved_tag"
+    __table_args__ = (
+        UniqueConstraint("user_id", "tag", name="uq_resolved_tag_user_tag"),
+        Index("ix_resolved_tag_user_resolved_at", "user_id", "resolved_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(64))
+    # The newest notification with that tag when it was settled: devices close it and older.
+    last_id: Mapped[int] = mapped_column(Integer)
+    resolved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -68,3 +68,15 @@ class ReceiptBody(BaseModel):
     """What the service worker saw happen to a notification it showed."""
 
     event: Literal["shown", "clicked", "closed"]
+
+
+class ResolvedTagOut(BaseModel):
+    tag: str
+    last_id: int = Field(description="close shown notifications with this tag up to this id")
+    resolved_at: str
+
+
+class ResolvedTags(BaseModel):
+    """Tags whose matter is settled (a hold picked up, a loan returned), newest first."""
+
+    resolved: list[ResolvedTagOut]

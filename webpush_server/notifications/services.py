@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
 from ..database import get_or_refuse, rows_changed
 from ..errors import Invalid
 from ..extensions import db
-from ..timeutil import utcnow
-from .models import Notification
+from ..timeutil import isoformat, utcnow
+from .models import Notification, ResolvedTag
 from .outbox import remember_for_publish
 from .record import Notice, record_notices
 
@@ -136,3 +137,74 @@ def open_notification(user_id: int, notification_id: int) -> Notification:
         _publish_unread_count(user_id)
     db.session.commit()
     return row
+
+
+# -- Replace, never stack: a settled hold or loan closes its notifications everywhere ---------
+
+# How long devices are told about a settled tag: a shown notification lives no longer (MAX_TTL).
+RESOLVED_DAYS = 30
+
+
+def resolve_tag(user_id: int, tag: str, now: datetime | None = None) -> list[int]:
+    """Mark the user's notifications with tag read and remember it settled; return ids read.
+
+    Call it inside the transaction that settles the matter, before recording any notice about
+    the new state: that notice is newer than last_id, so it stays unread and shown. Open tabs
+    hear which ids were read (live), and devices close the tag's older notifications the next
+    time their service worker runs.
+    """
+    now = now or utcnow()
+    ids = list(
+        db.session.scalars(
+            select(Notification.id).where(Notification.user_id == user_id, Notification.tag == tag)
+        )
+    )
+    if not ids:
+        return []
+    unread = list(
+        db.session.scalars(
+            select(Notification.id).where(
+                Notification.id.in_(ids), Notification.read_at.is_(None), visible(now)
+            )
+        )
+    )
+    if unread:
+        db.session.execute(
+            update(Notification)
+            .where(Notification.id.in_(unread))
+            .values(read_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    settled = db.session.scalar(
+        select(ResolvedTag).where(ResolvedTag.user_id == user_id, ResolvedTag.tag == tag)
+    )
+    if settled is None:
+        db.session.add(ResolvedTag(user_id=user_id, tag=tag, last_id=max(ids), resolved_at=now))
+    else:
+        settled.last_id, settled.resolved_at = max(ids), now
+    db.session.flush()
+    remember_for_publish(
+        [
+            {
+                "user_id": user_id,
+                "resolved": {"tag": tag, "ids": unread, "last_id": max(ids)},
+                "unread_count": unread_count(user_id),
+            }
+        ]
+    )
+    return unread
+
+
+def resolved_tags(user_id: int, now: datetime | None = None) -> list[dict]:
+    """Return the user's tags settled lately, for the service worker to close."""
+    since = (now or utcnow()) - timedelta(days=RESOLVED_DAYS)
+    found = db.session.scalars(
+        select(ResolvedTag)
+        .where(ResolvedTag.user_id == user_id, ResolvedTag.resolved_at >= since)
+        .order_by(ResolvedTag.resolved_at.desc())
+        .limit(200)
+    )
+    return [
+        {"tag": row.tag, "last_id": row.last_id, "resolved_at": isoformat(row.resolved_at)}
+        for row in found
+    ]

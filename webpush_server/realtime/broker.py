@@ -237,6 +237,9 @@ def to_client(message: dict) -> list[dict]:
     out = []
     if "notification" in message:
         out.append({"type": "notification", "notification": message["notification"]})
+    if "resolved" in message:
+        # A settled hold or loan: tabs mark these read and close the tag's system notifications.
+        out.append({"type": "notifications_read", **message["resolved"]})
     if "unread_count" in message:
         out.append({"type": "unread_count", "count": message["unread_count"]})
     if message.get("type") == "resync":

@@ -96,7 +96,8 @@ def stream() -> Response:
                         elif out["type"] == "unread_count":
                             yield _event("unread_count", {"count": out["count"]})
                         else:
-                            yield _event(out["type"], {})
+                            data = {k: v for k, v in out.items() if k != "type"}
+                            yield _event(out["type"], data)
         finally:
             open_streams.dec()
             hub.unregister(listener)
