@@ -36,7 +36,13 @@ from ..errors import Conflict, Invalid, NotFound, whole_number
 from ..extensions import db
 from ..notifications.record import record
 from ..timeutil import app_zone, utcnow
-from .events import CampaignDeadlineNeared, CampaignFailed, CampaignSucceeded, CouponsExpiring
+from .events import (
+    CampaignClosed,
+    CampaignDeadlineNeared,
+    CampaignFailed,
+    CampaignSucceeded,
+    CouponsExpiring,
+)
 from .models import Campaign, Coupon, Follow, Pledge
 from .timeutil import coupon_expires_at, start_of_day
 
@@ -356,6 +362,8 @@ def close_campaign(campaign_id: int, now: datetime | None = None) -> str | None:
         return None
     if status == "succeeded":
         _issue_coupons(campaign_id, now)
+    # In the closing commit: the creator hears exactly when the close happens, once.
+    record([CampaignClosed(campaign_id)])
     db.session.commit()
     return status
 
@@ -410,13 +418,17 @@ def notify_backers(campaign_id: int, chunk: int = CHUNK) -> int:
 # -- reminders and expiry --------------------------------------------------------------------
 
 
-def remind_followers(campaign_id: int, chunk: int = CHUNK) -> int:
-    """Remind followers who have not backed the campaign, a chunk per commit."""
+def remind_followers(campaign_id: int, hours: int = 24, chunk: int = CHUNK) -> int:
+    """Remind followers who have not backed the campaign, a chunk per commit.
+
+    hours is the reminder (48 or 24 before the deadline); each has its own dedupe key, so
+    each reaches a follower once.
+    """
     backed = exists().where(Pledge.campaign_id == campaign_id, Pledge.user_id == Follow.user_id)
     followers = select(Follow.user_id).where(Follow.campaign_id == campaign_id, ~backed)
     created = 0
     for chunk_ids in keyset_ids(followers, Follow.user_id, chunk):
-        created += len(record([CampaignDeadlineNeared(campaign_id, tuple(chunk_ids))]))
+        created += len(record([CampaignDeadlineNeared(campaign_id, tuple(chunk_ids), hours)]))
         db.session.commit()
     return created
 

@@ -76,7 +76,7 @@ def toggle_follow(campaign_id: int):
     """Follow or unfollow from the campaign page."""
     if request.form.get("follow") == "1":
         services.follow(campaign_id, current_user.id)
-        flash("You will be reminded a day before the deadline.", "success")
+        flash("You will be reminded two days and again one day before the deadline.", "success")
     else:
         services.unfollow(campaign_id, current_user.id)
         flash("You no longer follow this campaign.", "info")
