@@ -32,10 +32,16 @@ def send_test(user_id: int) -> int:
 
 def push_devices(notification_id: int) -> int:
     """Count the devices a notification goes to by Web Push (its deliveries to subscriptions)."""
-    return db.session.scalar(
-        select(func.count())
-        .select_from(Delivery)
-        .where(Delivery.notification_id == notification_id, Delivery.subscription_id.is_not(None))
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.notification_id == notification_id,
+                Delivery.subscription_id.is_not(None),
+            )
+        )
+        or 0
     )
 
 
