@@ -202,3 +202,25 @@ def test_the_test_notification_says_how_many_devices_it_reaches(app, login_as, p
     subscribe(pat, push_service, count=2)
     two = pat.post("/api/push/test")
     assert two.status_code == 202 and two.json["devices"] == 2
+
+
+def test_the_admin_test_notification_says_when_no_device_got_it(app, login_as, push_service):
+    login_as("nodevice@ops.dev")
+    reader = login_as("reader@ops.dev")
+    subscribe(reader, push_service)
+    admin = login_as("admin@ops.dev", role="admin")
+    alone = admin.client.post(
+        "/admin/test",
+        data={"email": "nodevice@ops.dev", "csrf_token": admin.csrf},
+        follow_redirects=True,
+    )
+    assert "nodevice@ops.dev has no device with push turned on, so nothing was sent by push" in (
+        alone.text
+    )
+    assert "sent to nodevice@ops.dev" not in alone.text
+    told = admin.client.post(
+        "/admin/test",
+        data={"email": "reader@ops.dev", "csrf_token": admin.csrf},
+        follow_redirects=True,
+    )
+    assert re.search(r"Test notification \d+ sent to reader@ops.dev on 1 device\.", told.text)
