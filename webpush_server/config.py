@@ -54,6 +54,9 @@ def defaults(instance_path: str) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         # None: leave logging as the process set it up; "json" or "text": see logs.py.
         "LOG_FORMAT": None,
+        # True only for the demo (`make run` sets DEMO_ACCOUNTS=1): the login page then lists
+        # the demo accounts and their password. Never in production, nor in tests unless set.
+        "DEMO_ACCOUNTS": False,
     }
 
 
@@ -75,6 +78,8 @@ def from_environment(config: dict) -> None:
     ):
         if env.get(name):
             config[name] = env[name]
+    if env.get("DEMO_ACCOUNTS"):
+        config["DEMO_ACCOUNTS"] = env["DEMO_ACCOUNTS"].strip().lower() in ("1", "true", "yes")
     if env.get("HOLD_PICKUP_DAYS"):
         config["HOLD_PICKUP_DAYS"] = int(env["HOLD_PICKUP_DAYS"])
     for name in (

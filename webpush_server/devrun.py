@@ -89,6 +89,8 @@ def main() -> int:
     INSTANCE.mkdir(exist_ok=True)
     _write_dev_config()
     env = dict(os.environ)
+    # The demo: the login page lists the demo accounts (they scroll out of the terminal).
+    env.setdefault("DEMO_ACCOUNTS", "1")
     port = env.get("PORT", "5000")
     # Web, worker and scheduler write their metrics into one folder; /metrics merges it.
     # Emptied at each start: values of processes from an earlier run must not add up.

@@ -43,6 +43,19 @@ class Invalid(Refused):
     code = "invalid"
 
 
+class InvalidFields(Invalid):
+    """Several fields are invalid at once: errors maps each field to its message.
+
+    The JSON API answers with the first (field and message, as for Invalid); a form shows
+    every one beside its field.
+    """
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        field, message = next(iter(errors.items()))
+        super().__init__(field, message)
+        self.errors = dict(errors)
+
+
 class NotFound(Refused):
     """The thing named does not exist (or is not the caller's to see)."""
 
@@ -103,8 +116,13 @@ def http_status(error: Refused) -> int:
     return 400
 
 
-def whole_number(value: object, field: str, low: int, high: int) -> int:
-    """Return value as an int from low to high (JSON numbers and form strings alike)."""
+def whole_number(
+    value: object, field: str, low: int, high: int, *, label: str | None = None
+) -> int:
+    """Return value as an int from low to high (JSON numbers and form strings alike).
+
+    label names the field in the message as its form does ("Goal (won)"); else field.
+    """
     # ASCII digits only, and no more than the bound has: "²" and "１０００" pass isdigit() but
     # not int(), and a 5,000-digit string would make int() itself refuse (and cost time).
     if isinstance(value, str):
@@ -113,7 +131,7 @@ def whole_number(value: object, field: str, low: int, high: int) -> int:
             value = int(text)
     # bool is an int in Python; counts and money are never true/false or fractions.
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise Invalid(field, f"{field} must be a whole number from {low:,} to {high:,}.")
+        raise Invalid(field, f"{label or field} must be a whole number from {low:,} to {high:,}.")
     return value
 
 

@@ -235,14 +235,30 @@ async function loadDevices() {
 // ---------------------------------------------------------------------------------------------
 // Test notification
 
+// What the test reached, said plainly: with push off here or no device at all, it was not
+// "sent to your devices", and the way to fix that is the push switch above.
+function testResult(devices) {
+  const plural = (n) => `${n} device${n === 1 ? '' : 's'}`;
+  const canToggle = !els.toggle.hidden && !els.toggle.disabled;
+  const fix = canToggle ? 'use "Turn on push" above' : 'see the note above on turning push on in this browser';
+  if (!devices) {
+    return ['No device has push turned on, so nothing was sent by push: the test is only in your inbox below. '
+      + `To get it on this device, ${fix}, then send the test again.`, 'error'];
+  }
+  if (!pushOn) {
+    return [`Push is off on this device, so the test will not appear here; it went to your other ${plural(devices)}. `
+      + `To get it here too, ${fix}.`, 'info'];
+  }
+  return [`Test notification sent to ${plural(devices)}, this one included. It should appear in a few seconds.`, 'success'];
+}
+
 els.sendTest.addEventListener('click', async () => {
   say(els.testStatus, '');
   try {
     const reply = await busy(els.sendTest, 'Sending…', () => api('POST', '/api/push/test'));
-    say(els.testStatus, pushOn
-      ? 'Test notification sent. It should appear on this device in a few seconds.'
-      : 'Test notification sent to your devices. Push is off here, so on this device it only appears in the inbox.',
-    'success');
+    const [text, kind] = testResult(reply?.devices ?? 0);
+    say(els.testStatus, text, kind);
+    if (!reply?.devices || !pushOn) els.toggle.focus();
     const id = reply?.notification_id;
     if (id != null) fetchNotification(id).then((n) => inbox.prepend(n)).catch(() => {});
     refreshUnreadCount().catch(() => {});

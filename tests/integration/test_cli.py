@@ -208,7 +208,7 @@ JOBS_LIST = [
     "close-due-campaigns          * * * * * UTC              "
     "close campaigns past their deadline: coupons and notices to backers",
     "remind-campaign-deadlines    0 * * * * UTC              "
-    "remind followers who have not backed, within 24 h of the deadline",
+    "remind followers who have not backed, 48 h and 24 h before the deadline",
     "expire-coupons               5 * * * * UTC              "
     "mark coupons past their expiry as expired",
     "notify-expiring-coupons      daily 09:00 Asia/Seoul     "

@@ -205,7 +205,7 @@ def test_admin_pages_create_and_edit_in_app_timezone(app, login_as):
     bad = boss.client.post(
         f"/funding/admin/campaigns/{campaign_id}/edit", data=fields | {"goal_amount": "-1"}
     )
-    assert bad.status_code == 400 and "goal_amount must be" in bad.text
+    assert bad.status_code == 400 and "Goal (won) must be a whole number" in bad.text
     saved = boss.client.post(
         f"/funding/admin/campaigns/{campaign_id}/edit", data=fields | {"title": "Big fridge"}
     )

@@ -145,38 +145,167 @@ def test_two_schedulers_close_every_campaign_exactly_once(app, settings, tmp_pat
     assert count(app, Campaign, Campaign.notified_at.is_(None)) == 0
 
 
-def test_followers_who_have_not_backed_hear_once_within_a_day_of_the_deadline(
+def run_at_hour(app, name: str, hour: datetime) -> str:
+    """Run the hourly job's instance for hour (UTC), as the scheduler would at that moment."""
+    return run_job_with(app, name, "--param", f"hour={hour:%Y-%m-%dT%H}")
+
+
+def run_job_with(app, name: str, *args: str) -> str:
+    result = app.test_cli_runner().invoke(args=["jobs", "run", name, *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_followers_who_have_not_backed_hear_48_and_24_hours_before_each_once(
     app, login_as, push_service, run_worker
 ):
     boss = login_as("boss@webpush-server.dev", "admin")
     fan = login_as("fan@webpush-server.dev")
+    switcher = login_as("switcher@webpush-server.dev")
     backer = login_as("backer@webpush-server.dev")
-    (fan_device,), (backer_device,) = subscribe(fan, push_service), subscribe(backer, push_service)
-    soon = add_campaign(boss, title="Fridge")
-    later = add_campaign(boss, title="Lanterns")
-    deadline = utcnow() + timedelta(hours=5)
-    move_deadline(app, soon, deadline)
-    move_deadline(app, later, utcnow() + timedelta(hours=30))
-    for api in (fan, backer):
-        for campaign_id in (soon, later):
-            assert api.put(f"/api/funding/campaigns/{campaign_id}/interest").status_code == 204
-    backer.post(f"/api/funding/campaigns/{soon}/pledges", json={"amount": 1000})
+    (fan_device,), (switcher_device,), (backer_device,) = (
+        subscribe(api, push_service) for api in (fan, switcher, backer)
+    )
+    fridge = add_campaign(boss, title="Fridge")
+    deadline = utcnow().replace(minute=0, second=0, microsecond=0) + timedelta(hours=72)
+    move_deadline(app, fridge, deadline)
+    for api in (fan, switcher, backer):
+        assert api.put(f"/api/funding/campaigns/{fridge}/interest").status_code == 204
+    backer.post(f"/api/funding/campaigns/{fridge}/pledges", json={"amount": 1000})
+    job = "remind-campaign-deadlines"
 
-    assert "remind-campaign-deadlines: 1" in run_job(app, "remind-campaign-deadlines")
+    def hours_before(hours: int) -> datetime:
+        return deadline - timedelta(hours=hours)
+
+    assert f"{job}: 0" in run_at_hour(app, job, hours_before(49))
+    # 48 h before: the two followers who have not backed, once.
+    assert f"{job}: 2" in run_at_hour(app, job, hours_before(48))
+    assert "already complete" in run_at_hour(app, job, hours_before(48))
+    assert f"{job}: 0" in run_at_hour(app, job, hours_before(47))
+    sending = utcnow()
     run_worker()
-    (push,) = push_service.wait_for_count(1)
-    assert push.endpoint == fan_device.endpoint
-    assert push.json["title"] == "Fridge closes soon"
-    assert push.json["kind"] == "campaign_deadline_soon"
-    assert push.json["url"] == f"/funding/campaigns/{soon}"
-    assert push.urgency == "low" and push.topic == f"campaign-{soon}"
+    push_service.wait_for_count(2)
+    (first,) = push_service.pushes_for(fan_device.endpoint)
+    assert first.json["title"] == "Fridge closes within 2 days"
+    assert first.json["kind"] == "campaign_deadline_soon"
+    assert first.json["url"] == f"/funding/campaigns/{fridge}"
+    assert first.urgency == "low" and first.topic == f"campaign-{fridge}"
     # TTL runs until the deadline, not a fixed day.
-    assert 5 * 3600 - 120 < push.ttl <= 5 * 3600
+    # Between the time left when the worker started and when the push arrived (rounded up).
+    assert deadline.timestamp() - first.received_at - 1 <= first.ttl
+    assert first.ttl <= (deadline - sending).total_seconds() + 1
+    (told,) = push_service.pushes_for(switcher_device.endpoint)
+    assert told.json["title"] == "Fridge closes within 2 days"
     assert push_service.pushes_for(backer_device.endpoint) == []
 
-    assert "remind-campaign-deadlines: 0" in run_job(app, "remind-campaign-deadlines")
+    # The switcher backs it after the first reminder: the second one is not for them.
+    switcher.post(f"/api/funding/campaigns/{fridge}/pledges", json={"amount": 500})
+    assert f"{job}: 0" in run_at_hour(app, job, hours_before(25))
+    assert f"{job}: 1" in run_at_hour(app, job, hours_before(24))
+    for hours in (23, 1, 0):
+        assert f"{job}: 0" in run_at_hour(app, job, hours_before(hours))
+    # A run by hand (now, 72 h before) finds nothing in either window.
+    assert f"{job}: 0" in run_job(app, job)
     run_worker()
-    assert len(push_service.received) == 1
+    push_service.wait_for_count(3)
+    second = push_service.pushes_for(fan_device.endpoint)[1]
+    assert second.json["title"] == "Fridge closes within a day"
+    assert "Back it before then." in second.json["body"]
+    assert second.topic == first.topic  # replaces the 48 h one if still undelivered
+    assert len(push_service.pushes_for(switcher_device.endpoint)) == 1
+    assert push_service.pushes_for(backer_device.endpoint) == []
+    assert len(push_service.received) == 3
+    assert count(app, Notification, Notification.kind == "campaign_deadline_soon") == 3
+
+
+def test_a_campaign_first_followed_within_a_day_gets_only_the_24_hour_reminder(
+    app, login_as, push_service, run_worker
+):
+    boss = login_as("boss@webpush-server.dev", "admin")
+    fan = login_as("fan@webpush-server.dev")
+    (device,) = subscribe(fan, push_service)
+    lanterns = add_campaign(boss, title="Lanterns")
+    deadline = utcnow().replace(minute=0, second=0, microsecond=0) + timedelta(hours=30)
+    move_deadline(app, lanterns, deadline)
+    # Followed only 20 hours before the deadline: the 48 h moment has passed unseen.
+    fan.put(f"/api/funding/campaigns/{lanterns}/interest")
+    job = "remind-campaign-deadlines"
+    assert f"{job}: 1" in run_at_hour(app, job, deadline - timedelta(hours=20))
+    assert f"{job}: 0" in run_at_hour(app, job, deadline - timedelta(hours=19))
+    run_worker()
+    (push,) = push_service.wait_for_count(1)
+    assert push.endpoint == device.endpoint
+    assert push.json["title"] == "Lanterns closes within a day"
+
+
+def test_the_creator_hears_once_when_the_campaign_closes_with_its_totals(
+    app, login_as, push_service, run_worker
+):
+    boss = login_as("boss@webpush-server.dev", "admin")
+    pat = login_as("pat@webpush-server.dev")
+    kim = login_as("kim@webpush-server.dev")
+    (boss_device,), (pat_device,) = subscribe(boss, push_service), subscribe(pat, push_service)
+    met = add_campaign(boss, title="Bee garden", goal_amount=50_000)
+    missed = add_campaign(boss, title="Arcade", goal_amount=900_000)
+    for api, campaign_id, amount in (
+        (pat, met, 30_000),
+        (kim, met, 15_000),
+        (kim, met, 5_000),
+        (pat, missed, 7_000),
+        (pat, missed, 500),
+    ):
+        response = api.post(
+            f"/api/funding/campaigns/{campaign_id}/pledges", json={"amount": amount}
+        )
+        assert response.status_code == 201
+    assert "'succeeded': 0, 'failed': 0" in run_job(app, "close-due-campaigns")
+    run_worker()
+    assert push_service.received == []  # nothing closed, nobody told
+    closing = utcnow()
+    for campaign_id in (met, missed):
+        move_deadline(app, campaign_id, closing - timedelta(seconds=1))
+    # The scheduler's next minute: its instant is past the deadline.
+    minute = f"minute={closing + timedelta(minutes=1):%Y-%m-%dT%H:%M}"
+    assert "'succeeded': 1, 'failed': 1" in run_job_with(
+        app, "close-due-campaigns", "--param", minute
+    )
+    run_worker()
+    push_service.wait_for_count(4)  # the creator twice, pat twice (kim has no device)
+    by_title = {p.json["title"]: p for p in push_service.pushes_for(boss_device.endpoint)}
+    assert set(by_title) == {
+        "Bee garden succeeded: ₩50,000 of ₩50,000",
+        "Arcade failed: ₩7,500 of ₩900,000",
+    }
+    won = by_title["Bee garden succeeded: ₩50,000 of ₩50,000"]
+    assert won.json["kind"] == "campaign_closed"
+    assert won.json["body"] == "Raised ₩50,000 of ₩50,000 from 2 backers. 2 coupons issued."
+    assert won.json["url"] == f"/funding/campaigns/{met}"
+    assert won.urgency == "normal" and 7 * DAY - 120 < won.ttl <= 7 * DAY
+    lost = by_title["Arcade failed: ₩7,500 of ₩900,000"]
+    assert (
+        lost.json["body"]
+        == "Raised ₩7,500 of ₩900,000 from 1 backer. Nothing is charged; no coupons."
+    )
+    # The failed campaign's backer is told that nothing is charged, with their own total.
+    (failed,) = [
+        p
+        for p in push_service.pushes_for(pat_device.endpoint)
+        if p.json["kind"] == "campaign_failed"
+    ]
+    assert failed.json["body"] == (
+        "It needed ₩900,000 by its deadline. "
+        "Nothing is charged: your pledge of ₩7,500 is cancelled."
+    )
+
+    # Closing again, by the scheduler's next minute or by hand, tells the creator nothing new.
+    later = f"minute={closing + timedelta(minutes=2):%Y-%m-%dT%H:%M}"
+    assert "'succeeded': 0, 'failed': 0" in run_job_with(
+        app, "close-due-campaigns", "--param", later
+    )
+    assert "'succeeded': 0, 'failed': 0" in run_job(app, "close-due-campaigns")
+    run_worker()
+    assert len(push_service.received) == 4
+    assert count(app, Notification, Notification.kind == "campaign_closed") == 2
 
 
 def _coupon_for(app, user_ids, last_day, zone: str = "Asia/Seoul", status: str = "active"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
+    current_app,
     flash,
     g,
     jsonify,
@@ -22,6 +23,15 @@ from .passwords import MIN_LENGTH
 bp = Blueprint("auth", __name__)
 
 
+def _demo_accounts() -> list[tuple[str, str, str]] | None:
+    """Return (role, email, password) of each demo account when the app runs as the demo."""
+    if not current_app.config.get("DEMO_ACCOUNTS"):
+        return None
+    from ..demo import DEMO_PASSWORD, DEMO_USERS
+
+    return [(role, email, DEMO_PASSWORD) for email, role, _name in DEMO_USERS]
+
+
 def _safe_next(target: str | None) -> str:
     return safe_back(target, url_for("main.index"))
 
@@ -30,7 +40,12 @@ def _safe_next(target: str | None) -> str:
 def login():
     """Show the login form; sign the user in on POST (failures are throttled)."""
     if request.method == "GET":
-        return render_template("auth/login.html", next=request.args.get("next", ""), email="")
+        return render_template(
+            "auth/login.html",
+            next=request.args.get("next", ""),
+            email="",
+            demo_accounts=_demo_accounts(),
+        )
     email = request.form.get("email", "")
     address = request.remote_addr
     throttle.check(email, address)
@@ -43,6 +58,7 @@ def login():
                 error="Wrong e-mail or password.",
                 email=email,
                 next=request.form.get("next", ""),
+                demo_accounts=_demo_accounts(),
             ),
             401,
         )

@@ -89,6 +89,7 @@ def create_campaign():
 @role_required("admin")
 def update_campaign(campaign_id: int):
     """Edit an open campaign (admins)."""
+    services.ensure_open(campaign_id)
     services.update_campaign(campaign_id, services.parse_campaign(request.get_json(silent=True)))
     return jsonify(services.get_campaign(campaign_id).to_json())
 

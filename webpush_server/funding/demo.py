@@ -60,13 +60,16 @@ def seed_funding(password: str) -> list[str]:
         )
         db.session.add(campaign)
         db.session.flush()
-        _back(campaign, users, amounts, today)
+        _back(campaign, users, amounts, today, now)
         titles.append(title)
     db.session.commit()
     return titles
 
 
-def _back(campaign: Campaign, users: list[User], amounts: tuple[int, ...], today) -> None:
+def _back(campaign: Campaign, users: list[User], amounts: tuple[int, ...], today, now) -> None:
+    # Pledges are history: made before the deadline and before now (an open campaign's
+    # deadline is still ahead), a few hours apart.
+    pledged_by = min(campaign.deadline, now) - timedelta(days=1)
     for index, (user, amount) in enumerate(zip(users, amounts, strict=True)):
         if not amount:
             db.session.add(Follow(campaign_id=campaign.id, user_id=user.id))
@@ -76,7 +79,7 @@ def _back(campaign: Campaign, users: list[User], amounts: tuple[int, ...], today
                 campaign_id=campaign.id,
                 user_id=user.id,
                 amount=amount,
-                created_at=campaign.deadline - timedelta(days=1),
+                created_at=pledged_by - timedelta(hours=3 * index),
             )
         )
         if campaign.status != "succeeded":

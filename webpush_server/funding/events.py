@@ -23,10 +23,18 @@ class CampaignFailed:
 
 @dataclass(frozen=True)
 class CampaignDeadlineNeared:
-    """The campaign closes within a day; these followers have not backed it."""
+    """The campaign closes within `hours` (48 or 24); these followers have not backed it."""
 
     campaign_id: int
     follower_ids: tuple[int, ...]
+    hours: int = 24
+
+
+@dataclass(frozen=True)
+class CampaignClosed:
+    """The campaign closed at its deadline, succeeded or failed; its creator is told."""
+
+    campaign_id: int
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ committed chunk and dedupe keys make the redone part send nothing twice.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from functools import partial
 
 from sqlalchemy import select
 
@@ -39,7 +40,7 @@ def scheduled() -> list[ScheduledJob]:
             "remind-campaign-deadlines",
             "0 * * * *",
             "webpush_server.funding.jobs.remind_campaign_deadlines",
-            "remind followers who have not backed, within 24 h of the deadline",
+            "remind followers who have not backed, 48 h and 24 h before the deadline",
         ),
         ScheduledJob(
             "expire-coupons",
@@ -80,14 +81,30 @@ def _closing_counts(outcome: Outcome) -> dict[str, int]:
     return {key: outcome.counts[key] for key in ("succeeded", "failed", "notified")}
 
 
+# Each reminder's window before the deadline: (later bound, earlier bound] in hours. The job
+# runs hourly, so a campaign enters each window once; the dedupe key per reminder does the rest.
+DEADLINE_REMINDERS = ((48, 24), (24, 0))
+
+
 def _remind_campaign_deadlines(at: datetime) -> list[Step]:
-    """Tell followers who have not backed that a campaign closes within 24 hours."""
-    closing = select(Campaign.id).where(
-        Campaign.status == "open",
-        Campaign.deadline > at,
-        Campaign.deadline <= at + timedelta(hours=24),
-    )
-    return [Step("reminded", closing, Campaign.id, services.remind_followers, CAMPAIGN_CHUNK)]
+    """Tell followers who have not backed that a campaign closes within 48 h, then 24 h."""
+    steps = []
+    for hours, until in DEADLINE_REMINDERS:
+        closing = select(Campaign.id).where(
+            Campaign.status == "open",
+            Campaign.deadline > at + timedelta(hours=until),
+            Campaign.deadline <= at + timedelta(hours=hours),
+        )
+        steps.append(
+            Step(
+                f"reminded_{hours}h",
+                closing,
+                Campaign.id,
+                partial(services.remind_followers, hours=hours),
+                CAMPAIGN_CHUNK,
+            )
+        )
+    return steps
 
 
 def _coupon_id(key: tuple[datetime, int]) -> int:

@@ -32,11 +32,17 @@ from ..database import (
     keyset_ids,
     rows_changed,
 )
-from ..errors import Conflict, Invalid, NotFound, whole_number
+from ..errors import Conflict, Invalid, InvalidFields, NotFound, whole_number
 from ..extensions import db
 from ..notifications.record import record
 from ..timeutil import app_zone, utcnow
-from .events import CampaignDeadlineNeared, CampaignFailed, CampaignSucceeded, CouponsExpiring
+from .events import (
+    CampaignClosed,
+    CampaignDeadlineNeared,
+    CampaignFailed,
+    CampaignSucceeded,
+    CouponsExpiring,
+)
 from .models import Campaign, Coupon, Follow, Pledge
 from .timeutil import coupon_expires_at, start_of_day
 
@@ -50,50 +56,101 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 # -- input -----------------------------------------------------------------------------------
 
 
+# What the admin form calls each field: messages name fields the way the form labels them.
+CAMPAIGN_LABELS = {
+    "title": "Title",
+    "description": "Description",
+    "goal_amount": "Goal (won)",
+    "deadline": "Deadline",
+    "coupon_discount": "Coupon discount (%)",
+    "coupon_valid_days": "Coupon valid for (days)",
+}
+PLEDGE_LABEL = "Pledge (won)"
+
+
 def parse_deadline(value: object, zone: ZoneInfo | None = None) -> datetime:
     """Parse an ISO 8601 deadline (in UTC); a value without offset is read in zone when given.
 
     A deadline is at most MAX_DEADLINE_DAYS ahead, so the coupon expiry and reminder times
     computed from it stay inside the calendar.
     """
+    label = CAMPAIGN_LABELS["deadline"]
+    if value is None or not str(value).strip():
+        raise Invalid("deadline", f"{label} is required.")
     try:
         parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
-        raise Invalid("deadline", "deadline must be an ISO 8601 date and time.") from None
+        raise Invalid("deadline", f"{label} must be an ISO 8601 date and time.") from None
     if parsed.tzinfo is None:
         if zone is None:
-            raise Invalid("deadline", "deadline needs a UTC offset, e.g. +09:00.")
+            raise Invalid("deadline", f"{label} needs a UTC offset, e.g. +09:00.")
         parsed = parsed.replace(tzinfo=zone)
     try:
         # 9999-12-31T23:59-12:00 is a valid local time whose UTC instant is in year 10000.
         parsed = parsed.astimezone(UTC)
     except OverflowError:
-        raise Invalid("deadline", "deadline is outside the calendar.") from None
+        raise Invalid("deadline", f"{label} is outside the calendar.") from None
     if parsed > utcnow() + timedelta(days=MAX_DEADLINE_DAYS):
-        raise Invalid("deadline", f"deadline must be within {MAX_DEADLINE_DAYS // 365} years.")
+        raise Invalid("deadline", f"{label} must be within {MAX_DEADLINE_DAYS // 365} years.")
     return parsed
 
 
-def parse_campaign(data: object, zone: ZoneInfo | None = None) -> dict:
-    """Validate campaign fields from the API or the admin form; return model values."""
+def _title(value: object) -> str:
+    title = str(value or "").strip()
+    if not title:
+        raise Invalid("title", "Title is required.")
+    if len(title) > 200:
+        raise Invalid("title", "Title must be at most 200 characters.")
+    return title
+
+
+def _description(value: object) -> str:
+    description = str(value or "").strip()
+    if len(description) > 10_000:
+        raise Invalid("description", "Description must be at most 10,000 characters.")
+    return description
+
+
+def _future_deadline(zone: ZoneInfo | None, now: datetime | None):
+    def parse(value: object) -> datetime:
+        deadline = parse_deadline(value, zone)
+        if deadline <= (now or utcnow()):
+            raise Invalid("deadline", "Deadline must be in the future.")
+        return deadline
+
+    return parse
+
+
+def _number(field: str, low: int, high: int):
+    return lambda value: whole_number(value, field, low, high, label=CAMPAIGN_LABELS[field])
+
+
+def parse_campaign(data: object, zone: ZoneInfo | None = None, now: datetime | None = None) -> dict:
+    """Validate campaign fields from the API or the admin form; return model values.
+
+    Every field is checked, and all that are wrong are refused together (InvalidFields), so
+    a form can show each error beside its field at once.
+    """
     if not isinstance(data, dict):
         raise Invalid(None, "Send a JSON object.")
-    title = str(data.get("title") or "").strip()
-    if not 1 <= len(title) <= 200:
-        raise Invalid("title", "title must be 1 to 200 characters.")
-    description = str(data.get("description") or "").strip()
-    if len(description) > 10_000:
-        raise Invalid("description", "description must be at most 10,000 characters.")
-    return {
-        "title": title,
-        "description": description,
-        "goal_amount": whole_number(data.get("goal_amount"), "goal_amount", 1, MAX_AMOUNT),
-        "deadline": parse_deadline(data.get("deadline"), zone),
-        "coupon_discount": whole_number(data.get("coupon_discount"), "coupon_discount", 1, 100),
-        "coupon_valid_days": whole_number(
-            data.get("coupon_valid_days"), "coupon_valid_days", 1, 3650
-        ),
+    parsers = {
+        "title": _title,
+        "description": _description,
+        "goal_amount": _number("goal_amount", 1, MAX_AMOUNT),
+        "deadline": _future_deadline(zone, now),
+        "coupon_discount": _number("coupon_discount", 1, 100),
+        "coupon_valid_days": _number("coupon_valid_days", 1, 3650),
     }
+    fields: dict = {}
+    errors: dict[str, str] = {}
+    for name, parse in parsers.items():
+        try:
+            fields[name] = parse(data.get(name))
+        except Invalid as error:
+            errors[name] = error.message
+    if errors:
+        raise InvalidFields(errors)
+    return fields
 
 
 # -- campaigns -------------------------------------------------------------------------------
@@ -161,7 +218,7 @@ def get_campaign(campaign_id: int) -> CampaignView:
 def create_campaign(fields: dict, created_by: int, now: datetime | None = None) -> int:
     """Create an open campaign from parse_campaign() fields; return its id."""
     if fields["deadline"] <= (now or utcnow()):
-        raise Invalid("deadline", "deadline must be in the future.")
+        raise Invalid("deadline", "Deadline must be in the future.")
     campaign = Campaign(status="open", created_by=created_by, **fields)
     db.session.add(campaign)
     db.session.flush()
@@ -170,10 +227,27 @@ def create_campaign(fields: dict, created_by: int, now: datetime | None = None) 
     return campaign.id
 
 
+CLOSED_MESSAGE = (
+    "This campaign has closed, so it cannot be edited: its result and its backers' coupons "
+    "stand as they were at the deadline."
+)
+
+
+def ensure_open(campaign_id: int) -> None:
+    """Refuse (Conflict closed) to change a closed campaign; NotFound if there is none.
+
+    Checked before the fields: a closed campaign's deadline is past, and "closed" is the
+    real reason it cannot be saved.
+    """
+    if get_campaign(campaign_id).campaign.status != "open":
+        raise Conflict("campaign_id", CLOSED_MESSAGE, "closed")
+
+
 def update_campaign(campaign_id: int, fields: dict, now: datetime | None = None) -> None:
     """Edit an open campaign; a closed one is history and stays as it closed."""
+    ensure_open(campaign_id)
     if fields["deadline"] <= (now or utcnow()):
-        raise Invalid("deadline", "deadline must be in the future.")
+        raise Invalid("deadline", "Deadline must be in the future.")
     # Conditional on status: the close job may be closing it right now.
     count = rows_changed(
         update(Campaign)
@@ -183,7 +257,7 @@ def update_campaign(campaign_id: int, fields: dict, now: datetime | None = None)
     )
     if not count:
         get_campaign(campaign_id)  # 404 when it does not exist
-        raise Conflict("campaign_id", "A closed campaign cannot be edited.", "closed")
+        raise Conflict("campaign_id", CLOSED_MESSAGE, "closed")
     audit.record("campaign.update", f"campaign {campaign_id}: {fields.get('title', '')}")
     db.session.commit()
 
@@ -206,7 +280,7 @@ def _lock_open_campaign(campaign_id: int, now: datetime) -> Campaign:
 
 def pledge(campaign_id: int, user_id: int, amount: object, now: datetime | None = None) -> int:
     """Pledge amount won to an open campaign; return the pledge id."""
-    amount = whole_number(amount, "amount", 1, MAX_AMOUNT)
+    amount = whole_number(amount, "amount", 1, MAX_AMOUNT, label=PLEDGE_LABEL)
     now = now or utcnow()
     _lock_open_campaign(campaign_id, now)
     # Insert only while still open and before the deadline, in one statement, so a pledge
@@ -291,6 +365,19 @@ def list_coupons(user_id: int) -> list[tuple[Coupon, Campaign]]:
     )
 
 
+def get_coupon(user_id: int, code: str) -> tuple[Coupon, Campaign]:
+    """Return the caller's coupon with its campaign; NotFound for codes that are not theirs."""
+    found = db.session.execute(
+        select(Coupon, Campaign)
+        .join(Campaign, Campaign.id == Coupon.campaign_id)
+        .where(Coupon.code == code.strip().upper(), Coupon.user_id == user_id)
+    ).one_or_none()
+    if found is None:
+        raise NotFound("code", "No such coupon.")
+    coupon, campaign = found
+    return coupon, campaign
+
+
 def redeem_coupon(user_id: int, code: str, now: datetime | None = None) -> Coupon:
     """Use the caller's active coupon; 404 for codes that are not theirs, 409 if not usable."""
     now = now or utcnow()
@@ -356,6 +443,8 @@ def close_campaign(campaign_id: int, now: datetime | None = None) -> str | None:
         return None
     if status == "succeeded":
         _issue_coupons(campaign_id, now)
+    # In the closing commit: the creator hears exactly when the close happens, once.
+    record([CampaignClosed(campaign_id)])
     db.session.commit()
     return status
 
@@ -410,13 +499,17 @@ def notify_backers(campaign_id: int, chunk: int = CHUNK) -> int:
 # -- reminders and expiry --------------------------------------------------------------------
 
 
-def remind_followers(campaign_id: int, chunk: int = CHUNK) -> int:
-    """Remind followers who have not backed the campaign, a chunk per commit."""
+def remind_followers(campaign_id: int, hours: int = 24, chunk: int = CHUNK) -> int:
+    """Remind followers who have not backed the campaign, a chunk per commit.
+
+    hours is the reminder (48 or 24 before the deadline); each has its own dedupe key, so
+    each reaches a follower once.
+    """
     backed = exists().where(Pledge.campaign_id == campaign_id, Pledge.user_id == Follow.user_id)
     followers = select(Follow.user_id).where(Follow.campaign_id == campaign_id, ~backed)
     created = 0
     for chunk_ids in keyset_ids(followers, Follow.user_id, chunk):
-        created += len(record([CampaignDeadlineNeared(campaign_id, tuple(chunk_ids))]))
+        created += len(record([CampaignDeadlineNeared(campaign_id, tuple(chunk_ids), hours)]))
         db.session.commit()
     return created
 

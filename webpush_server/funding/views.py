@@ -8,7 +8,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..auth import role_required
-from ..errors import Refused, http_status, refused_to_page
+from ..errors import InvalidFields, Refused, http_status, refused_to_page
+from ..extensions import db
 from ..timeutil import app_zone, local_time, utcnow
 from . import services
 from .api import coupon_status
@@ -49,11 +50,22 @@ def index():
 @bp.get("/campaigns/<int:campaign_id>")
 def campaign(campaign_id: int):
     """One campaign: progress, the pledge form, the follow toggle."""
+    return _campaign_page(campaign_id)
+
+
+def _campaign_page(campaign_id: int, amount: str = "", amount_error: str | None = None) -> str:
     view = services.get_campaign(campaign_id)
     following = current_user.is_authenticated and services.is_following(
         campaign_id, current_user.id
     )
-    return render_template("funding/campaign.html", view=view, following=following)
+    return render_template(
+        "funding/campaign.html",
+        view=view,
+        following=following,
+        amount=amount,
+        amount_error=amount_error,
+        pledge_label=services.PLEDGE_LABEL,
+    )
 
 
 @bp.post("/campaigns/<int:campaign_id>/pledge")
@@ -62,10 +74,15 @@ def campaign(campaign_id: int):
 def pledge(campaign_id: int):
     """Pledge from the campaign page."""
     back = url_for("funding.campaign", campaign_id=campaign_id)
+    amount = request.form.get("amount", "")
     try:
-        services.pledge(campaign_id, current_user.id, request.form.get("amount", ""))
+        services.pledge(campaign_id, current_user.id, amount)
     except Refused as error:
-        return refused_to_page(error, back)
+        if error.field != "amount":  # closed or gone: the campaign page says so
+            return refused_to_page(error, back)
+        # The page again, the amount as typed and the message beside it.
+        page = _campaign_page(campaign_id, amount=amount, amount_error=error.message)
+        return page, http_status(error)
     flash("Thank you: your pledge is recorded.", "success")
     return redirect(back)
 
@@ -76,7 +93,7 @@ def toggle_follow(campaign_id: int):
     """Follow or unfollow from the campaign page."""
     if request.form.get("follow") == "1":
         services.follow(campaign_id, current_user.id)
-        flash("You will be reminded a day before the deadline.", "success")
+        flash("You will be reminded two days and again one day before the deadline.", "success")
     else:
         services.unfollow(campaign_id, current_user.id)
         flash("You no longer follow this campaign.", "info")
@@ -97,10 +114,26 @@ def my_coupons():
     return render_template("funding/coupons.html", coupons=services.list_coupons(current_user.id))
 
 
+@bp.get("/coupons/<code>/redeem")
+@login_required
+def confirm_redeem(code: str):
+    """Ask before redeeming: a redeemed coupon is used up, and there is no undo."""
+    back = url_for("funding.my_coupons")
+    try:
+        coupon, campaign = services.get_coupon(current_user.id, code)
+    except Refused as error:
+        return refused_to_page(error, back)
+    status = coupon_status(coupon)
+    if status != "active":
+        flash(f"Coupon {coupon.code} is {status}: it cannot be redeemed.", "info")
+        return redirect(back)
+    return render_template("funding/redeem.html", coupon=coupon, campaign=campaign)
+
+
 @bp.post("/coupons/<code>/redeem")
 @login_required
 def redeem(code: str):
-    """Redeem a coupon from My coupons."""
+    """Redeem a coupon, once its owner confirmed on the page above."""
     back = url_for("funding.my_coupons")
     try:
         services.redeem_coupon(current_user.id, code)
@@ -110,17 +143,51 @@ def redeem(code: str):
     return redirect(back)
 
 
+def _errors(error: Refused | None) -> dict[str, str]:
+    """Map each invalid field to its message, for showing beside the field."""
+    if isinstance(error, InvalidFields):
+        return error.errors
+    if error is not None and error.field in services.CAMPAIGN_LABELS:
+        return {error.field: error.message}
+    return {}
+
+
+def _edit_page(campaign, form, error: Refused | None = None, status: int = 200):
+    """Render the campaign form; a refusal keeps what was typed and marks each bad field."""
+    page = render_template(
+        "funding/edit.html",
+        form=form,
+        campaign=campaign,
+        closed=campaign is not None and campaign.status != "open",
+        labels=services.CAMPAIGN_LABELS,
+        errors=_errors(error),
+        error=error,
+    )
+    return page, status
+
+
+def _stored_form(c) -> dict:
+    return {
+        "title": c.title,
+        "description": c.description,
+        "goal_amount": c.goal_amount,
+        "deadline": local_time(c.deadline, "input"),
+        "coupon_discount": c.coupon_discount,
+        "coupon_valid_days": c.coupon_valid_days,
+    }
+
+
 @bp.route("/admin/campaigns/new", methods=["GET", "POST"])
 @role_required("admin")
 def new_campaign():
     """Create a campaign (admins)."""
     if request.method == "GET":
-        return render_template("funding/edit.html", form={}, campaign=None)
+        return _edit_page(None, {})
     try:
         fields = services.parse_campaign(request.form.to_dict(), app_zone())
         campaign_id = services.create_campaign(fields, current_user.id)
     except Refused as error:
-        return _form_error("funding/edit.html", error, None)
+        return _edit_page(None, request.form, error, http_status(error))
     flash("Campaign created.", "success")
     return redirect(url_for("funding.campaign", campaign_id=campaign_id))
 
@@ -128,30 +195,20 @@ def new_campaign():
 @bp.route("/admin/campaigns/<int:campaign_id>/edit", methods=["GET", "POST"])
 @role_required("admin")
 def edit_campaign(campaign_id: int):
-    """Edit an open campaign (admins)."""
-    view = services.get_campaign(campaign_id)
+    """Edit an open campaign (admins); a closed one's page says why it cannot be saved."""
+    c = services.get_campaign(campaign_id).campaign
     if request.method == "GET":
-        c = view.campaign
-        form = {
-            "title": c.title,
-            "description": c.description,
-            "goal_amount": c.goal_amount,
-            "deadline": local_time(c.deadline, "input"),
-            "coupon_discount": c.coupon_discount,
-            "coupon_valid_days": c.coupon_valid_days,
-        }
-        return render_template("funding/edit.html", form=form, campaign=c)
+        return _edit_page(c, _stored_form(c))
+    if c.status != "open":
+        # Said before any field is checked: its past deadline is not what is wrong.
+        return _edit_page(c, _stored_form(c), status=409)
     try:
         fields = services.parse_campaign(request.form.to_dict(), app_zone())
         services.update_campaign(campaign_id, fields)
     except Refused as error:
-        return _form_error("funding/edit.html", error, view.campaign)
+        db.session.rollback()
+        c = services.get_campaign(campaign_id).campaign  # closed meanwhile: say so
+        form = _stored_form(c) if c.status != "open" else request.form
+        return _edit_page(c, form, error, http_status(error))
     flash("Campaign saved.", "success")
     return redirect(url_for("funding.campaign", campaign_id=campaign_id))
-
-
-def _form_error(template: str, error: Refused, campaign):
-    return (
-        render_template(template, form=request.form, campaign=campaign, error=error),
-        http_status(error),
-    )

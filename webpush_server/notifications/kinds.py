@@ -41,6 +41,8 @@ KINDS: dict[str, Kind] = {
         Kind("campaign_succeeded", "Funding", "normal", timedelta(days=7), site="funding"),
         Kind("campaign_failed", "Funding", "normal", timedelta(days=7), site="funding"),
         Kind("campaign_deadline_soon", "Funding", "low", timedelta(days=1), site="funding"),
+        # To the campaign's creator (an admin) when it closes, with the totals.
+        Kind("campaign_closed", "Funding", "normal", timedelta(days=7), site="funding"),
         Kind("coupon_expiring", "Coupon", "normal", timedelta(days=1), site="funding"),
         # Sent by other services through the service API (any key); users can turn it off.
         Kind("announcement", "Announcement", "normal", timedelta(days=1)),

@@ -49,9 +49,10 @@ class MarkedAllRead(BaseModel):
 
 
 class TestSent(BaseModel):
-    """The test notification's id."""
+    """The test notification's id, and how many devices it goes to by push (0: inbox only)."""
 
     notification_id: int
+    devices: int
 
 
 class CsrfToken(BaseModel):

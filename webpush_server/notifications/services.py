@@ -11,7 +11,7 @@ from ..database import get_or_refuse, rows_changed
 from ..errors import Invalid
 from ..extensions import db
 from ..timeutil import isoformat, utcnow
-from .models import Notification, ResolvedTag
+from .models import Delivery, Notification, ResolvedTag
 from .outbox import remember_for_publish
 from .record import Notice, record_notices
 
@@ -29,6 +29,21 @@ def send_test(user_id: int) -> int:
     (notification_id,) = record_notices([notice])
     db.session.commit()
     return notification_id
+
+
+def push_devices(notification_id: int) -> int:
+    """Count the devices a notification goes to by Web Push (its deliveries to subscriptions)."""
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.notification_id == notification_id,
+                Delivery.subscription_id.is_not(None),
+            )
+        )
+        or 0
+    )
 
 
 def visible(now=None):

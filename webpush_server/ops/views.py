@@ -10,6 +10,7 @@ from ..auth.models import User
 from ..errors import Refused, refused_to_page
 from ..extensions import db, login_manager
 from ..notifications.models import Delivery, DeliveryAttempt, Notification
+from ..notifications.services import push_devices
 from ..push.models import Subscription
 from ..timeutil import utcnow
 from . import dashboard, services
@@ -192,5 +193,18 @@ def send_test():
         notification_id = services.send_test_to(email)
     except Refused as error:
         return refused_to_page(error, url_for("ops.index"))
-    flash(f"Test notification {notification_id} sent to {email.strip()}.", "success")
+    devices = push_devices(notification_id)
+    if not devices:
+        # Nothing went out by push: saying "sent" would send the admin looking in vain.
+        flash(
+            f"{email.strip()} has no device with push turned on, so nothing was sent by push: "
+            f"test notification {notification_id} is only in their inbox.",
+            "info",
+        )
+    else:
+        flash(
+            f"Test notification {notification_id} sent to {email.strip()} on "
+            f"{devices} device{'' if devices == 1 else 's'}.",
+            "success",
+        )
     return redirect(url_for("ops.index"))
