@@ -41,6 +41,10 @@ def defaults(instance_path: str) -> dict:
         # the sweeper takes back claims not renewed within it: a dead worker's, soon.
         "DELIVERY_CLAIM_TIMEOUT_SECONDS": 60,
         "SWEEP_GRACE_SECONDS": 30,
+        # Workers and the scheduler wait for a lost Redis, the wait doubling up to this;
+        # the scheduler checks this often that Redis still holds every cron entry.
+        "REDIS_RECONNECT_MAX_SECONDS": 30.0,
+        "SCHEDULER_CHECK_SECONDS": 60.0,
         # Scheduled jobs (jobs.batch): an execution whose heartbeat (one a chunk) is older
         # than this is taken for dead and resumed; an execution fails after more skipped
         # items than the limit; a daily job started later than this after its time is late.
