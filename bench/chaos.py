@@ -344,7 +344,7 @@ def report(app, push, policy, args, statuses, events, drained) -> int:
     finished = sum(statuses.get(s, 0) for s in FINAL)
     lost = args.n - finished
     accepted = Counter(
-        (p.endpoint, p.json["id"]) for p in push.received if p.status == 201 and p.plaintext
+        (p.endpoint, p.notification["id"]) for p in push.received if p.status == 201 and p.plaintext
     )
     duplicates = sum(n - 1 for n in accepted.values())
     kills = args.worker_kills + args.redis_kills + 1

@@ -102,7 +102,12 @@ function reportQuietly(id, event) {
 }
 
 // -----------------------------------------------------------------------------------------------
-// push
+// push: the message is declarative Web Push (`web_push: 8030`, CONTRACT "Push"). Safari shows it
+// without us; Chrome and Firefox hand it here. Each reader below returns the same plain shape:
+// { id, kind, title, body, url (the page), navigate (the click's link, /n/<id>), tag, lang,
+//   created_at, data, tickle, badge (the unread count, or null) }.
+
+const DECLARATIVE = 8030;
 
 /** Read the push payload; null when it is missing or not JSON. */
 function readPayload(data) {
@@ -115,15 +120,104 @@ function readPayload(data) {
   }
 }
 
-/** Return the notification to show: the payload itself, or for a tickle the inbox item. */
-async function notificationFor(payload) {
-  if (!payload) return null;
-  if (payload.tickle) {
-    if (payload.id == null) return null;
-    const data = await fetchJson(`/api/notifications/${encodeURIComponent(payload.id)}`);
-    return data?.notification ?? data;
+/** Read a declarative message: its notification member, with our fields in its `data`. */
+function fromDeclarative(message) {
+  const shown = message.notification || {};
+  const data = shown.data || {};
+  return {
+    id: data.id ?? null,
+    kind: data.kind ?? null,
+    title: shown.title || '',
+    body: shown.body || '',
+    url: data.url || null,
+    navigate: shown.navigate || null,
+    tag: shown.tag || null,
+    lang: shown.lang || null,
+    created_at: data.created_at || null,
+    data: data.data,
+    tickle: Boolean(data.tickle),
+    badge: Number.isInteger(message.app_badge) ? message.app_badge : null,
+  };
+}
+
+/** Read a message of the shape before 8030 (still queued at a push service after a deploy). */
+function fromFlat(payload) {
+  return {
+    id: payload.id ?? null,
+    kind: payload.kind ?? null,
+    title: payload.title || '',
+    body: payload.body || '',
+    url: payload.url || null,
+    navigate: null,
+    tag: payload.tag || null,
+    lang: null,
+    created_at: payload.created_at || null,
+    data: payload.data,
+    tickle: Boolean(payload.tickle),
+    badge: null,
+  };
+}
+
+/**
+ * Read the push event. Safari's mutable path has no event.data: it gives the notification it is
+ * about to show as event.notification, and shows it unless we show another in its place.
+ */
+function readPushMessage(event) {
+  const payload = readPayload(event.data);
+  if (payload) return payload.web_push === DECLARATIVE ? fromDeclarative(payload) : fromFlat(payload);
+  const proposed = event.notification;
+  if (proposed) {
+    return {
+      ...fromDeclarative({
+        notification: {
+          title: proposed.title,
+          body: proposed.body,
+          navigate: proposed.navigate,
+          tag: proposed.tag,
+          lang: proposed.lang,
+          data: proposed.data,
+        },
+        app_badge: event.appBadge,
+      }),
+      proposed: true,
+    };
   }
-  return payload;
+  return null;
+}
+
+/** Return the message complete: a tickle filled in from the inbox API, else as it came. */
+async function completeMessage(message) {
+  if (!message || !message.tickle) return message;
+  if (message.id == null) return null;
+  const data = await fetchJson(`/api/notifications/${encodeURIComponent(message.id)}`);
+  const full = data?.notification ?? data;
+  if (!full) return null;
+  return { ...fromFlat(full), navigate: message.navigate, badge: null };
+}
+
+/** The link a click opens: navigate (/n/<id>, which counts the click) when it is ours. */
+function clickUrl(message) {
+  const origin = self.location.origin;
+  try {
+    if (message.navigate && new URL(message.navigate).origin === origin) return message.navigate;
+  } catch {
+    // fall through
+  }
+  if (message.id != null) return new URL(`/n/${encodeURIComponent(message.id)}`, origin).href;
+  return targetUrl(message.url);
+}
+
+/** The inbox's shape of the message, for the open pages (inbox.js, live.js). */
+function asInboxItem(message) {
+  return {
+    id: message.id,
+    kind: message.kind,
+    title: message.title,
+    body: message.body,
+    url: message.url,
+    tag: message.tag,
+    created_at: message.created_at,
+  };
 }
 
 function showGeneric(id) {
@@ -132,57 +226,72 @@ function showGeneric(id) {
     icon: ICON,
     badge: BADGE,
     tag: id != null ? `n-${id}` : 'generic',
-    data: { id: id ?? null, url: targetUrl(INBOX_PATH) },
+    data: { id: id ?? null, url: id != null ? clickUrl({ id }) : targetUrl(INBOX_PATH) },
     timestamp: Date.now(),
   });
 }
 
-function show(notification) {
-  const id = notification.id;
-  const tag = notification.tag || (id != null ? `n-${id}` : undefined);
-  const timestamp = Date.parse(notification.created_at);
+function showMessage(message) {
+  const id = message.id;
+  const tag = message.tag || (id != null ? `n-${id}` : undefined);
+  const timestamp = Date.parse(message.created_at);
   const options = {
-    body: notification.body || '',
+    body: message.body || '',
     icon: ICON,
     badge: BADGE,
-    data: { id: id ?? null, url: targetUrl(notification.url) },
+    data: { id: id ?? null, url: clickUrl(message) },
     timestamp: Number.isNaN(timestamp) ? Date.now() : timestamp,
   };
+  if (message.lang) options.lang = message.lang;
   if (tag) {
     options.tag = tag;
     options.renotify = true; // A newer message about the same hold or coupon should alert again.
   }
-  return self.registration.showNotification(notification.title, options);
+  return self.registration.showNotification(message.title, options);
+}
+
+/** Set the app icon badge: from the message's app_badge, else ask the inbox. */
+async function setBadgeFrom(message) {
+  if (!('setAppBadge' in self.navigator)) return;
+  if (message?.badge == null) {
+    await updateAppBadge();
+  } else if (message.badge > 0) {
+    await self.navigator.setAppBadge(message.badge);
+  } else {
+    await self.navigator.clearAppBadge();
+  }
 }
 
 async function handlePush(event) {
-  const payload = readPayload(event.data);
-  let notification = null;
+  const received = readPushMessage(event);
+  let message = null;
   try {
-    notification = await notificationFor(payload);
+    message = await completeMessage(received);
   } catch (err) {
     console.warn('Could not fetch the notification for a tickle:', err);
   }
 
   let shown = false;
-  if (notification && notification.title) {
+  if (received?.proposed && !received.tickle && received.title) {
+    shown = true; // Safari shows its declarative notification itself; another would double it.
+  } else if (message && message.title) {
     try {
-      await show(notification);
+      await showMessage(message);
       shown = true;
     } catch (err) {
       console.warn('Could not show the notification:', err);
     }
   }
   if (!shown) {
-    notification = null;
-    await showGeneric(payload?.id);
+    message = null;
+    await showGeneric(received?.id);
   }
 
   await Promise.allSettled([
-    reportQuietly(notification?.id ?? payload?.id, 'shown'),
+    reportQuietly(message?.id ?? received?.id, 'shown'),
     closeResolvedQuietly(),
-    updateAppBadge(),
-    notification ? tellPages({ type: 'notification', notification }) : Promise.resolve(),
+    setBadgeFrom(message ?? received),
+    message ? tellPages({ type: 'notification', notification: asInboxItem(message) }) : Promise.resolve(),
   ]);
 }
 

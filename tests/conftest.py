@@ -273,11 +273,17 @@ def live_server(app, settings, tmp_path) -> Iterator[str]:
 
 
 @pytest.fixture
-def live_worker(app, settings, tmp_path) -> Iterator[Process]:
-    """The RQ worker in its own process, running until the test ends."""
+def live_worker(app, settings, tmp_path, request) -> Iterator[Process]:
+    """The RQ worker in its own process, running until the test ends.
+
+    With a live_server in the test, the links its push messages carry (PUBLIC_URL) are on it.
+    """
+    extra = {}
+    if "live_server" in request.fixturenames:
+        extra["PUBLIC_URL"] = request.getfixturevalue("live_server")
     worker = Process(
         flask_command("jobs", "worker"),
-        process_env(settings, app.instance_path),
+        process_env(settings, app.instance_path, **extra),
         tmp_path / "worker.log",
     )
     yield worker

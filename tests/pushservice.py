@@ -109,6 +109,21 @@ class ReceivedPush:
         assert self.plaintext is not None, f"push was not decrypted: {self.error}"
         return json.loads(self.plaintext)
 
+    @property
+    def notification(self) -> dict[str, Any]:
+        """The declarative message (`web_push: 8030`) read as the inbox's flat fields.
+
+        id, kind, created_at, url (the page), data and tickle from its `data`; title, body,
+        navigate, tag, icon, lang from its `notification`; app_badge from the message.
+        """
+        message = self.json
+        assert message.get("web_push") == 8030, f"not a declarative message: {message}"
+        shown = dict(message["notification"])
+        flat = {**shown.pop("data"), **shown}
+        if "app_badge" in message:
+            flat["app_badge"] = message["app_badge"]
+        return flat
+
     def summary(self) -> str:
         """A one-line description for assertion messages."""
         text = None
@@ -157,6 +172,9 @@ class PushService:
         self._sockets: dict[str, web.WebSocketResponse] = {}
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._hellos: list[dict[str, Any]] = []
+        # change_uaid(): the next hello gets a new uaid; (old, new) pairs once it did.
+        self._new_uaid_next = False
+        self.uaid_changes: list[tuple[str | None, str]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -346,6 +364,19 @@ class PushService:
             raise AssertionError(f"no ack for version {version} within {timeout} s; acks: {acks}")
         return found
 
+    def change_uaid(self) -> None:
+        """Drop the browsers' sockets and answer the next hello with a new uaid.
+
+        That is how autopush tells a browser its registrations are gone: Firefox drops its
+        subscriptions and fires `pushsubscriptionchange` in each service worker.
+        """
+        assert self._loop is not None
+        with self._cond:
+            self._new_uaid_next = True
+            sockets = list(self._sockets.values())
+        for ws in sockets:
+            asyncio.run_coroutine_threadsafe(ws.close(), self._loop).result(5)
+
     def wait_for_firefox(self, timeout: float = 30) -> None:
         """Block until a browser is connected to the WebSocket."""
         with self._cond:
@@ -402,7 +433,16 @@ class PushService:
 
     async def _hello(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> str:
         # Echo Firefox's uaid: answering a different one makes it drop its subscriptions.
-        uaid = str(data.get("uaid") or uuid.uuid4().hex)
+        sent = data.get("uaid")
+        with self._cond:
+            renew, self._new_uaid_next = self._new_uaid_next, False
+        uaid = str(sent) if sent and not renew else uuid.uuid4().hex
+        if renew:
+            with self._cond:
+                self.uaid_changes.append((str(sent) if sent else None, uaid))
+                # The old uaid's registrations are gone, as on a real service: 410 from now.
+                for channel_id in [c for c, ch in self._channels.items() if ch.uaid == sent]:
+                    del self._channels[channel_id]
         await ws.send_json(
             {"messageType": "hello", "uaid": uaid, "status": 200, "use_webpush": True}
         )

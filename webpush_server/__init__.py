@@ -75,4 +75,5 @@ def configure(app: Flask, test_config: dict | None) -> None:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = settings.load_secret_key(app.instance_path)
     app.config["VAPID_SUBJECT"] = settings.validate_vapid_subject(app.config.get("VAPID_SUBJECT"))
+    app.config["PUBLIC_URL"] = settings.validate_public_url(app.config.get("PUBLIC_URL"))
     app.config.setdefault("MAX_CONTENT_LENGTH", 64 * 1024)

@@ -22,6 +22,8 @@ def defaults(instance_path: str) -> dict:
     return {
         "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(instance_path, "webpush.db"),
         "REDIS_URL": None,
+        # The site's absolute base URL, for links built outside a request (push `navigate`).
+        "PUBLIC_URL": None,
         "VAPID_PRIVATE_KEY": None,
         "VAPID_SUBJECT": None,
         "PUSH_SERVICE_HOSTS": DEFAULT_PUSH_SERVICE_HOSTS,
@@ -41,6 +43,10 @@ def defaults(instance_path: str) -> dict:
         # the sweeper takes back claims not renewed within it: a dead worker's, soon.
         "DELIVERY_CLAIM_TIMEOUT_SECONDS": 60,
         "SWEEP_GRACE_SECONDS": 30,
+        # Workers and the scheduler wait for a lost Redis, the wait doubling up to this;
+        # the scheduler checks this often that Redis still holds every cron entry.
+        "REDIS_RECONNECT_MAX_SECONDS": 30.0,
+        "SCHEDULER_CHECK_SECONDS": 60.0,
         # Scheduled jobs (jobs.batch): an execution whose heartbeat (one a chunk) is older
         # than this is taken for dead and resumed; an execution fails after more skipped
         # items than the limit; a daily job started later than this after its time is late.
@@ -75,6 +81,7 @@ def from_environment(config: dict) -> None:
         "LOG_FORMAT",
         "METRICS_TOKEN",
         "METRICS_PORT",
+        "PUBLIC_URL",
     ):
         if env.get(name):
             config[name] = env[name]
@@ -178,3 +185,26 @@ def validate_vapid_subject(subject: str | None) -> str:
         kind = "mailto: address" if subject.startswith("mailto:") else "https: URL"
         raise ConfigError(f"VAPID_SUBJECT {subject!r} is not a valid {kind}: {hint}")
     return subject
+
+
+def validate_public_url(url: str | None) -> str | None:
+    """Return PUBLIC_URL without a trailing slash, or raise ConfigError when it is no origin."""
+    if not url:
+        return None
+    hint = "set PUBLIC_URL to the site's base URL, e.g. https://notify.yourdomain.org"
+    try:
+        parts = urlparse(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigError(f"PUBLIC_URL {url!r} is not a URL ({exc}): {hint}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"PUBLIC_URL {url!r} must be an absolute http(s) URL: {hint}")
+    if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
+        # The app's routes sit at the root: /n/<id> must resolve against the origin.
+        raise ConfigError(f"PUBLIC_URL {url!r} must be an origin, with no path or query: {hint}")
+    return url.rstrip("/")
+
+
+def public_url(config: dict) -> str:
+    """Return the site's base URL: PUBLIC_URL, else the local one `make run` serves."""
+    return config.get("PUBLIC_URL") or f"http://127.0.0.1:{os.environ.get('PORT', '5000')}"

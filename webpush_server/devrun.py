@@ -92,6 +92,8 @@ def main() -> int:
     # The demo: the login page lists the demo accounts (they scroll out of the terminal).
     env.setdefault("DEMO_ACCOUNTS", "1")
     port = env.get("PORT", "5000")
+    # Links built outside a request (the push message's navigate) point at this server.
+    env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")
     # Web, worker and scheduler write their metrics into one folder; /metrics merges it.
     # Emptied at each start: values of processes from an earlier run must not add up.
     metrics_dir = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(INSTANCE / "prometheus")))

@@ -57,6 +57,6 @@ def test_backer_gets_the_coupon_notification_in_firefox(
     with app.app_context():
         code = db.session.scalar(select(Coupon.code))
     assert code in shown["body"] and "20% off" in shown["body"]
-    assert shown["data"]["url"] == f"{live_server}/funding/coupons"
+    assert shown["data"]["url"] == f"{live_server}/n/{shown['data']['id']}"
     assert code in firefox.text(".coupon-list")
     firefox.screenshot(tmp_path / "coupons.png")

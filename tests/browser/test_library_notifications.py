@@ -43,7 +43,7 @@ def test_book_ready_notification_shows_and_opens_the_hold(
     push_service.wait_for(lambda pushes: any(p.endpoint == endpoint for p in pushes), timeout=60)
     firefox.navigate(f"{live_server}/library/")
     shown = firefox.wait_for_notification("Your book is ready: The Dispossessed", timeout=60)
-    assert shown["data"]["url"] == f"{live_server}/library/holds/{hold_id}"
+    assert shown["data"]["url"] == f"{live_server}/n/{shown['data']['id']}"
     assert shown["tag"] == f"hold-{hold_id}"
 
     firefox.click_notification("Your book is ready: The Dispossessed", timeout=30)
@@ -51,7 +51,7 @@ def test_book_ready_notification_shows_and_opens_the_hold(
     firefox.switch_to_window_showing(f"{live_server}/library/holds/{hold_id}", timeout=45)
     assert "Your book is ready" in firefox.text("#hold-status")
     firefox.screenshot(tmp_path / "hold.png")
-    # The click also marked it read in the inbox (the service worker posts it).
+    # The click also marked it read in the inbox (/n/<id> and the service worker both do).
     wait_until(lambda: _read_at(app, hold_id) is not None, "the notification marked read")
 
 

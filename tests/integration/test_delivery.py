@@ -18,6 +18,7 @@ from sqlalchemy import select
 from tests.factories import add_device, make_vapid_pem, subscribe
 from tests.helpers import deliveries, rows
 from tests.pushservice import Reply
+from webpush_server.config import public_url
 from webpush_server.extensions import db
 from webpush_server.jobs.delivery import claim, notification_topic, send_claimed
 from webpush_server.jobs.queues import DELIVERY_QUEUE
@@ -38,9 +39,26 @@ def attempts(app, delivery_id: int) -> list[DeliveryAttempt]:
         return rows
 
 
+PUBLIC = "https://notify.webpush-server.dev"
+
+
+def tickle(app, notification_id: int) -> dict:
+    """The message sent when the full one would not fit: the service worker fetches the rest."""
+    return {
+        "web_push": 8030,
+        "notification": {
+            "title": "New notification",
+            "navigate": f"{public_url(app.config)}/n/{notification_id}",
+            "mutable": True,
+            "data": {"id": notification_id, "kind": "test", "tickle": True},
+        },
+    }
+
+
 def test_test_notification_reaches_every_device_encrypted_and_signed(
     patron_api, push_service, run_worker, app
 ):
+    app.config["PUBLIC_URL"] = PUBLIC
     devices = subscribe(patron_api, push_service, 2)
     response = patron_api.post("/api/push/test")
     assert response.status_code == 202
@@ -52,15 +70,28 @@ def test_test_notification_reaches_every_device_encrypted_and_signed(
         assert push.error is None  # the service verified the JWT and decrypted the body
         assert push.jwt_claims["aud"] == push_service.origin
         assert push.jwt_claims["sub"] == "mailto:push-ops@webpush-server.dev"
-        assert push.json == {
-            "id": notification_id,
-            "kind": "test",
-            "title": "Test notification",
-            "body": "Push works on this device.",
-            "url": "/notifications",
-            "tag": push.json["tag"],
-            "created_at": push.json["created_at"],
+        # Declarative Web Push (CONTRACT "Push"): Safari shows it as it is; a click opens
+        # /n/<id> on PUBLIC_URL, which counts it and goes on to the page.
+        message = push.json
+        assert message == {
+            "web_push": 8030,
+            "notification": {
+                "title": "Test notification",
+                "body": "Push works on this device.",
+                "navigate": f"{PUBLIC}/n/{notification_id}",
+                "tag": message["notification"]["tag"],
+                "icon": f"{PUBLIC}/static/icons/icon-192.png",
+                "mutable": True,
+                "data": {
+                    "id": notification_id,
+                    "kind": "test",
+                    "created_at": message["notification"]["data"]["created_at"],
+                    "url": "/notifications",
+                },
+            },
+            "app_badge": 1,
         }
+        assert message["notification"]["tag"] == push.notification["tag"] != ""
         assert 3500 < push.ttl <= 3600
         assert push.urgency == "high"
         # A kind without a Topic of its own gets one from the notification id, so a repeat
@@ -143,7 +174,7 @@ def test_413_is_resent_as_a_tickle(patron_api, push_service, run_worker, app):
     run_worker()
     first, second = push_service.wait_for_count(2)
     assert first.status == 413
-    assert second.json == {"id": notification_id, "kind": "test", "tickle": True}
+    assert second.json == tickle(app, notification_id)
     (row,) = deliveries(app)
     assert (row.status, row.tickle, row.attempts) == ("sent", True, 2)
     assert [(a.outcome, a.status_code) for a in attempts(app, row.id)] == [
@@ -164,7 +195,7 @@ def test_notification_too_big_for_a_record_goes_as_a_tickle(
         db.session.commit()
     run_worker()
     (push,) = push_service.wait_for_count(1)
-    assert push.json == {"id": notification_id, "kind": "test", "tickle": True}
+    assert push.json == tickle(app, notification_id)
     full = patron_api.get(f"/api/notifications/{notification_id}").json
     assert full["body"] == "é" * 3000
 

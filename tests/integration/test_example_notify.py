@@ -38,7 +38,7 @@ def test_notify_example_sends_once_and_reports_sent(
     assert report["id"] == accepted["id"] and report["status"] == "sent"
     assert report["recipients"][0]["channels"]["push"]["sent"] == 1
     (push,) = push_service.pushes_for(device.endpoint)
-    assert push.json["title"] == "Shipped"
+    assert push.notification["title"] == "Shipped"
 
     again = run_example(live_server, key, *args)
     assert again.returncode == 0

@@ -69,22 +69,25 @@ def test_close_due_campaigns_issues_coupons_and_tells_every_backer(
     (pat_coupon,) = pat.get("/api/funding/coupons").json["coupons"]
     (kim_coupon,) = kim.get("/api/funding/coupons").json["coupons"]
     assert pat_coupon["code"] != kim_coupon["code"]
-    by_title = {p.json["title"]: p for p in push_service.pushes_for(pat_device.endpoint)}
+    by_title = {p.notification["title"]: p for p in push_service.pushes_for(pat_device.endpoint)}
     assert set(by_title) == {"Bee garden met its goal", "Arcade missed its goal"}
     won = by_title["Bee garden met its goal"]
-    assert won.error is None and won.json["kind"] == "campaign_succeeded"
-    assert pat_coupon["code"] in won.json["body"] and won.json["url"] == "/funding/coupons"
-    assert won.urgency == "normal" and won.topic == notification_topic(won.json["id"])
+    assert won.error is None and won.notification["kind"] == "campaign_succeeded"
+    assert (
+        pat_coupon["code"] in won.notification["body"]
+        and won.notification["url"] == "/funding/coupons"
+    )
+    assert won.urgency == "normal" and won.topic == notification_topic(won.notification["id"])
     assert 7 * DAY - 120 < won.ttl <= 7 * DAY
     lost = by_title["Arcade missed its goal"]
     assert (
-        lost.json["kind"] == "campaign_failed"
-        and lost.json["url"] == f"/funding/campaigns/{missed}"
+        lost.notification["kind"] == "campaign_failed"
+        and lost.notification["url"] == f"/funding/campaigns/{missed}"
     )
     assert lost.urgency == "normal" and 7 * DAY - 120 < lost.ttl <= 7 * DAY
     (kim_push,) = push_service.pushes_for(kim_device.endpoint)
-    assert kim_push.json["title"] == "Bee garden met its goal"
-    assert kim_coupon["code"] in kim_push.json["body"]
+    assert kim_push.notification["title"] == "Bee garden met its goal"
+    assert kim_coupon["code"] in kim_push.notification["body"]
 
     # A rerun finds nothing to close and sends nothing again.
     assert "'succeeded': 0, 'failed': 0, 'notified': 0" in run_job(app, "close-due-campaigns")
@@ -342,8 +345,11 @@ def test_coupon_owners_are_reminded_once_the_day_before_expiry(
     run_worker()
     (push,) = push_service.wait_for_count(1)
     assert push.endpoint == device.endpoint and push.error is None
-    assert push.json["title"] == f"Café {tomorrow} coupon expires on {tomorrow.isoformat()}"
-    assert push.json["kind"] == "coupon_expiring" and push.json["url"] == "/funding/coupons"
+    assert push.notification["title"] == f"Café {tomorrow} coupon expires on {tomorrow.isoformat()}"
+    assert (
+        push.notification["kind"] == "coupon_expiring"
+        and push.notification["url"] == "/funding/coupons"
+    )
     assert push.urgency == "normal" and push.topic == f"coupon-{coupon_id}"
     assert DAY - 120 < push.ttl <= DAY
     assert "notify-expiring-coupons: 0" in run_job(app, "notify-expiring-coupons")

@@ -48,9 +48,9 @@ def test_reserve_check_in_push_arrives_then_pick_up(
     run_worker()
     (push,) = push_service.wait_for_count(1)
     assert push.error is None
-    assert push.json["title"] == "Your book is ready: Piranesi"
-    assert push.json["url"] == f"/library/holds/{hold_id}"
-    assert push.json["kind"] == "book_available"
+    assert push.notification["title"] == "Your book is ready: Piranesi"
+    assert push.notification["url"] == f"/library/holds/{hold_id}"
+    assert push.notification["kind"] == "book_available"
     assert push.urgency == "high" and push.topic == f"hold-{hold_id}"
     # TTL lasts until the pickup deadline: three days by default.
     assert 3 * 86400 - 120 < push.ttl <= 3 * 86400
@@ -105,7 +105,7 @@ def test_scan_finds_what_the_event_path_missed(
     assert "detect-available-books: 0" in again.output
     run_worker()
     (push,) = push_service.wait_for_count(1)
-    assert push.json["url"] == f"/library/holds/{hold_id}"
+    assert push.notification["url"] == f"/library/holds/{hold_id}"
     assert len(rows(app, Notification)) == 1
 
 
@@ -157,7 +157,7 @@ def test_expired_hold_passes_the_copy_on_then_to_the_shelf(
         "hold_expired",
         "hold_position",
     ]
-    expired = next(p for p in pushes if p.json["kind"] == "hold_expired")
+    expired = next(p for p in pushes if p.notification["kind"] == "hold_expired")
     assert expired.topic == f"hold-{late_hold.id}" and expired.urgency == "normal"
     expire_now(app, next_hold.id)
     runner.invoke(args=["jobs", "run", "expire-holds"])

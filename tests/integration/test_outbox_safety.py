@@ -100,7 +100,7 @@ def test_sweeper_delivers_what_a_crash_left_pending(
     assert queue.count == 1
     run_worker()
     (push,) = push_service.wait_for_count(1)
-    assert push.json["id"] == notification_id
+    assert push.notification["id"] == notification_id
     assert deliveries(app)[0].status == "sent"
 
 
@@ -181,7 +181,7 @@ def test_two_workers_never_send_the_same_delivery(
     finally:
         for worker in workers:
             worker.stop()
-    sent = [(p.endpoint, p.json["id"]) for p in push_service.received]
+    sent = [(p.endpoint, p.notification["id"]) for p in push_service.received]
     assert len(sent) == len(set(sent)) == 200
     assert all("deliver_batch" in w.output() for w in workers), "both workers took jobs"
 

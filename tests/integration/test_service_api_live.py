@@ -122,7 +122,7 @@ def test_a_scheduled_announcement_appears_when_due_across_a_worker_restart(
     finally:
         second.stop()
         redis.close()
-    assert push.json["title"] == "The library closes early today"
+    assert push.notification["title"] == "The library closes early today"
     inbox = reader_api.get("/api/notifications").json
     assert [n["id"] for n in inbox["notifications"]] == [status["recipients"][0]["notification_id"]]
     assert inbox["unread_count"] == 1

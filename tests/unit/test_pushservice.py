@@ -111,6 +111,51 @@ def test_pywebpush_push_is_accepted_and_decrypts(service: PushService, vapid: Va
     assert push.vapid_key == public_b64(vapid.private_key)
 
 
+def test_a_declarative_message_decrypts_and_reads_as_flat_fields(
+    service: PushService, vapid: Vapid
+) -> None:
+    sub = service.new_subscription()
+    message = {
+        "web_push": 8030,
+        "notification": {
+            "title": "Hold ready",
+            "body": "Dune, by Friday ☕",
+            "navigate": "https://notify.webpush-server.dev/n/7",
+            "tag": "hold-3",
+            "mutable": True,
+            "data": {"id": 7, "kind": "book_available", "url": "/library/holds/3"},
+        },
+        "app_badge": 2,
+    }
+    data = json.dumps(message, ensure_ascii=False).encode()
+    response = webpush(
+        sub.as_json(), data, vapid_private_key=vapid, vapid_claims={"sub": SUB}, ttl=60
+    )
+    assert response.status_code == 201
+    [push] = service.pushes_for(sub.endpoint)
+    assert push.error is None and push.json == message
+    assert push.notification == {
+        "id": 7,
+        "kind": "book_available",
+        "url": "/library/holds/3",
+        "title": "Hold ready",
+        "body": "Dune, by Friday ☕",
+        "navigate": "https://notify.webpush-server.dev/n/7",
+        "tag": "hold-3",
+        "mutable": True,
+        "app_badge": 2,
+    }
+    # A payload of another shape is not mistaken for one.
+    assert (
+        webpush(
+            sub.as_json(), b'{"id": 8}', vapid_private_key=vapid, vapid_claims={"sub": SUB}, ttl=60
+        ).status_code
+        == 201
+    )
+    with pytest.raises(AssertionError, match="not a declarative message"):
+        _ = service.pushes_for(sub.endpoint)[1].notification
+
+
 def test_subscription_json_shape(service: PushService) -> None:
     sub = service.new_subscription()
 

@@ -28,7 +28,7 @@ def init_app(app: Flask) -> None:
     (logout, revocation, a password change) loads nobody. The API answers 401 JSON, pages
     redirect to the login form.
     """
-    from . import cli, reset, services, throttle, views
+    from . import api, cli, reset, services, throttle, views
     from .models import User
 
     for name, value in {**DEFAULTS, **throttle.DEFAULTS, **reset.DEFAULTS}.items():
@@ -36,6 +36,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     _csrf_after_login_check(app)
     app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
     app.register_blueprint(cli.bp)
     app.register_blueprint(reset.bp)
 

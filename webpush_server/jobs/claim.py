@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from ..database import rows_changed
 from ..extensions import db
@@ -42,6 +43,8 @@ class Claimed:
     address: str | None = None  # the e-mail address or number of an email or sms row
     fallback: bool = False
     user_id: int | None = None
+    # The recipient's unread count when sent (the message's app_badge); filled by delivery.
+    unread: int | None = None
 
 
 _D, _N, _S = Delivery.__table__.c, Notification.__table__.c, Subscription.__table__.c
@@ -124,3 +127,17 @@ def load(condition) -> list[Claimed]:
     return [
         Claimed(*cast(tuple[Any, ...], row)) for row in db.session.execute(query.order_by(_D.id))
     ]
+
+
+def unread_counts(user_ids: Iterable[int], now: datetime) -> dict[int, int]:
+    """Return each user's unread inbox count (the push message's app badge), in one query."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(_N.user_id, func.count())
+        .where(_N.user_id.in_(ids), _N.read_at.is_(None), _N.visible_at <= now)
+        .group_by(_N.user_id)
+    ).all()
+    db.session.rollback()
+    return {user_id: count for user_id, count in rows}

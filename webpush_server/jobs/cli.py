@@ -16,7 +16,8 @@ from ..metrics import JOB_RUNS
 from . import delivery
 from .batch import BatchJob, latest_executions, parse_params, run_id
 from .queues import QUEUES, connection
-from .schedule import install, table
+from .schedule import table
+from .scheduler import run_scheduler
 from .worker import Worker
 
 bp = Blueprint("jobs", __name__, cli_group="jobs")
@@ -107,7 +108,12 @@ def worker(burst: bool, name: str | None) -> None:
     """Run an RQ worker on the push and default queues."""
     _log_setup()
     _serve_metrics()
-    w = Worker(list(QUEUES), connection=connection(), name=name)
+    w = Worker(
+        list(QUEUES),
+        connection=connection(),
+        name=name,
+        reconnect_max_seconds=float(current_app.config["REDIS_RECONNECT_MAX_SECONDS"]),
+    )
     with current_app.app_context():
         # Build the sender and load the VAPID key now: a missing key fails here, not on the
         # first job.
@@ -118,12 +124,19 @@ def worker(burst: bool, name: str | None) -> None:
 @bp.cli.command("scheduler")
 @click.option("--burst", is_flag=True, help="Enqueue what is due and exit.")
 def scheduler(burst: bool) -> None:
-    """Install the cron table and run rq-scheduler."""
+    """Install the cron table and run rq-scheduler, reinstalling entries Redis loses."""
     _log_setup()
     # rq-scheduler calls crontab's next() in the form that warns about a future default; our
     # cron strings are UTC either way (use_local_timezone=False).
     warnings.filterwarnings("ignore", category=FutureWarning, module="rq_scheduler")
-    install(connection(), table().values()).run(burst=burst)
+    config = current_app.config
+    run_scheduler(
+        connection(),
+        table().values(),
+        check_seconds=float(config["SCHEDULER_CHECK_SECONDS"]),
+        reconnect_max_seconds=float(config["REDIS_RECONNECT_MAX_SECONDS"]),
+        burst=burst,
+    )
 
 
 def _log_setup() -> None:

@@ -17,12 +17,13 @@ from datetime import datetime, timedelta
 from flask import current_app
 
 from .. import channels
+from ..config import public_url
 from ..notifications.payload import push_payload
 from ..push import host_policy, signer
 from ..push.policy import Outcome, RetrySettings
 from ..push.sender import PushRequest, PushResult, Sender, SyncSender, origin_of
 from ..timeutil import utcnow
-from .claim import Claimed, claim, not_yet_due
+from .claim import Claimed, claim, not_yet_due, unread_counts
 from .context import app_context
 from .lease import Lease
 from .outcomes import plan_batch, write_plan
@@ -32,6 +33,8 @@ from .queues import DELIVERY_QUEUE, job_meta, queue
 from .sweep import sweep_outbox  # noqa: F401
 
 log = logging.getLogger(__name__)
+
+ICON_PATH = "/static/icons/icon-192.png"
 
 # Outcomes are written a sub-batch at a time as they arrive: a worker killed after the push
 # service accepted its requests repeats at most the one sub-batch it had not written.
@@ -106,7 +109,11 @@ def deliver(delivery_ids: list[int]) -> dict[str, int]:
 
 
 def build_payload(item: Claimed, tickle: bool) -> tuple[bytes, bool]:
-    """Return the push message and whether it is a tickle (the full one would not fit)."""
+    """Return the push message and whether it is a tickle (the full one would not fit).
+
+    A click on it opens /n/<id> on PUBLIC_URL, which marks it read and clicked.
+    """
+    base = public_url(current_app.config)
     return push_payload(
         id=item.notification_id,
         kind=item.kind,
@@ -115,6 +122,10 @@ def build_payload(item: Claimed, tickle: bool) -> tuple[bytes, bool]:
         url=item.url,
         tag=item.tag,
         created_at=item.created_at,
+        navigate=f"{base}/n/{item.notification_id}",
+        origin=base,
+        icon=f"{base}{ICON_PATH}",
+        app_badge=item.unread,
         tickle=tickle,
         data=item.data,
     )
@@ -193,6 +204,9 @@ def send_claimed(claimed: list[Claimed], now: datetime) -> dict[str, int]:
                 settled.append(item)
             else:
                 sendable.append(item)
+        badges = unread_counts((item.user_id for item in sendable if item.user_id), now)
+        for item in sendable:
+            item.unread = badges.get(item.user_id or 0)
         # 413: the service wants less. Those are resent at once as tickles (id only), and
         # settled when the tickle's answer is in.
         resend = batch.send(sendable, settled)

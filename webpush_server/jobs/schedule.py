@@ -60,31 +60,58 @@ def register(app: Flask, *jobs: ScheduledJob) -> None:
         entries[job.id] = job
 
 
-def install(connection: Redis, entries: Iterable[ScheduledJob]) -> Scheduler:
+def install(
+    connection: Redis, entries: Iterable[ScheduledJob], *, interval: float = 5
+) -> Scheduler:
     """Replace every cron entry with entries: cancel by fixed id, then add.
 
     Daily jobs have no cron entry: the start-daily-jobs tick starts them.
     """
-    entries = [entry for entry in entries if entry.cron is not None]
-    scheduler = Scheduler(queue_name=DEFAULT_QUEUE, connection=connection, interval=5)
+    entries = cron_entries(entries)
+    scheduler = Scheduler(queue_name=DEFAULT_QUEUE, connection=connection, interval=interval)
     wanted = {entry.id for entry in entries}
     for job in scheduler.get_jobs():
         if job.id in wanted or job.meta.get("webpush_cron"):
             scheduler.cancel(job)
     for entry in entries:
-        scheduler.cron(
-            entry.cron,
-            func=entry.func,
-            id=entry.id,
-            queue_name=DEFAULT_QUEUE,
-            description=entry.description,
-            meta={"webpush_cron": True},
-            result_ttl=3600,
-            timeout=1800,
-            use_local_timezone=False,
-        )
+        _add(scheduler, entry)
         log.info("scheduled %s (%s UTC)", entry.id, entry.cron)
     return scheduler
+
+
+def reinstall_missing(scheduler: Scheduler, entries: Iterable[ScheduledJob]) -> list[str]:
+    """Add back every cron entry Redis lost (it restarted empty); return their ids.
+
+    Adding an entry another scheduler just added again is harmless: the fixed id is the key.
+    """
+    missing = [entry for entry in cron_entries(entries) if entry.id not in scheduler]
+    for entry in missing:
+        _add(scheduler, entry)
+    if missing:
+        log.warning(
+            "cron entries missing from Redis, reinstalled: %s",
+            ", ".join(entry.id for entry in missing),
+        )
+    return [entry.id for entry in missing]
+
+
+def cron_entries(entries: Iterable[ScheduledJob]) -> list[ScheduledJob]:
+    """Return the entries rq-scheduler fires (those with a cron line)."""
+    return [entry for entry in entries if entry.cron is not None]
+
+
+def _add(scheduler: Scheduler, entry: ScheduledJob) -> None:
+    scheduler.cron(
+        entry.cron,
+        func=entry.func,
+        id=entry.id,
+        queue_name=DEFAULT_QUEUE,
+        description=entry.description,
+        meta={"webpush_cron": True},
+        result_ttl=3600,
+        timeout=1800,
+        use_local_timezone=False,
+    )
 
 
 def job_name(func: str) -> str:
