@@ -189,16 +189,16 @@ def test_followers_who_have_not_backed_hear_48_and_24_hours_before_each_once(
     run_worker()
     push_service.wait_for_count(2)
     (first,) = push_service.pushes_for(fan_device.endpoint)
-    assert first.json["title"] == "Fridge closes within 2 days"
-    assert first.json["kind"] == "campaign_deadline_soon"
-    assert first.json["url"] == f"/funding/campaigns/{fridge}"
+    assert first.notification["title"] == "Fridge closes within 2 days"
+    assert first.notification["kind"] == "campaign_deadline_soon"
+    assert first.notification["url"] == f"/funding/campaigns/{fridge}"
     assert first.urgency == "low" and first.topic == f"campaign-{fridge}"
     # TTL runs until the deadline, not a fixed day.
     # Between the time left when the worker started and when the push arrived (rounded up).
     assert deadline.timestamp() - first.received_at - 1 <= first.ttl
     assert first.ttl <= (deadline - sending).total_seconds() + 1
     (told,) = push_service.pushes_for(switcher_device.endpoint)
-    assert told.json["title"] == "Fridge closes within 2 days"
+    assert told.notification["title"] == "Fridge closes within 2 days"
     assert push_service.pushes_for(backer_device.endpoint) == []
 
     # The switcher backs it after the first reminder: the second one is not for them.
@@ -212,8 +212,8 @@ def test_followers_who_have_not_backed_hear_48_and_24_hours_before_each_once(
     run_worker()
     push_service.wait_for_count(3)
     second = push_service.pushes_for(fan_device.endpoint)[1]
-    assert second.json["title"] == "Fridge closes within a day"
-    assert "Back it before then." in second.json["body"]
+    assert second.notification["title"] == "Fridge closes within a day"
+    assert "Back it before then." in second.notification["body"]
     assert second.topic == first.topic  # replaces the 48 h one if still undelivered
     assert len(push_service.pushes_for(switcher_device.endpoint)) == 1
     assert push_service.pushes_for(backer_device.endpoint) == []
@@ -238,7 +238,7 @@ def test_a_campaign_first_followed_within_a_day_gets_only_the_24_hour_reminder(
     run_worker()
     (push,) = push_service.wait_for_count(1)
     assert push.endpoint == device.endpoint
-    assert push.json["title"] == "Lanterns closes within a day"
+    assert push.notification["title"] == "Lanterns closes within a day"
 
 
 def test_the_creator_hears_once_when_the_campaign_closes_with_its_totals(
@@ -274,28 +274,28 @@ def test_the_creator_hears_once_when_the_campaign_closes_with_its_totals(
     )
     run_worker()
     push_service.wait_for_count(4)  # the creator twice, pat twice (kim has no device)
-    by_title = {p.json["title"]: p for p in push_service.pushes_for(boss_device.endpoint)}
+    by_title = {p.notification["title"]: p for p in push_service.pushes_for(boss_device.endpoint)}
     assert set(by_title) == {
         "Bee garden succeeded: ₩50,000 of ₩50,000",
         "Arcade failed: ₩7,500 of ₩900,000",
     }
     won = by_title["Bee garden succeeded: ₩50,000 of ₩50,000"]
-    assert won.json["kind"] == "campaign_closed"
-    assert won.json["body"] == "Raised ₩50,000 of ₩50,000 from 2 backers. 2 coupons issued."
-    assert won.json["url"] == f"/funding/campaigns/{met}"
+    assert won.notification["kind"] == "campaign_closed"
+    assert won.notification["body"] == "Raised ₩50,000 of ₩50,000 from 2 backers. 2 coupons issued."
+    assert won.notification["url"] == f"/funding/campaigns/{met}"
     assert won.urgency == "normal" and 7 * DAY - 120 < won.ttl <= 7 * DAY
     lost = by_title["Arcade failed: ₩7,500 of ₩900,000"]
     assert (
-        lost.json["body"]
+        lost.notification["body"]
         == "Raised ₩7,500 of ₩900,000 from 1 backer. Nothing is charged; no coupons."
     )
     # The failed campaign's backer is told that nothing is charged, with their own total.
     (failed,) = [
         p
         for p in push_service.pushes_for(pat_device.endpoint)
-        if p.json["kind"] == "campaign_failed"
+        if p.notification["kind"] == "campaign_failed"
     ]
-    assert failed.json["body"] == (
+    assert failed.notification["body"] == (
         "It needed ₩900,000 by its deadline. "
         "Nothing is charged: your pledge of ₩7,500 is cancelled."
     )

@@ -151,7 +151,7 @@ def test_expired_hold_passes_the_copy_on_then_to_the_shelf(
     run_worker()
     # ready (late), next moved up to 1, expired (late), ready (next)
     pushes = push_service.wait_for_count(4)
-    assert sorted(p.json["kind"] for p in pushes) == [
+    assert sorted(p.notification["kind"] for p in pushes) == [
         "book_available",
         "book_available",
         "hold_expired",
