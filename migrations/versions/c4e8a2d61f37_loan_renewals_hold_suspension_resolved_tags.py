@@ -1,7 +1,7 @@
 """library v2: loan renewals, hold suspension and not-needed-after, resolved tags
 
 Revision ID: c4e8a2d61f37
-Revises: 7d3e5a91c0b4
+Revises: c4e8a2d61f35
 Create Date: 2026-12-01 18:10:00.000000
 
 """
@@ -13,7 +13,7 @@ from webpush_server.database import UTCDateTime
 
 # revision identifiers, used by Alembic.
 revision = 'c4e8a2d61f37'
-down_revision = '7d3e5a91c0b4'
+down_revision = 'c4e8a2d61f35'
 branch_labels = None
 depends_on = None
 
