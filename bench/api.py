@@ -19,6 +19,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -52,6 +53,8 @@ def main() -> int:
     from webpush_server.service_api.keys import create_key
     from webpush_server.timeutil import utcnow
 
+    # SIGTERM unwinds like Ctrl-C, through the finally that stops gunicorn and redis-server.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
     redis_port, web_port = _free_port(), _free_port()
     redis = redis_server.start(tmp / "redis", port=redis_port)
@@ -117,6 +120,7 @@ def main() -> int:
               f"{args.requests} requests per phase, {args.concurrency} in flight, "
               f"load average {load:.2f}")  # fmt: skip
         expected = 0
+        figures = []
         for n in (1, args.users):
             recipients = [{"user_id": u} for u in user_ids[:n]]
             _phase(web_port, secret, recipients, args)  # warm-up: connections, caches
@@ -125,6 +129,10 @@ def main() -> int:
             print(f"{n:>4} recipient{'s' if n > 1 else ' '}: {result['rps']:8.1f} requests/s  "
                   f"p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms  "
                   f"{result['rps'] * n:9.0f} notifications recorded/s")  # fmt: skip
+            figures.append(
+                f"rps_{n}={result['rps']:.1f} p50_{n}={result['p50']:.1f} "
+                f"p99_{n}={result['p99']:.1f} recorded_{n}={result['rps'] * n:.0f}"
+            )
         with app.app_context():
             stored = db.session.scalar(select(func.count()).select_from(Notification))
             deliveries = db.session.scalar(select(func.count()).select_from(Delivery))
@@ -132,6 +140,8 @@ def main() -> int:
         if stored != expected or deliveries != expected:
             print(f"FAILED: {stored} notifications, {deliveries} deliveries; want {expected}")
             return 1
+        db_name = "postgresql" if url.startswith("postgres") else "sqlite"
+        print(f"RESULT {' '.join(figures)} load={load:.2f} db={db_name}")
         return 0
     finally:
         if web is not None:
@@ -140,6 +150,11 @@ def main() -> int:
         redis.wait(10)
         with app.app_context():
             db.engine.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _exit_on_signal(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _phase(port: int, secret: str, recipients: list[dict], args) -> dict:

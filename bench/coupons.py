@@ -1,13 +1,17 @@
 """notify-expiring-coupons at scale: rows per second and peak memory.
 
-Creates a fresh SQLite database (or uses --database-url), a private redis-server, N coupons
-of which M expire tomorrow (APP_TIMEZONE), owned by users of whom most have a push
-subscription, then times `notify_expiring_coupons()` in this process until every
+Creates a fresh SQLite database in a temporary folder (or empties the PostgreSQL database
+--database-url names: its tables are dropped and recreated), a private redis-server, N
+coupons of which M expire tomorrow (APP_TIMEZONE), owned by users of whom most have a push
+subscription, then times `notify_expiring_coupons()` in a child process until every
 notification and delivery is recorded and every delivery job is enqueued. Prints seconds,
-rows per second and peak memory (tracemalloc peak of the run and the process's max RSS).
-Figures only: it fails only on errors or wrong counts.
+rows per second and peak memory (the job process's peak RSS, and its RSS after app start),
+then one RESULT line. Figures only: it fails (exit 1) only on errors or wrong counts. The
+app's instance folder is the temporary one, never the checkout's instance/; every process
+it started is stopped on the way out, Ctrl-C and SIGTERM included.
 
     .venv/bin/python bench/coupons.py [--coupons 1000000] [--expiring 100000] [--users 100000]
+    .venv/bin/python bench/coupons.py --database-url postgresql://postgres@127.0.0.1:55432/b
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -25,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coupons", type=int, default=1_000_000)
     parser.add_argument("--expiring", type=int, default=100_000)
@@ -36,25 +42,36 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
 
+    from sqlalchemy import text
+
     from webpush_server import create_app, redis_server
     from webpush_server.extensions import db
 
+    # SIGTERM unwinds like Ctrl-C, through the finally that stops redis-server.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     tmp = Path(tempfile.mkdtemp(prefix="bench-coupons-"))
     port = _free_port()
     redis = redis_server.start(tmp / "redis", port=port)
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
+    instance = tmp / "instance"
     app = create_app(
         {
             "SQLALCHEMY_DATABASE_URI": url,
             "REDIS_URL": f"redis://127.0.0.1:{port}/0",
             "VAPID_SUBJECT": "mailto:bench@webpush-server.dev",
             "SECRET_KEY": "bench",
-        }
+        },
+        instance_path=str(instance),
     )
     try:
+        print(f"load average {os.getloadavg()[0]:.2f} at the start; "
+              f"{'PostgreSQL' if url.startswith('postgres') else 'SQLite'}")  # fmt: skip
         with app.app_context():
             from flask_migrate import upgrade
 
+            if url.startswith("postgres"):
+                db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+                db.session.commit()
             upgrade(directory=str(ROOT / "migrations"))
             started = time.perf_counter()
             _populate(db, args)
@@ -62,10 +79,21 @@ def main() -> None:
                   f"{args.users:,} users ({args.subscribed:.0%} with a device) "
                   f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
             db.session.remove()
-            _run(app, db, args)
+        _run(app, db, args, instance)
+        return 0
+    except AssertionError as error:
+        print(f"FAILED: wrong counts {error}")
+        return 1
     finally:
+        with app.app_context():
+            db.engine.dispose()
         redis.terminate()
         redis.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _exit_on_signal(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _free_port() -> int:
@@ -141,7 +169,7 @@ def _populate(db, args) -> None:
     db.session.commit()
 
 
-def _run(app, db, args) -> None:
+def _run(app, db, args, instance: Path) -> None:
     """Run the job in a fresh child process (its peak RSS is the job's), then check counts."""
     import json
     import subprocess
@@ -158,6 +186,7 @@ def _run(app, db, args) -> None:
         "REDIS_URL": app.config["REDIS_URL"],
         "VAPID_SUBJECT": "mailto:bench@webpush-server.dev",
         "SECRET_KEY": "bench",
+        "INSTANCE_PATH": str(instance),
     }
     child = subprocess.run(
         [sys.executable, __file__, "--child"], env=env, check=True, capture_output=True, text=True
@@ -184,6 +213,11 @@ def _run(app, db, args) -> None:
     print(f"  {notifications / elapsed:,.0f} notifications/s, {rows / elapsed:,.0f} rows/s")
     print(f"  job process peak RSS {result['max_rss_mb']:.0f} MB "
           f"(after app start: {result['rss_before_mb']:.0f} MB)")  # fmt: skip
+    postgres = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgres")
+    db_name = "postgresql" if postgres else "sqlite"
+    print(f"RESULT seconds={elapsed:.1f} notifications_per_s={notifications / elapsed:.0f} "
+          f"rows_per_s={rows / elapsed:.0f} peak_rss_mb={result['max_rss_mb']:.0f} "
+          f"start_rss_mb={result['rss_before_mb']:.0f} db={db_name}")  # fmt: skip
 
 
 def _peak_rss_mb() -> float:
@@ -220,4 +254,7 @@ def child() -> None:
 
 
 if __name__ == "__main__":
-    child() if sys.argv[1:] == ["--child"] else main()
+    if sys.argv[1:] == ["--child"]:
+        child()
+    else:
+        sys.exit(main())

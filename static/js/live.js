@@ -148,7 +148,9 @@ function openPolling() {
     try {
       const data = await fetchNotifications({ limit: 20 });
       if (stopped) return;
-      const fresh = data.notifications.filter((n) => lastId == null || n.id > lastId).reverse();
+      // Unseen rather than newer: a scheduled notification enters the inbox at its release
+      // with the older id it was given when it was scheduled.
+      const fresh = data.notifications.filter((n) => !seen.has(Number(n.id))).reverse();
       const first = lastId == null;
       for (const notification of fresh) receive(notification, { toast: !first });
       if (first && !data.notifications.length) lastId = 0;

@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 
 import requests
+import websocket
 from redis import Redis
 from sqlalchemy import update
 
@@ -194,3 +195,107 @@ def test_release_publishes_once_even_when_run_twice(app, client, make_user, push
         assert release_due() == 1
         assert release_due() == 0
     assert count(app, ApiRequest, ApiRequest.status == "queued") == 1
+
+
+def _sse_events(response):
+    """Yield each SSE event of a stream as a dict of its fields (comments and retry skipped)."""
+    fields: dict[str, str] = {}
+    for line in response.iter_lines(decode_unicode=True):
+        if line:
+            name, _, value = line.partition(": ")
+            if name and name != "retry":
+                fields[name] = value
+        elif fields:
+            yield fields
+            fields = {}
+
+
+def _socket(base_url: str, session: requests.Session, after: int | None = None):
+    url = base_url.replace("http://", "ws://") + "/ws" + (f"?after={after}" if after else "")
+    cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+    return websocket.create_connection(url, cookie=cookie, timeout=60)
+
+
+def _ws_notifications(ws, want: int) -> list[dict]:
+    """Read a WebSocket's messages until want notifications came; return those."""
+    got: list[dict] = []
+    while len(got) < want:
+        message = json.loads(ws.recv())
+        if message["type"] == "notification":
+            got.append(message["notification"])
+    return got
+
+
+def test_released_notifications_reach_open_tabs_live_and_reconnecting_tabs_catch_up(
+    app, live_server, settings, login_as, make_user, tmp_path
+):
+    email = "reader@webpush-server.dev"
+    reader = make_user(email)
+    _, key = make_key(app)
+    api = requests.Session()
+
+    def trigger(**fields) -> int:
+        answer = api.post(
+            f"{live_server}/api/v1/notifications",
+            json=notify_body({"user_id": reader}, **fields),
+            headers=bearer(key),
+            timeout=30,
+        )
+        assert answer.status_code == 202, answer.text
+        status = api.get(
+            f"{live_server}/api/v1/notifications/{answer.json()['id']}",
+            headers=bearer(key),
+            timeout=30,
+        ).json()
+        return status["recipients"][0]["notification_id"]
+
+    # Scheduled first (the older id), then one sent at once (the newer id) that every tab
+    # below has already had: a cursor by id alone would never replay the scheduled one.
+    send_at = utcnow() + timedelta(seconds=5)
+    scheduled = trigger(title="Scheduled", send_at=send_at.isoformat())
+    at_once = trigger(title="At once")
+    assert scheduled < at_once
+    tab = login_as(email, server=live_server)
+    stream = tab.get(f"{live_server}/api/notifications/stream", stream=True, timeout=60)
+    events = _sse_events(stream)
+    hello = next(events)
+    assert (hello["event"], json.loads(hello["data"])) == ("unread_count", {"count": 1})
+    ws = _socket(live_server, tab)
+    assert json.loads(ws.recv()) == {"type": "unread_count", "count": 1}
+    worker = _worker(settings, app, tmp_path / "worker.log")
+    try:
+        # Open tabs hear it live at its release (the worker's scheduled release job).
+        event = next(events)
+        assert (event["event"], event["id"]) == ("notification", str(scheduled)), event
+        assert json.loads(event["data"])["title"] == "Scheduled"
+        count_event = next(events)
+        assert (count_event["event"], json.loads(count_event["data"])) == (
+            "unread_count",
+            {"count": 2},
+        )
+        assert [n["id"] for n in _ws_notifications(ws, 1)] == [scheduled]
+        assert json.loads(ws.recv()) == {"type": "unread_count", "count": 2}
+    finally:
+        stream.close()
+        ws.close()
+        worker.stop()
+    assert utcnow() >= send_at
+    # Tabs that were away during the release come back with the newest id they had.
+    replay = tab.get(
+        f"{live_server}/api/notifications/stream",
+        headers={"Last-Event-ID": str(at_once)},
+        stream=True,
+        timeout=30,
+    )
+    first = next(_sse_events(replay))
+    replay.close()
+    assert (first["event"], first["id"]) == ("notification", str(scheduled)), first
+    back = _socket(live_server, tab, after=at_once)
+    try:
+        assert [n["id"] for n in _ws_notifications(back, 1)] == [scheduled]
+    finally:
+        back.close()
+    # The poll (the inbox API) lists it too, now that it is visible.
+    inbox = tab.get(f"{live_server}/api/notifications", timeout=30).json()
+    assert sorted(n["id"] for n in inbox["notifications"]) == [scheduled, at_once]
+    assert inbox["unread_count"] == 2

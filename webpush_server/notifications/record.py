@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 from flask import Flask, current_app
 from sqlalchemy import bindparam, func, select
 
-from ..channels import route
+from ..channels import route as channels
 from ..database import insert_rows
 from ..extensions import db
 from ..push.models import Subscription
@@ -98,28 +98,52 @@ def record(events: Iterable[object]) -> list[int]:
     return record_notices(notices)
 
 
-def record_notices(notices: Sequence[Notice], now: datetime | None = None) -> list[int]:
+@dataclass(frozen=True)
+class Routing:
+    """What recording needs to know of its recipients, read before anything is written.
+
+    On SQLite the first write takes the database lock until the commit: with these reads
+    (and the Redis round trips) done first, the lock is held only for the inserts.
+    """
+
+    devices: dict[int, list[int]]  # user → push subscription ids
+    quiet: set[int]  # users with a visible tab: kinds that allow it skip Web Push
+    connected: set[int]  # users with an open tab: their live messages carry the count
+    unread: dict[int, int]  # the connected users' unread counts before this recording
+
+
+def routing_for(notices: Iterable[Notice], now: datetime) -> Routing:
+    """Read the devices, presence and unread counts that recording these notices needs."""
+    notices = list(notices)
+    devices = _devices({notice.user_id for notice in notices if notice.push})
+    due = [notice for notice in notices if (notice.visible_at or now) <= now]
+    quiet = _visible_users(
+        {
+            notice.user_id
+            for notice in due
+            if notice.user_id in devices and not KINDS[notice.kind].push_when_visible
+        }
+    )
+    connected = _connected_users({notice.user_id for notice in due})
+    return Routing(devices, quiet, connected, _unread_counts(connected, now))
+
+
+def record_notices(
+    notices: Sequence[Notice], now: datetime | None = None, *, routing: Routing | None = None
+) -> list[int]:
     """Store notices and one pending delivery per device; skip dedupe keys already stored.
 
     Returns the ids of the notifications created now (duplicates are silently skipped, which
     is what makes reruns and concurrent runs of a job safe). Set-based: per chunk, one read of
     the devices, one presence lookup, one INSERT of the notifications and one of the
-    deliveries, whatever the number of recipients.
+    deliveries, whatever the number of recipients. routing: read by the caller before its
+    own first write (routing_for), for these notices' users; else read here, per chunk.
     """
     now = now or utcnow()
     created: list[int] = []
     for chunk in chunked(notices, CHUNK):
         rows = [_row(notice, now) for notice in chunk]
-        # Reads first: on SQLite the first write takes the database lock until the commit.
-        devices = _devices({notice.user_id for notice in chunk if notice.push})
-        due = [row for row in rows if row["visible_at"] <= now]
-        quiet = _visible_users(
-            {
-                row["user_id"]
-                for row in due
-                if row["user_id"] in devices and not KINDS[row["kind"]].push_when_visible
-            }
-        )
+        route = routing if routing is not None else routing_for(chunk, now)
         inserted = insert_rows(
             Notification.__table__,
             rows,
@@ -133,25 +157,39 @@ def record_notices(notices: Sequence[Notice], now: datetime | None = None) -> li
         created.extend(row.id for row in stored)
         no_push = {notice.dedupe_key for notice in chunk if not notice.push}
         # Preferences choose the channels; push=False and the sender's list narrow them.
-        chosen = route.choose(stored, {notice.dedupe_key: notice.channels for notice in chunk})
+        chosen = channels.choose(stored, {notice.dedupe_key: notice.channels for notice in chunk})
         pushed = [r for r in stored if r.dedupe_key not in no_push and "push" in chosen[r.id]]
         now_rows = [row for row in stored if row.visible_at <= now]
         later = [row for row in stored if row.visible_at > now]
         _fan_out(
             [row for row in pushed if row.visible_at <= now],
-            devices,
+            route.devices,
             now,
             skip_push={
                 row.id
                 for row in pushed
-                if row.user_id in quiet and not KINDS[row.kind].push_when_visible
+                if row.user_id in route.quiet and not KINDS[row.kind].push_when_visible
             },
         )
-        _fan_out([row for row in pushed if row.visible_at > now], devices, now, scheduled=True)
-        route.write_email_deliveries(now_rows, chosen, now)
-        route.write_email_deliveries(later, chosen, now, scheduled=True)
+        _fan_out(
+            [row for row in pushed if row.visible_at > now], route.devices, now, scheduled=True
+        )
+        channels.write_email_deliveries(now_rows, chosen, now)
+        channels.write_email_deliveries(later, chosen, now, scheduled=True)
         if now_rows:
-            _remember_live(now_rows, by_key)
+            # The counts were read before the inserts: add what this chunk made unread.
+            added: dict[int, int] = {}
+            for row in now_rows:
+                added[row.user_id] = added.get(row.user_id, 0) + 1
+            unread = {
+                user_id: route.unread.get(user_id, 0) + n
+                for user_id, n in added.items()
+                if user_id in route.connected
+            }
+            remember_for_publish(_messages(now_rows, by_key, unread))
+            if routing is not None:
+                # A shared routing's counts move on with each chunk.
+                route.unread.update(unread)
     return created
 
 
@@ -265,11 +303,6 @@ def live_only(inserted: Sequence) -> set[int]:
     return {row.id for row in candidates if row.user_id in visible}
 
 
-def _remember_live(inserted: Sequence, rows_by_key: dict[str, dict]) -> None:
-    """Publish each new notification, with its user's unread count, after the commit."""
-    remember_for_publish(live_messages(inserted, rows_by_key))
-
-
 def live_messages(inserted: Sequence, rows_by_key: dict[str, dict]) -> list[dict]:
     """Return the live message of each notification: its JSON, and its user's unread count.
 
@@ -278,9 +311,13 @@ def live_messages(inserted: Sequence, rows_by_key: dict[str, dict]) -> list[dict
     grouped query): nobody else reads it, and a fan-out to many users must not scan every
     recipient's inbox. A tab that opens meanwhile counts its inbox itself when it connects.
     """
-    user_ids = _connected_users({row.user_id for row in inserted})
-    unread: dict[int, int] = {}
-    now = utcnow()
+    connected = _connected_users({row.user_id for row in inserted})
+    return _messages(inserted, rows_by_key, _unread_counts(connected, utcnow()))
+
+
+def _unread_counts(user_ids: set[int], now: datetime) -> dict[int, int]:
+    """Return each of these users' unread count (one grouped query per chunk of users)."""
+    unread = dict.fromkeys(user_ids, 0)
     for ids in chunked(sorted(user_ids), CHUNK):
         unread.update(
             db.session.execute(
@@ -293,6 +330,11 @@ def live_messages(inserted: Sequence, rows_by_key: dict[str, dict]) -> list[dict
                 .group_by(Notification.user_id)
             ).all()
         )
+    return unread
+
+
+def _messages(inserted: Sequence, rows_by_key: dict[str, dict], unread: dict[int, int]) -> list:
+    """Build the live messages; unread holds the counts of the users that get one."""
     fields = ("kind", "title", "body", "url", "tag", "created_at", "data")
     messages = []
     for row in inserted:
@@ -301,8 +343,8 @@ def live_messages(inserted: Sequence, rows_by_key: dict[str, dict]) -> list[dict
             "user_id": row.user_id,
             "notification": notification_json(id=row.id, **{name: values[name] for name in fields}),
         }
-        if row.user_id in user_ids:
-            message["unread_count"] = unread.get(row.user_id, 0)
+        if row.user_id in unread:
+            message["unread_count"] = unread[row.user_id]
         messages.append(message)
     return messages
 

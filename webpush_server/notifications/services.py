@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from ..database import get_or_refuse, rows_changed
 from ..errors import Invalid
@@ -64,10 +64,23 @@ def list_inbox(
 
 
 def list_since(user_id: int, after: int, limit: int = 100) -> list[Notification]:
-    """Return the user's notifications newer than id after, oldest first (catch-up)."""
+    """Return what a tab that has seen up to id after missed, oldest first (catch-up).
+
+    Newer ids, and also anything that entered the inbox after notification `after` did: a
+    scheduled notification keeps the (older) id it was given when it was scheduled but only
+    becomes visible at its release. A tab may get one it already has; tabs skip known ids.
+    """
+    anchor = db.session.scalar(
+        select(Notification.visible_at).where(
+            Notification.id == after, Notification.user_id == user_id
+        )
+    )
+    missed = Notification.id > after
+    if anchor is not None:
+        missed = or_(missed, Notification.visible_at > anchor)
     query = (
         select(Notification)
-        .where(Notification.user_id == user_id, Notification.id > after, visible())
+        .where(Notification.user_id == user_id, missed, visible())
         .order_by(Notification.id)
         .limit(limit)
     )

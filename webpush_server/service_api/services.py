@@ -34,7 +34,13 @@ from ..jobs.queues import queue
 from ..notifications.kinds import KINDS
 from ..notifications.models import Delivery, Notification
 from ..notifications.outbox import remember_for_enqueue, remember_for_publish
-from ..notifications.record import Notice, live_messages, live_only, record_notices
+from ..notifications.record import (
+    Notice,
+    live_messages,
+    live_only,
+    record_notices,
+    routing_for,
+)
 from ..timeutil import isoformat, utcnow
 from ..util import chunked
 from .models import ApiRequest, ApiRequestNotification
@@ -130,35 +136,39 @@ def trigger(caller: Caller, raw: bytes, req: TriggerRequest, idempotency_key: st
     scheduled = send_at is not None and send_at > now
     # Reads first: on SQLite the first write takes the database lock until the commit.
     users, skipped = _resolve(req)
+    push = req.channels is None or "push" in req.channels
+
+    def notices(request_id: int) -> list[Notice]:
+        return [
+            Notice(
+                user_id=user_id,
+                kind=req.kind,
+                title=req.title,
+                body=req.body,
+                url=req.url,
+                dedupe_key=f"api:{request_id}:{user_id}",
+                topic=req.topic,
+                expires_at=expires_at,
+                urgency=req.urgency,
+                visible_at=send_at if scheduled else None,
+                data=req.data,
+                push=push,
+                channels=frozenset(req.channels) if req.channels is not None else None,
+            )
+            for user_id in users
+        ]
+
+    routing = routing_for(notices(0), now)
     request_id = _claim_request(caller, idempotency_key, digest, now, send_at, scheduled, req)
     if isinstance(request_id, dict):
         return request_id  # the first answer, replayed
-    push = req.channels is None or "push" in req.channels
     for channel in unavailable_channels():
         if req.channels and channel in req.channels:
             skipped.extend(
                 {"recipient": given, "reason": "channel_unavailable", "channel": channel}
                 for given in users.values()
             )
-    notices = [
-        Notice(
-            user_id=user_id,
-            kind=req.kind,
-            title=req.title,
-            body=req.body,
-            url=req.url,
-            dedupe_key=f"api:{request_id}:{user_id}",
-            topic=req.topic,
-            expires_at=expires_at,
-            urgency=req.urgency,
-            visible_at=send_at if scheduled else None,
-            data=req.data,
-            push=push,
-            channels=frozenset(req.channels) if req.channels is not None else None,
-        )
-        for user_id in users
-    ]
-    created = record_notices(notices, now)
+    created = record_notices(notices(request_id), now, routing=routing)
     if created:
         for batch in chunked(created, 1000):
             insert_rows(
@@ -329,6 +339,12 @@ def _release(request_id: int, now: datetime) -> int:
     ).all()
     if notes:
         ids = [n.id for n in notes]
+        # Visible from the release, not from send_at: a tab that saw newer notifications
+        # before this one went out catches up on it by that time (list_since), whatever its
+        # older id.
+        db.session.execute(
+            update(Notification).where(Notification.id.in_(ids)).values(visible_at=utcnow())
+        )
         # Presence is decided now, when it is due, as for any new notification.
         quiet = live_only(notes)
         if quiet:
