@@ -199,9 +199,13 @@ def test_the_test_notification_says_how_many_devices_it_reaches(app, login_as, p
     pat = login_as("pat@webpush-server.dev")
     alone = pat.post("/api/push/test")
     assert alone.status_code == 202 and alone.json["devices"] == 0
+    inbox_only = pat.get(f"/api/notifications/{alone.json['notification_id']}").json
+    assert inbox_only["body"].startswith("Only in your inbox: no device has push turned on.")
     subscribe(pat, push_service, count=2)
     two = pat.post("/api/push/test")
     assert two.status_code == 202 and two.json["devices"] == 2
+    pushed = pat.get(f"/api/notifications/{two.json['notification_id']}").json
+    assert pushed["body"] == "Push works on this device."
 
 
 def test_the_admin_test_notification_says_when_no_device_got_it(app, login_as, push_service):
