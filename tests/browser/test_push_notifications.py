@@ -28,7 +28,7 @@ def test_firefox_enables_push_and_shows_a_test_notification(
 
 
 def test_a_test_notification_with_no_device_says_so_and_points_to_the_push_switch(
-    firefox, live_server, push_service, make_user
+    firefox, live_server, push_service, make_user, tmp_path
 ):
     make_user("nodevice@webpush-server.dev", name="Nod")
     log_in_firefox(firefox, live_server, "nodevice@webpush-server.dev")
@@ -47,3 +47,4 @@ def test_a_test_notification_with_no_device_says_so_and_points_to_the_push_switc
     # Still in the inbox, where it did arrive; no push went anywhere.
     firefox.wait_until("document.querySelectorAll('#inbox li[data-id]').length === 1")
     assert push_service.received == []
+    firefox.screenshot(tmp_path / "test-without-device.png")

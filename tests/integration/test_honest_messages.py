@@ -199,9 +199,13 @@ def test_the_test_notification_says_how_many_devices_it_reaches(app, login_as, p
     pat = login_as("pat@webpush-server.dev")
     alone = pat.post("/api/push/test")
     assert alone.status_code == 202 and alone.json["devices"] == 0
+    inbox_only = pat.get(f"/api/notifications/{alone.json['notification_id']}").json
+    assert inbox_only["body"].startswith("Only in your inbox: no device has push turned on.")
     subscribe(pat, push_service, count=2)
     two = pat.post("/api/push/test")
     assert two.status_code == 202 and two.json["devices"] == 2
+    pushed = pat.get(f"/api/notifications/{two.json['notification_id']}").json
+    assert pushed["body"] == "Push works on this device."
 
 
 def test_the_admin_test_notification_says_when_no_device_got_it(app, login_as, push_service):
@@ -224,3 +228,22 @@ def test_the_admin_test_notification_says_when_no_device_got_it(app, login_as, p
         follow_redirects=True,
     )
     assert re.search(r"Test notification \d+ sent to reader@ops.dev on 1 device\.", told.text)
+
+
+def test_my_pledges_says_a_failed_campaigns_pledge_is_not_charged(app, login_as):
+    boss = login_as("boss@webpush-server.dev", "admin")
+    pat = login_as("pat@webpush-server.dev")
+    missed = add_campaign(boss, title="Arcade", goal_amount=900_000)
+    running = add_campaign(boss, title="Lanterns")
+    for campaign_id in (missed, running):
+        pat.post(f"/api/funding/campaigns/{campaign_id}/pledges", json={"amount": 700})
+    move_deadline(app, missed, utcnow() - timedelta(seconds=1))
+    with app.app_context():
+        assert close_campaign(missed) == "failed"
+    page = pat.get("/funding/pledges").text
+    rows = dict(
+        re.findall(r'<tr data-pledge="\d+">.*?>(Arcade|Lanterns)</a>(.*?)</tr>', page, re.S)
+    )
+    assert "not charged" in rows["Arcade"] and "not charged" not in rows["Lanterns"]
+    assert '<table id="pledges" class="stack">' in page
+    assert '<td data-label="Campaign status">' in page

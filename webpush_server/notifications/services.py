@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select, update
 from ..database import get_or_refuse, rows_changed
 from ..errors import Invalid
 from ..extensions import db
+from ..push.models import Subscription
 from ..timeutil import isoformat, utcnow
 from .models import Delivery, Notification, ResolvedTag
 from .outbox import remember_for_publish
@@ -18,11 +19,20 @@ from .record import Notice, record_notices
 
 def send_test(user_id: int) -> int:
     """Record a `test` notification for every device of user_id; return its id."""
+    has_device = db.session.scalar(
+        select(Subscription.id).where(Subscription.user_id == user_id).limit(1)
+    )
+    # With no device it reaches only the inbox and open tabs: its text must not claim push.
+    body = (
+        "Push works on this device."
+        if has_device is not None
+        else "Only in your inbox: no device has push turned on. Turn on push to get it there too."
+    )
     notice = Notice(
         user_id=user_id,
         kind="test",
         title="Test notification",
-        body="Push works on this device.",
+        body=body,
         url="/notifications",
         dedupe_key=f"test:{user_id}:{uuid.uuid4().hex}",
     )
