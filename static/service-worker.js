@@ -177,7 +177,7 @@ function readPushMessage(event) {
           lang: proposed.lang,
           data: proposed.data,
         },
-        app_badge: event.appBadge,
+        // No app_badge here: Safari sets it from the message itself; setBadgeFrom asks the inbox.
       }),
       proposed: true,
     };
