@@ -27,7 +27,7 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import func, insert, select
 
-from ..channels import route
+from ..channels import quiet, route
 from ..database import insert_ignoring_conflicts
 from ..extensions import db
 from ..push.models import Subscription
@@ -174,6 +174,8 @@ def _fan_out(inserted: Sequence, now: datetime, *, scheduled: bool = False) -> N
         ):
             devices.setdefault(user_id, []).append(sub_id)
     skip_push = set() if scheduled else live_only([r for r in inserted if r.user_id in devices])
+    # Inside the user's quiet hours: due when they end (the sweeper hands them over then).
+    held = {} if scheduled else quiet.hold([r for r in inserted if r.user_id in devices], now)
     rows = [
         {
             "notification_id": row.id,
@@ -181,7 +183,7 @@ def _fan_out(inserted: Sequence, now: datetime, *, scheduled: bool = False) -> N
             "status": "skipped" if row.id in skip_push else "pending",
             "attempts": 0,
             "tickle": False,
-            "next_attempt_at": row.visible_at if scheduled else None,
+            "next_attempt_at": row.visible_at if scheduled else held.get(row.id),
             "created_at": now,
         }
         for row in inserted
@@ -189,10 +191,15 @@ def _fan_out(inserted: Sequence, now: datetime, *, scheduled: bool = False) -> N
     ]
     if rows:
         stored = db.session.execute(
-            insert(Delivery.__table__).returning(Delivery.id, Delivery.status), rows
+            insert(Delivery.__table__).returning(
+                Delivery.id, Delivery.status, Delivery.next_attempt_at
+            ),
+            rows,
         ).all()
         if not scheduled:
-            remember_for_enqueue(row.id for row in stored if row.status == "pending")
+            remember_for_enqueue(
+                row.id for row in stored if row.status == "pending" and row.next_attempt_at is None
+            )
 
 
 def live_only(inserted: Sequence) -> set[int]:
