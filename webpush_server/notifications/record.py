@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from flask import Flask, current_app
 from sqlalchemy import bindparam, func, select
 
+from ..channels import quiet as quiet_hours
 from ..channels import route as channels
 from ..database import insert_rows
 from ..extensions import db
@@ -261,6 +262,8 @@ def _fan_out(
     and are neither routed by presence nor enqueued now: release_due() does both when due.
     """
     skip_push = skip_push or set()
+    # Inside the user's quiet hours: due when they end (the sweeper hands them over then).
+    held = {} if scheduled else quiet_hours.hold([r for r in inserted if r.user_id in devices], now)
     rows = [
         {
             "notification_id": row.id,
@@ -268,14 +271,18 @@ def _fan_out(
             "status": "skipped" if row.id in skip_push else "pending",
             "attempts": 0,
             "tickle": False,
-            "next_attempt_at": row.visible_at if scheduled else None,
+            "next_attempt_at": row.visible_at if scheduled else held.get(row.id),
             "created_at": now,
         }
         for row in inserted
         for sub_id in devices.get(row.user_id, ())
     ]
-    pending = [row for row in rows if row["status"] == "pending"]
-    for batch in chunked([row for row in rows if row["status"] != "pending"], DELIVERY_CHUNK):
+    # Held by quiet hours or scheduled: the sweeper hands them over when due.
+    pending, waiting = [], []
+    for r in rows:
+        ready = r["status"] == "pending" and r["next_attempt_at"] is None
+        (pending if ready else waiting).append(r)
+    for batch in chunked(waiting, DELIVERY_CHUNK):
         insert_rows(Delivery.__table__, batch)
     for batch in chunked(pending, DELIVERY_CHUNK):
         ids = [id_ for (id_,) in insert_rows(Delivery.__table__, batch, returning=("id",))]
