@@ -68,7 +68,7 @@ http {{
         listen 127.0.0.1:{port} backlog=4096;
         client_max_body_size 8k;
         location / {{
-            access_log {tmp}/access.log bench buffer=256k flush=1s;
+            access_log {tmp}/access.log bench{buffer};
             return 201;
         }}
     }}
@@ -107,10 +107,21 @@ def _stop(process: subprocess.Popen, stop_signal: int, timeout: float) -> None:
         process.send_signal(stop_signal)
         process.wait(timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        _kill_group(process)
         process.wait(5)
     except ProcessLookupError:
         pass
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL a process and, when it leads its own session, every process in it."""
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signal.SIGKILL)
+            return
+    except ProcessLookupError:
+        return
+    process.kill()
 
 
 def free_port() -> int:
@@ -154,13 +165,17 @@ def find_nginx() -> str:
     )
 
 
-def start_nginx(tmp: Path, procs: Processes) -> int:
-    """Start the push sink: every request gets 201 over keep-alive plain HTTP."""
+def start_nginx(tmp: Path, procs: Processes, *, buffered: bool = True) -> int:
+    """Start the push sink: every request gets 201 over keep-alive plain HTTP.
+
+    buffered=False writes each log line at once, for benches that follow the log live.
+    """
     binary = find_nginx()
     port = free_port()
     conf = tmp / "nginx.conf"
     user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(NGINX_CONF.format(user=user, tmp=tmp, port=port))
+    buffer = " buffer=256k flush=1s" if buffered else ""
+    conf.write_text(NGINX_CONF.format(user=user, tmp=tmp, port=port, buffer=buffer))
     error_log = tmp / "nginx-error.log"
     process = procs.add(
         "nginx",
