@@ -545,15 +545,20 @@ def prepared_requests(app, n: int) -> list:
         return requests
 
 
-def ceiling_child(env: dict[str, str], requests: list, warm: int, pipe) -> None:
-    """One ceiling process: the app's Sender on its own loop; warm up, wait for go, send."""
+def ceiling_child(env: dict[str, str], requests: list, warm: int, pipe, loop: str) -> None:
+    """One ceiling process: the app's Sender on its own loop; warm up, wait for go, send.
+
+    loop "app" is the loop the workers use (push/sender.py's choice), "asyncio" the stdlib's.
+    """
     os.environ.update(env)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    import asyncio
+
     from webpush_server import create_app
     from webpush_server.push import host_policy, signer
     from webpush_server.push.policy import Outcome
-    from webpush_server.push.sender import Sender, SyncSender
+    from webpush_server.push.sender import Sender, SyncSender, new_event_loop
 
     app = create_app()
     with app.app_context():
@@ -565,7 +570,8 @@ def ceiling_child(env: dict[str, str], requests: list, warm: int, pipe) -> None:
                 policy,
                 concurrency_per_origin=config["PUSH_CONCURRENCY_PER_ORIGIN"],
                 timeout=config["PUSH_TIMEOUT_SECONDS"],
-            )
+            ),
+            asyncio.new_event_loop if loop == "asyncio" else new_event_loop,
         )
     sender.send(requests[:warm])  # connections open, JWT signed, code paths warm
     pipe.send("ready")
@@ -588,7 +594,12 @@ class SideResult:
 
 
 def run_ceiling(
-    requests: list, env: dict[str, str], processes: int, sink_port: int, label: str
+    requests: list,
+    env: dict[str, str],
+    processes: int,
+    sink_port: int,
+    label: str,
+    loop: str = "app",
 ) -> SideResult:
     """Send the prepared requests from one process per core; time go → last response."""
     context = multiprocessing.get_context("spawn")  # no inherited loop, sockets or engine
@@ -597,7 +608,9 @@ def run_ceiling(
     mark(sink_port, f"{label}-warm")
     for share in shares:
         parent, child = context.Pipe()
-        process = context.Process(target=ceiling_child, args=(env, share, 20, child), daemon=True)
+        process = context.Process(
+            target=ceiling_child, args=(env, share, 20, child, loop), daemon=True
+        )
         process.start()
         pipes.append(parent)
         children_.append(process)
@@ -805,6 +818,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-node", action="store_true", help="skip the Node side")
     parser.add_argument(
+        "--compare-loops",
+        action="store_true",
+        help="also run the ceiling on asyncio's own loop (the app's is uvloop when installed)",
+    )
+    parser.add_argument(
         "--profile",
         metavar="FILE",
         default=None,
@@ -886,6 +904,11 @@ def bench(args: argparse.Namespace, tmp: Path, procs: Processes) -> int:
         requests = requests or prepared_requests(app, args.n)
         messages = messages or naive_messages(app, args.naive)
         ceiling = run_ceiling(requests, env, args.ceiling_processes, sink_port, f"ceiling{number}")
+        stdlib = None
+        if args.compare_loops:
+            stdlib = run_ceiling(
+                requests, env, args.ceiling_processes, sink_port, f"stdlib{number}", "asyncio"
+            )
         node = None
         if node_folder is not None:
             spec = spec or node_spec(node_folder, requests[: args.node], env)
@@ -894,7 +917,15 @@ def bench(args: argparse.Namespace, tmp: Path, procs: Processes) -> int:
         naive_cpu = time.process_time()
         naive_s = run_naive(messages, env["VAPID_PRIVATE_KEY"])
         naive = SideResult(naive_s, time.process_time() - naive_cpu, args.naive)
-        rounds.append({"pipeline": pipeline, "ceiling": ceiling, "node": node, "naive": naive})
+        rounds.append(
+            {
+                "pipeline": pipeline,
+                "ceiling": ceiling,
+                "node": node,
+                "naive": naive,
+                "stdlib": stdlib,
+            }
+        )
     mark(sink_port, "end")
     profile = stop_profilers(spies, procs)
     for worker in workers:
@@ -906,6 +937,8 @@ def bench(args: argparse.Namespace, tmp: Path, procs: Processes) -> int:
             phases.get(f"pipeline{number}", []), args.n, f"pipeline round {number + 1}"
         )
         check_sink(phases.get(f"ceiling{number}", []), args.n, f"ceiling round {number + 1}")
+        if result["stdlib"] is not None:
+            check_sink(phases.get(f"stdlib{number}", []), args.n, f"stdlib round {number + 1}")
         if result["node"] is not None:
             check_sink(phases.get(f"node{number}", []), args.node, f"node round {number + 1}")
         check_sink(phases.get(f"naive{number}", []), args.naive, f"naive round {number + 1}")
@@ -947,6 +980,15 @@ def bench(args: argparse.Namespace, tmp: Path, procs: Processes) -> int:
             f"  {p_rate / c_rate:>9.2f}  {p_rate / n_rate:>9.1f}"
         )
     medians = {key: statistics.median(values) for key, values in rates.items()}
+    if args.compare_loops:
+        app_loop = _loop_name()
+        for number, result in enumerate(rounds, 1):
+            a, b = result["ceiling"], result["stdlib"]
+            print(
+                f"ceiling round {number}: {app_loop} {a.count / a.seconds:,.0f}/s"
+                f" ({per(a.cpu_s)} CPU/msg), asyncio {b.count / b.seconds:,.0f}/s"
+                f" ({per(b.cpu_s)} CPU/msg)"
+            )
     print()
     print(f"pipeline (median)          {medians['pipeline']:,.0f} deliveries/s (recorded → sent)")
     print(f"ceiling (median)           {medians['ceiling']:,.0f} msg/s")
@@ -962,6 +1004,15 @@ def bench(args: argparse.Namespace, tmp: Path, procs: Processes) -> int:
         f" pipeline/node={medians['pipeline'] / medians['node']:.1f} db={db_kind}"
     )
     return 0
+
+
+def _loop_name() -> str:
+    from webpush_server.push.sender import new_event_loop
+
+    loop = new_event_loop()
+    name = type(loop).__module__.split(".")[0]
+    loop.close()
+    return name
 
 
 def start_profilers(args, workers: list, tmp: Path, procs: Processes) -> list:
