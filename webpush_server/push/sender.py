@@ -218,6 +218,16 @@ async def _next(arrived: asyncio.Queue[PushResult], task: asyncio.Task) -> PushR
     return await _next(arrived, task)
 
 
+async def _next_chunk(
+    arrived: asyncio.Queue[PushResult], task: asyncio.Task, size: int
+) -> list[PushResult]:
+    """Return the next size results as they arrive (fewer at the end; [] once all were taken)."""
+    chunk: list[PushResult] = []
+    while len(chunk) < size and (result := await _next(arrived, task)) is not None:
+        chunk.append(result)
+    return chunk
+
+
 def _raised(key: int, exc: Exception) -> PushResult:
     """Return the result of a request whose preparing or sending raised unexpectedly."""
     return PushResult(key, Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
@@ -266,13 +276,9 @@ class SyncSender:
         arrived: asyncio.Queue[PushResult] = asyncio.Queue()
         task = self._loop.create_task(self._sender.send(requests, arrived.put_nowait))
         try:
-            chunk: list[PushResult] = []
-            while (result := self._loop.run_until_complete(_next(arrived, task))) is not None:
-                chunk.append(result)
-                if len(chunk) >= size:
-                    yield chunk
-                    chunk = []
-            if chunk:
+            # One run of the loop per chunk, not per result: entering and leaving the loop
+            # costs far more than a result (uvloop sets up its signal socketpair each time).
+            while chunk := self._loop.run_until_complete(_next_chunk(arrived, task, size)):
                 yield chunk
             self._loop.run_until_complete(task)
         finally:
