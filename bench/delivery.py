@@ -26,6 +26,7 @@ import base64
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
@@ -927,7 +928,8 @@ def bench(args: argparse.Namespace, tmp: Path, procs: Processes) -> int:
             }
         )
     mark(sink_port, "end")
-    profile = stop_profilers(spies, procs)
+    worker_cpu = statistics.median(r["pipeline"].worker_cpu_s / args.n * 1e6 for r in rounds)
+    profile = stop_profilers(spies, procs, worker_cpu)
     for worker in workers:
         procs.stop(worker)
     procs.stop(nginx)  # flushes the access log
@@ -1040,7 +1042,32 @@ def start_profilers(args, workers: list, tmp: Path, procs: Processes) -> list:
     return spies
 
 
-def stop_profilers(spies: list, procs: Processes) -> str:
+# Where a sample's time goes: the innermost frame whose file matches, in this order.
+_AREAS = (
+    ("encryption (RFC 8291: ECDH, HKDF, AES-GCM)", ("push/crypto.py", "cryptography/")),
+    ("VAPID JWT", ("push/vapid.py", "py_vapid/")),
+    ("database (SQLAlchemy + driver)", ("sqlalchemy/", "sqlite3/", "psycopg/")),
+    ("Redis and RQ", ("redis/", "rq/", "rq_scheduler/")),
+    ("HTTP client and event loop", ("push/http.py", "asyncio/", "uvloop/", "socket.py")),
+    ("sender (push/sender.py)", ("push/sender.py",)),
+    ("payload JSON", ("notifications/payload.py", "json/")),
+    ("jobs (claim, delivery, outcomes, lease)", ("webpush_server/jobs/",)),
+    ("logging", ("logging/", "webpush_server/logs.py")),
+)
+# The frames every job sits under (CLI, click, the RQ work loop): not worth listing.
+_OUTER = ("_run_module_as_main", "_run_code", "<module>", "main (", "Command.", "Group.",
+          "Context.", "pass_context", "with_appcontext", "worker (", "BaseWorker.work")  # fmt: skip
+
+
+def _area(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, patterns in _AREAS:
+            if any(pattern in frame for pattern in patterns):
+                return name
+    return "other"
+
+
+def stop_profilers(spies: list, procs: Processes, worker_cpu_per_delivery_us: float) -> str:
     """Stop py-spy, merge the workers' stacks into one file, and summarise where CPU goes."""
     if not spies:
         return ""
@@ -1055,18 +1082,27 @@ def stop_profilers(spies: list, procs: Processes) -> str:
     total = sum(stacks.values()) or 1
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
+    areas: dict[str, int] = {}
     for stack, count in stacks.items():
-        frames = stack.split(";")
+        # Functions, not lines: "encrypt (webpush_server/push/crypto.py:46)" → "...crypto.py)".
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
         own[frames[-1]] = own.get(frames[-1], 0) + count
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + count
+        area = _area(frames)
+        areas[area] = areas.get(area, 0) + count
+    cpu = worker_cpu_per_delivery_us
     lines = [f"profile ({total} samples in the workers, collapsed stacks in {target})"]
-    lines.append("  own time:")
+    lines.append(f"  by area (innermost frame that names one; of {cpu:,.0f} µs CPU per delivery):")
+    for area, count in sorted(areas.items(), key=lambda kv: -kv[1]):
+        lines.append(f"    {count / total:6.1%}  {count / total * cpu:6,.0f} µs  {area}")
+    lines.append("  own time, by function:")
     for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:20]:
-        lines.append(f"    {count / total:6.1%}  {frame}")
-    lines.append("  including callees:")
-    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:30]:
-        lines.append(f"    {count / total:6.1%}  {frame}")
+        lines.append(f"    {count / total:6.1%}  {count / total * cpu:6,.0f} µs  {frame}")
+    lines.append("  including callees, from the job down:")
+    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1]):
+        if count / total >= 0.02 and not frame.startswith(_OUTER):
+            lines.append(f"    {count / total:6.1%}  {count / total * cpu:6,.0f} µs  {frame}")
     return "\n".join(lines)
 
 
