@@ -193,6 +193,12 @@ def main() -> int:
     # gthread is the Procfile's choice; gevent (pip install gevent) is here to compare against.
     parser.add_argument("--worker-class", default="gthread", choices=("gthread", "gevent"))
     parser.add_argument("--threads", type=int, default=0, help="gthread pool (default sockets+100)")
+    parser.add_argument(
+        "--thread-stack",
+        type=int,
+        default=0,
+        help="gthread: stack size of the pool's threads in KiB (default: the platform's, 8 MiB)",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="fan-out rounds")
     parser.add_argument("--singles", type=int, default=200, help="one-user notifications")
     args = parser.parse_args()
@@ -217,6 +223,16 @@ def main() -> int:
         threads = args.threads or args.sockets + 100
         argv = web_command(f"127.0.0.1:{port}", threads, args.worker_class)
         argv[argv.index("--access-logfile") + 1] = "/dev/null"
+        if args.thread_stack:
+            # The shared settings plus a post_fork hook: the pool's threads start after it.
+            conf = tmp / "gunicorn_stack.py"
+            conf.write_text(
+                "from webpush_server.ops.gunicorn_conf import *  # noqa: F403\n"
+                "def post_fork(server, worker):\n"
+                "    import threading\n"
+                f"    threading.stack_size({args.thread_stack * 1024})\n"
+            )
+            argv[argv.index("--config") + 1] = str(conf)
         env = {
             **os.environ,
             "DATABASE_URL": settings["SQLALCHEMY_DATABASE_URI"],
@@ -243,6 +259,7 @@ def main() -> int:
             except OSError:
                 time.sleep(0.1)  # polling a server that is not listening yet
         time.sleep(1)  # let the worker finish importing before the baseline is read
+        load = os.getloadavg()
         before = worker_rss(psutil.Process(server.pid))
         clients = Clients(url, cookies)
         opened_at = time.monotonic()
@@ -264,9 +281,11 @@ def main() -> int:
             (arrived,) = clients.wait_for([(index, title)])
             singles.append(arrived - started)
 
+        stack = f", thread stack {args.thread_stack} KiB" if args.thread_stack else ""
+        print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         print(
             f"worker class: {args.worker_class}"
-            + (f", threads {threads}" * (args.worker_class == "gthread"))
+            + (f", threads {threads}{stack}" * (args.worker_class == "gthread"))
         )
         print(f"sockets open: {args.sockets} in {opened_in:.1f} s")
         print(
@@ -282,6 +301,12 @@ def main() -> int:
         print(
             f"single notifications ({args.singles}, one tab each): p50 {one50:.1f} ms, "
             f"p99 {one99:.1f} ms, mean {statistics.mean(singles) * 1000:.1f} ms"
+        )
+        print(
+            f"RESULT sockets={args.sockets} worker={args.worker_class}"
+            f" kib_per_socket={(after - before) / args.sockets / 1024:.1f}"
+            f" fanout_p50={fan50:.0f} fanout_p99={fan99:.0f} one_p50={one50:.1f}"
+            f" one_p99={one99:.1f}"
         )
         return 0
     finally:
