@@ -48,8 +48,16 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The quick version of every bench (a few minutes; each prints its figures and a RESULT or
+# summary line, exits 0 after a good run and leaves no process behind). The full runs and
+# their options are in bench/README.md. delivery.py needs nginx and node/npm (see there).
 bench: $(VENV)/.bench-installed
-	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/delivery.py --n 1000 --rounds 1 --naive 200 --node 500
+	$(BIN)/python bench/latency.py --samples 50
+	$(BIN)/python bench/live.py --sockets 200 --rounds 2 --singles 50
+	$(BIN)/python bench/coupons.py --coupons 20000 --expiring 2000 --users 2000
+	$(BIN)/python bench/api.py --requests 40 --concurrency 4
+	$(BIN)/python bench/chaos.py --n 500 --worker-kills 1 --redis-kills 1
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -1,24 +1,35 @@
-"""Push deliveries per second: the real pipeline against a naive pywebpush loop.
+"""Push deliveries per second: the pipeline, its own sender's ceiling, Node web-push, naive.
 
 Starts a local push sink (nginx answering 201), a private redis-server and a fresh SQLite
-database, creates N users with one subscription each, starts W `flask jobs worker` processes,
-then records one notice per user and times until every delivery row is `sent`. In the same
-run, a plain `pywebpush.webpush()` loop sends M of the same messages to the same sink. Prints
-both rates and their ratio; nginx's access log is checked so every figure counts real
-requests. Performance lives here: the script prints figures and fails only on errors.
+database (or empties the PostgreSQL one `--database-url` names), creates N users with one
+subscription each, starts W `flask jobs worker` processes, then per round, alternating:
+
+1. pipeline: records one notice per user and times until every delivery row is `sent`;
+2. ceiling: the project's own sender (push/sender.py) fed the same N prepared requests, one
+   process per core, no database and no queue;
+3. node: Node `web-push` 3.6.x (installed from npm into the temp folder), 50 in flight;
+4. naive: a plain `pywebpush.webpush()` loop over M of the same messages.
+
+nginx's access log is checked so every figure counts real requests. Performance lives here:
+the script prints figures and fails only on errors. The last line is
+`RESULT pipeline=<n>/s ceiling=<n>/s node=<n>/s naive=<n>/s pipeline/ceiling=<r>
+pipeline/node=<r> db=<sqlite|postgresql>` (medians over the rounds, ratios of the medians).
 
     .venv/bin/python bench/delivery.py [--n 5000] [--workers 2] [--naive 1000] [--batch-size N]
+        [--database-url postgresql://...] [--rounds 3] [--node N] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import json
+import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -58,7 +69,7 @@ http {{
         listen 127.0.0.1:{port} backlog=4096;
         client_max_body_size 8k;
         location / {{
-            access_log {tmp}/access.log bench buffer=256k flush=1s;
+            access_log {tmp}/access.log bench{buffer};
             return 201;
         }}
     }}
@@ -97,10 +108,21 @@ def _stop(process: subprocess.Popen, stop_signal: int, timeout: float) -> None:
         process.send_signal(stop_signal)
         process.wait(timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        _kill_group(process)
         process.wait(5)
     except ProcessLookupError:
         pass
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL a process and, when it leads its own session, every process in it."""
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signal.SIGKILL)
+            return
+    except ProcessLookupError:
+        return
+    process.kill()
 
 
 def free_port() -> int:
@@ -144,13 +166,17 @@ def find_nginx() -> str:
     )
 
 
-def start_nginx(tmp: Path, procs: Processes) -> int:
-    """Start the push sink: every request gets 201 over keep-alive plain HTTP."""
+def start_nginx(tmp: Path, procs: Processes, *, buffered: bool = True) -> int:
+    """Start the push sink: every request gets 201 over keep-alive plain HTTP.
+
+    buffered=False writes each log line at once, for benches that follow the log live.
+    """
     binary = find_nginx()
     port = free_port()
     conf = tmp / "nginx.conf"
     user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(NGINX_CONF.format(user=user, tmp=tmp, port=port))
+    buffer = " buffer=256k flush=1s" if buffered else ""
+    conf.write_text(NGINX_CONF.format(user=user, tmp=tmp, port=port, buffer=buffer))
     error_log = tmp / "nginx-error.log"
     process = procs.add(
         "nginx",
@@ -218,10 +244,12 @@ def check_sink(requests: list, expected: int, what: str) -> float:
 
 def bench_env(args, tmp: Path, redis_url: str, sink_port: int) -> dict[str, str]:
     from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     vapid = ec.generate_private_key(ec.SECP256R1())
+    public = vapid.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     env = {
-        "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+        "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'bench.db'}",
         "REDIS_URL": redis_url,
         # The raw base64url scalar: the form both the app and pywebpush take.
         "VAPID_PRIVATE_KEY": b64url(vapid.private_numbers().private_value.to_bytes(32, "big")),
@@ -229,10 +257,46 @@ def bench_env(args, tmp: Path, redis_url: str, sink_port: int) -> dict[str, str]
         "PUSH_SERVICE_HOSTS": f"127.0.0.1:{sink_port}",
         "SECRET_KEY": "bench",
         "PYTHONPATH": str(ROOT),
+        # Not read by the app: Node web-push wants the public half as well.
+        "BENCH_VAPID_PUBLIC_KEY": b64url(public),
     }
     if args.batch_size:
         env["FLASK_DELIVERY_BATCH_SIZE"] = str(args.batch_size)
     return env
+
+
+def reset_database(url: str) -> None:
+    """Empty the PostgreSQL database the bench was given: it is migrated from scratch."""
+    from sqlalchemy import create_engine, text
+
+    from webpush_server.config import normalize_database_url
+
+    engine = create_engine(normalize_database_url(url))
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+class Probe:
+    """A separate autocommit connection that watches the delivery table."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine
+
+        from webpush_server.config import normalize_database_url
+
+        self.engine = create_engine(normalize_database_url(url), isolation_level="AUTOCOMMIT")
+        self.connection = self.engine.connect()
+
+    def all(self, sql: str) -> list:
+        from sqlalchemy import text
+
+        return list(self.connection.execute(text(sql)))
+
+    def close(self) -> None:
+        self.connection.close()
+        self.engine.dispose()
 
 
 def migrate(env: dict[str, str], tmp: Path) -> None:
@@ -384,8 +448,8 @@ def run_pipeline(
         )
         for i in users
     ]
-    reader = sqlite3.connect(f"file:{tmp / 'bench.db'}?mode=ro", uri=True, isolation_level=None)
-    (before,) = reader.execute("SELECT COUNT(*) FROM delivery").fetchone()
+    reader = Probe(app.config["SQLALCHEMY_DATABASE_URI"])
+    [(before,)] = reader.all("SELECT COUNT(*) FROM delivery")
     sink_pids = [sink_pid, *children(sink_pid)]
     worker_cpu = sum(cpu_seconds(w.pid) for w in workers)
     sink_cpu = sum(cpu_seconds(pid) for pid in sink_pids)
@@ -399,7 +463,7 @@ def run_pipeline(
         raise BenchError(f"recorded {len(created)} notifications, expected {len(users)}")
     # An index-only probe every 10 ms: cheap enough not to steal the workers' CPU.
     unfinished = "SELECT 1 FROM delivery WHERE status IN ('pending', 'sending') LIMIT 1"
-    while reader.execute(unfinished).fetchone() is not None:
+    while reader.all(unfinished):
         if time.monotonic() > deadline:
             raise BenchError("deliveries still unfinished at the deadline")
         check_workers(workers, tmp)
@@ -407,7 +471,7 @@ def run_pipeline(
     t_end = time.perf_counter()
     worker_cpu = sum(cpu_seconds(w.pid) for w in workers) - worker_cpu
     sink_cpu = sum(cpu_seconds(pid) for pid in sink_pids) - sink_cpu
-    statuses = dict(reader.execute("SELECT status, COUNT(*) FROM delivery GROUP BY status"))
+    statuses = dict(reader.all("SELECT status, COUNT(*) FROM delivery GROUP BY status"))
     reader.close()
     expected = before + len(users)
     if statuses != {"sent": expected}:
@@ -464,6 +528,258 @@ def run_naive(messages: list[tuple[dict, bytes]], private_key: str) -> float:
     return time.perf_counter() - started
 
 
+def prepared_requests(app, n: int) -> list:
+    """The last n deliveries as the pipeline's own PushRequests (payload, TTL, urgency, topic)."""
+    from sqlalchemy import select
+
+    from webpush_server.extensions import db
+    from webpush_server.jobs.claim import load
+    from webpush_server.jobs.delivery import _request
+    from webpush_server.notifications.models import Delivery
+    from webpush_server.timeutil import utcnow
+
+    with app.app_context():
+        ids = db.session.scalars(select(Delivery.id).order_by(Delivery.id.desc()).limit(n)).all()
+        now = utcnow()
+        requests = [_request(item, now) for item in load(Delivery.id.in_(ids))]
+        db.session.rollback()
+        return requests
+
+
+def ceiling_child(env: dict[str, str], requests: list, warm: int, pipe, loop: str) -> None:
+    """One ceiling process: the app's Sender on its own loop; warm up, wait for go, send.
+
+    loop "app" is the loop the workers use (push/sender.py's choice), "asyncio" the stdlib's.
+    """
+    os.environ.update(env)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import asyncio
+
+    from webpush_server import create_app
+    from webpush_server.push import host_policy, signer
+    from webpush_server.push.policy import Outcome
+    from webpush_server.push.sender import Sender, SyncSender, new_event_loop
+
+    app = create_app()
+    with app.app_context():
+        vapid, policy = signer(), host_policy()
+        config = app.config
+        sender = SyncSender(
+            lambda: Sender(
+                vapid,
+                policy,
+                concurrency_per_origin=config["PUSH_CONCURRENCY_PER_ORIGIN"],
+                timeout=config["PUSH_TIMEOUT_SECONDS"],
+            ),
+            asyncio.new_event_loop if loop == "asyncio" else new_event_loop,
+        )
+    sender.send(requests[:warm])  # connections open, JWT signed, code paths warm
+    pipe.send("ready")
+    pipe.recv()
+    cpu = time.process_time()
+    started = time.monotonic()
+    results = sender.send(requests)
+    ended = time.monotonic()
+    cpu = time.process_time() - cpu
+    sent = sum(1 for result in results if result.outcome is Outcome.SENT)
+    sender.close()
+    pipe.send((started, ended, cpu, sent))
+
+
+@dataclass
+class SideResult:
+    seconds: float
+    cpu_s: float
+    count: int
+
+
+def run_ceiling(
+    requests: list,
+    env: dict[str, str],
+    processes: int,
+    sink_port: int,
+    label: str,
+    loop: str = "app",
+) -> SideResult:
+    """Send the prepared requests from one process per core; time go → last response."""
+    context = multiprocessing.get_context("spawn")  # no inherited loop, sockets or engine
+    shares = [requests[i::processes] for i in range(processes)]
+    pipes, children_ = [], []
+    mark(sink_port, f"{label}-warm")
+    for share in shares:
+        parent, child = context.Pipe()
+        process = context.Process(
+            target=ceiling_child, args=(env, share, 20, child, loop), daemon=True
+        )
+        process.start()
+        pipes.append(parent)
+        children_.append(process)
+    try:
+        for pipe in pipes:
+            if not pipe.poll(120) or pipe.recv() != "ready":
+                raise BenchError("a ceiling process did not get ready within 120 s")
+        mark(sink_port, label)
+        for pipe in pipes:
+            pipe.send("go")
+        reports = []
+        for pipe in pipes:
+            if not pipe.poll(max(120.0, len(requests) / 50)):
+                raise BenchError("a ceiling process did not finish in time")
+            reports.append(pipe.recv())
+    finally:
+        for process in children_:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+    sent = sum(report[3] for report in reports)
+    if sent != len(requests):
+        raise BenchError(f"ceiling: {sent} of {len(requests)} requests sent")
+    seconds = max(r[1] for r in reports) - min(r[0] for r in reports)
+    return SideResult(seconds, sum(r[2] for r in reports), len(requests))
+
+
+NODE_SCRIPT = r"""
+// Node web-push with 50 requests in flight over keep-alive HTTP/1.1.
+// web-push's sendNotification() always uses https; the sink is plain HTTP like the other
+// sides, so this does what sendNotification() does: generateRequestDetails() (encryption,
+// VAPID JWT, headers) and then the request, on http with a keep-alive agent.
+const http = require('http');
+const fs = require('fs');
+const readline = require('readline');
+const webpush = require('web-push');
+const spec = JSON.parse(fs.readFileSync(process.argv[2]));
+const agent = new http.Agent({ keepAlive: true, maxSockets: 50 });
+const vapidDetails = {
+  subject: spec.subject, publicKey: spec.publicKey, privateKey: spec.privateKey,
+};
+
+function sendOne(message) {
+  const details = webpush.generateRequestDetails(
+    { endpoint: message.endpoint, keys: { p256dh: message.p256dh, auth: message.auth } },
+    Buffer.from(message.payload, 'base64'),
+    { TTL: message.ttl, urgency: message.urgency, topic: message.topic, vapidDetails,
+      contentEncoding: 'aes128gcm' });
+  const url = new URL(details.endpoint);
+  return new Promise((resolve, reject) => {
+    const request = http.request({ hostname: url.hostname, port: url.port, path: url.pathname,
+      method: details.method, headers: details.headers, agent }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode));
+    });
+    request.on('error', reject);
+    request.end(details.body);
+  });
+}
+
+async function sendAll(messages) {
+  let next = 0, sent = 0;
+  async function lane() {
+    while (next < messages.length) {
+      const status = await sendOne(messages[next++]);
+      if (status === 201) sent++;
+    }
+  }
+  await Promise.all(Array.from({ length: 50 }, lane));
+  return sent;
+}
+
+(async () => {
+  await sendAll(spec.messages.slice(0, spec.warm));
+  process.stdout.write('ready\n');
+  const lines = readline.createInterface({ input: process.stdin });
+  for await (const _ of lines) break;
+  const cpu = process.cpuUsage();
+  const started = process.hrtime.bigint();
+  const sent = await sendAll(spec.messages);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const used = process.cpuUsage(cpu);
+  const report = { seconds, sent, cpu: (used.user + used.system) / 1e6 };
+  process.stdout.write(JSON.stringify(report) + '\n');
+  agent.destroy();
+  process.exit(0);  // stdin is still open: leave without waiting for it
+})().catch((error) => { console.error(error); process.exit(1); });
+"""
+
+
+def install_node(tmp: Path) -> Path:
+    """Install web-push 3.6.x from npm into the temp folder; return the script's folder."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        raise BenchError("node and npm are needed: `apt-get install nodejs npm` (or --no-node)")
+    folder = tmp / "node"
+    folder.mkdir()
+    (folder / "package.json").write_text('{"name": "bench", "private": true}\n')
+    result = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--silent", "web-push@~3.6.0"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        raise BenchError(f"npm install web-push failed:\n{result.stdout}{result.stderr}")
+    (folder / "bench.js").write_text(NODE_SCRIPT)
+    return folder
+
+
+def node_spec(folder: Path, requests: list, env: dict[str, str]) -> Path:
+    """Write the messages for Node: the ceiling's requests, payloads as base64."""
+    spec = {
+        "subject": SUBJECT,
+        "publicKey": env["BENCH_VAPID_PUBLIC_KEY"],
+        "privateKey": env["VAPID_PRIVATE_KEY"],
+        "warm": 20,
+        "messages": [
+            {
+                "endpoint": r.endpoint,
+                "p256dh": r.p256dh,
+                "auth": r.auth,
+                "payload": base64.b64encode(r.payload).decode("ascii"),
+                "ttl": r.ttl,
+                "urgency": r.urgency,
+                "topic": r.topic,
+            }
+            for r in requests
+        ],
+    }
+    path = folder / "spec.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def run_node(folder: Path, spec: Path, count: int, sink_port: int, label: str) -> SideResult:
+    """Run the Node sender: warm up, then time its sending of every message."""
+    mark(sink_port, f"{label}-warm")
+    process = subprocess.Popen(
+        ["node", str(folder / "bench.js"), str(spec)],
+        cwd=folder,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=open(folder / "node-stderr.log", "ab"),  # noqa: SIM115 - closed with the process
+        text=True,
+    )
+    try:
+        assert process.stdin and process.stdout
+        if process.stdout.readline().strip() != "ready":
+            raise BenchError(f"node did not get ready:\n{tail(folder / 'node-stderr.log')}")
+        mark(sink_port, label)
+        process.stdin.write("go\n")
+        process.stdin.close()
+        line = process.stdout.readline()
+        if process.wait(60) != 0 or not line:
+            raise BenchError(f"node failed:\n{tail(folder / 'node-stderr.log')}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    report = json.loads(line)
+    if report["sent"] != count:
+        raise BenchError(f"node: {report['sent']} of {count} requests got 201")
+    return SideResult(report["seconds"], report["cpu"], count)
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -487,11 +803,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="alternating pipeline/naive rounds; medians are compared (default 3)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, DB)")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL database to use instead of a temp SQLite file (it is EMPTIED)",
+    )
+    parser.add_argument(
+        "--ceiling-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes of the bare-sender ceiling (default: one per core)",
+    )
+    parser.add_argument(
+        "--node", type=int, default=None, help="messages for Node web-push (default: N)"
+    )
+    parser.add_argument("--no-node", action="store_true", help="skip the Node side")
+    parser.add_argument(
+        "--compare-loops",
+        action="store_true",
+        help="also run the ceiling on asyncio's own loop (the app's is uvloop when installed)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        default=None,
+        help="py-spy the workers during the rounds; write collapsed stacks and a summary",
+    )
     args = parser.parse_args(argv)
-    if min(args.n, args.workers, args.naive, args.rounds) < 1:
-        parser.error("--n, --workers, --naive and --rounds must be at least 1")
-    if args.naive > args.n:
-        parser.error("--naive cannot exceed --n (it reuses the pipeline's subscriptions)")
+    args.node = args.n if args.node is None else args.node
+    if min(args.n, args.workers, args.naive, args.rounds, args.ceiling_processes) < 1:
+        parser.error("--n, --workers, --naive, --rounds, --ceiling-processes must be at least 1")
+    if args.naive > args.n or args.node > args.n:
+        parser.error("--naive and --node cannot exceed --n (they reuse the pipeline's messages)")
+    if args.database_url and not args.database_url.startswith(("postgres://", "postgresql")):
+        parser.error("--database-url must name a PostgreSQL database")
     return args
 
 
@@ -525,12 +870,16 @@ def main(argv: list[str] | None = None) -> int:
 def bench(args: argparse.Namespace, tmp: Path, procs: Processes) -> int:
     from webpush_server import create_app, redis_server
 
+    db_kind = "postgresql" if args.database_url else "sqlite"
+    node_folder = None if args.no_node else install_node(tmp)
     sink_port = start_nginx(tmp, procs)
     nginx = procs.started[-1][1]
     redis_port = free_port()
     procs.add("redis", redis_server.start(tmp / "redis", port=redis_port))
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     env = bench_env(args, tmp, redis_url, sink_port)
+    if args.database_url:
+        reset_database(args.database_url)
     migrate(env, tmp)
     # This process records the notices with the same configuration the workers read.
     os.environ.update(env)
@@ -541,29 +890,59 @@ def bench(args: argparse.Namespace, tmp: Path, procs: Processes) -> int:
     if not args.cold:
         mark(sink_port, "warmup")
         warm_up(app, args, batch_size, workers, tmp, nginx.pid, redis_url)
+    spies = start_profilers(args, workers, tmp, procs)
 
     load = os.getloadavg()[0]
-    # Rounds alternate so that both sides see the same noise on this shared machine; the idle
-    # workers wait on Redis and take no CPU from the naive loop.
-    rounds: list[tuple[PipelineResult, float, float]] = []
+    # Rounds alternate so that every side sees the same noise on this shared machine; the idle
+    # workers wait on Redis and take no CPU from the other sides.
+    rounds: list[dict] = []
+    requests: list = []
     messages: list[tuple[dict, bytes]] = []
+    spec = None
     for number in range(args.rounds):
         mark(sink_port, f"pipeline{number}")
         pipeline = run_pipeline(app, range(1, args.n + 1), f"run{number}", workers, tmp, nginx.pid)
+        requests = requests or prepared_requests(app, args.n)
         messages = messages or naive_messages(app, args.naive)
+        ceiling = run_ceiling(requests, env, args.ceiling_processes, sink_port, f"ceiling{number}")
+        stdlib = None
+        if args.compare_loops:
+            stdlib = run_ceiling(
+                requests, env, args.ceiling_processes, sink_port, f"stdlib{number}", "asyncio"
+            )
+        node = None
+        if node_folder is not None:
+            spec = spec or node_spec(node_folder, requests[: args.node], env)
+            node = run_node(node_folder, spec, args.node, sink_port, f"node{number}")
         mark(sink_port, f"naive{number}")
         naive_cpu = time.process_time()
         naive_s = run_naive(messages, env["VAPID_PRIVATE_KEY"])
-        rounds.append((pipeline, naive_s, time.process_time() - naive_cpu))
+        naive = SideResult(naive_s, time.process_time() - naive_cpu, args.naive)
+        rounds.append(
+            {
+                "pipeline": pipeline,
+                "ceiling": ceiling,
+                "node": node,
+                "naive": naive,
+                "stdlib": stdlib,
+            }
+        )
     mark(sink_port, "end")
+    worker_cpu = statistics.median(r["pipeline"].worker_cpu_s / args.n * 1e6 for r in rounds)
+    profile = stop_profilers(spies, procs, worker_cpu)
     for worker in workers:
         procs.stop(worker)
     procs.stop(nginx)  # flushes the access log
     phases = sink_requests(tmp / "access.log")
-    for number, (pipeline, _, _) in enumerate(rounds):
-        pipeline.sink_busy_s = check_sink(
+    for number, result in enumerate(rounds):
+        result["pipeline"].sink_busy_s = check_sink(
             phases.get(f"pipeline{number}", []), args.n, f"pipeline round {number + 1}"
         )
+        check_sink(phases.get(f"ceiling{number}", []), args.n, f"ceiling round {number + 1}")
+        if result["stdlib"] is not None:
+            check_sink(phases.get(f"stdlib{number}", []), args.n, f"stdlib round {number + 1}")
+        if result["node"] is not None:
+            check_sink(phases.get(f"node{number}", []), args.node, f"node round {number + 1}")
         check_sink(phases.get(f"naive{number}", []), args.naive, f"naive round {number + 1}")
 
     n = args.n
@@ -571,31 +950,160 @@ def bench(args: argparse.Namespace, tmp: Path, procs: Processes) -> int:
     def per(seconds: float, count: int = n) -> str:
         return f"{seconds / count * 1e6:,.0f} µs"
 
+    print(f"database                   {db_kind}")
     print(f"subscriptions (N)          {n}")
     print(f"worker processes (W)       {args.workers}  ({os.cpu_count()} CPUs, load {load:.2f})")
     print(f"batch size                 {batch_size}  ({-(-n // batch_size)} jobs)")
     print(f"workers                    {'cold (first jobs included)' if args.cold else 'warm'}")
+    print(f"ceiling                    {args.ceiling_processes} processes, push/ sender, N msgs")
+    print(f"node web-push              {'skipped' if node_folder is None else args.node} msgs")
     print(f"naive loop                 {args.naive} messages a round")
     print()
-    print("round  pipeline/s  recording  end to end  worker CPU/delivery  naive/s  CPU/naive ratio")
-    pipeline_rates, naive_rates = [], []
-    for number, (pipeline, naive_s, naive_cpu) in enumerate(rounds, 1):
-        pipeline_rate, naive_rate = n / pipeline.total_s, args.naive / naive_s
-        pipeline_rates.append(pipeline_rate)
-        naive_rates.append(naive_rate)
-        print(
-            f"{number:>5}  {pipeline_rate:>10,.0f}  {pipeline.record_s * 1000:>6,.0f} ms"
-            f"  {pipeline.total_s * 1000:>7,.0f} ms  {per(pipeline.worker_cpu_s):>19}"
-            f"  {naive_rate:>7,.0f}  {per(naive_cpu, args.naive):>9}"
-            f"  {pipeline_rate / naive_rate:>4.1f}x"
+    print(
+        "round  pipeline/s  recording  worker CPU/del  ceiling/s  CPU/msg  node/s  CPU/msg"
+        "  naive/s  CPU/msg  pipe/ceil  pipe/node"
+    )
+    rates: dict[str, list[float]] = {"pipeline": [], "ceiling": [], "node": [], "naive": []}
+    for number, result in enumerate(rounds, 1):
+        pipeline, ceiling, node, naive = (
+            result[k] for k in ("pipeline", "ceiling", "node", "naive")
         )
-    pipeline_median = statistics.median(pipeline_rates)
-    naive_median = statistics.median(naive_rates)
+        p_rate = n / pipeline.total_s
+        c_rate = ceiling.count / ceiling.seconds
+        n_rate = node.count / node.seconds if node else float("nan")
+        v_rate = naive.count / naive.seconds
+        for key, rate in zip(rates, (p_rate, c_rate, n_rate, v_rate), strict=True):
+            rates[key].append(rate)
+        print(
+            f"{number:>5}  {p_rate:>10,.0f}  {pipeline.record_s * 1000:>6,.0f} ms"
+            f"  {per(pipeline.worker_cpu_s):>14}  {c_rate:>9,.0f}  {per(ceiling.cpu_s):>7}"
+            f"  {n_rate:>6,.0f}  {per(node.cpu_s, node.count) if node else '-':>7}"
+            f"  {v_rate:>7,.0f}  {per(naive.cpu_s, naive.count):>7}"
+            f"  {p_rate / c_rate:>9.2f}  {p_rate / n_rate:>9.1f}"
+        )
+    medians = {key: statistics.median(values) for key, values in rates.items()}
+    if args.compare_loops:
+        app_loop = _loop_name()
+        for number, result in enumerate(rounds, 1):
+            a, b = result["ceiling"], result["stdlib"]
+            print(
+                f"ceiling round {number}: {app_loop} {a.count / a.seconds:,.0f}/s"
+                f" ({per(a.cpu_s)} CPU/msg), asyncio {b.count / b.seconds:,.0f}/s"
+                f" ({per(b.cpu_s)} CPU/msg)"
+            )
     print()
-    print(f"pipeline (median)          {pipeline_median:,.0f} deliveries/s (recorded → all sent)")
-    print(f"naive pywebpush (median)   {naive_median:,.0f} msg/s")
-    print(f"ratio                      {pipeline_median / naive_median:.1f}x")
+    print(f"pipeline (median)          {medians['pipeline']:,.0f} deliveries/s (recorded → sent)")
+    print(f"ceiling (median)           {medians['ceiling']:,.0f} msg/s")
+    print(f"node web-push (median)     {medians['node']:,.0f} msg/s")
+    print(f"naive pywebpush (median)   {medians['naive']:,.0f} msg/s")
+    if profile:
+        print()
+        print(profile)
+    print(
+        f"RESULT pipeline={medians['pipeline']:.0f}/s ceiling={medians['ceiling']:.0f}/s"
+        f" node={medians['node']:.0f}/s naive={medians['naive']:.0f}/s"
+        f" pipeline/ceiling={medians['pipeline'] / medians['ceiling']:.2f}"
+        f" pipeline/node={medians['pipeline'] / medians['node']:.1f} db={db_kind}"
+    )
     return 0
+
+
+def _loop_name() -> str:
+    from webpush_server.push.sender import new_event_loop
+
+    loop = new_event_loop()
+    name = type(loop).__module__.split(".")[0]
+    loop.close()
+    return name
+
+
+def start_profilers(args, workers: list, tmp: Path, procs: Processes) -> list:
+    """Attach py-spy to every worker (idle threads are not sampled), when --profile asks."""
+    if not args.profile:
+        return []
+    binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(binary).exists():
+        raise BenchError("--profile needs py-spy: pip install py-spy")
+    spies = []
+    for i, worker in enumerate(workers):
+        out = tmp / f"profile-{i}.txt"
+        spy = procs.add(
+            f"py-spy-{i}",
+            subprocess.Popen(
+                [binary, "record", "--pid", str(worker.pid), "--rate", "250", "--format", "raw",
+                 "--output", str(out), "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=open(tmp / f"py-spy-{i}.log", "wb"),  # noqa: SIM115 - closed with it
+            ),
+            signal.SIGINT,
+        )  # fmt: skip
+        spies.append((spy, out, args.profile))
+    time.sleep(1.0)  # py-spy attaches before the first timed round
+    return spies
+
+
+# Where a sample's time goes: the innermost frame whose file matches, in this order.
+_AREAS = (
+    ("encryption (RFC 8291: ECDH, HKDF, AES-GCM)", ("push/crypto.py", "cryptography/")),
+    ("VAPID JWT", ("push/vapid.py", "py_vapid/")),
+    ("database (SQLAlchemy + driver)", ("sqlalchemy/", "sqlite3/", "psycopg/")),
+    ("Redis and RQ", ("redis/", "rq/", "rq_scheduler/")),
+    ("HTTP client and event loop", ("push/http.py", "asyncio/", "uvloop/", "socket.py")),
+    ("sender (push/sender.py)", ("push/sender.py",)),
+    ("payload JSON", ("notifications/payload.py", "json/")),
+    ("jobs (claim, delivery, outcomes, lease)", ("webpush_server/jobs/",)),
+    ("logging", ("logging/", "webpush_server/logs.py")),
+)
+# The frames every job sits under (CLI, click, the RQ work loop): not worth listing.
+_OUTER = ("_run_module_as_main", "_run_code", "<module>", "main (", "Command.", "Group.",
+          "Context.", "pass_context", "with_appcontext", "worker (", "BaseWorker.work")  # fmt: skip
+
+
+def _area(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, patterns in _AREAS:
+            if any(pattern in frame for pattern in patterns):
+                return name
+    return "other"
+
+
+def stop_profilers(spies: list, procs: Processes, worker_cpu_per_delivery_us: float) -> str:
+    """Stop py-spy, merge the workers' stacks into one file, and summarise where CPU goes."""
+    if not spies:
+        return ""
+    stacks: dict[str, int] = {}
+    for spy, out, _target in spies:
+        procs.stop(spy, timeout=30)
+        for line in out.read_text().splitlines() if out.exists() else []:
+            stack, _, count = line.rpartition(" ")
+            stacks[stack] = stacks.get(stack, 0) + int(count)
+    target = Path(spies[0][2])
+    target.write_text("".join(f"{k} {v}\n" for k, v in stacks.items()))
+    total = sum(stacks.values()) or 1
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    areas: dict[str, int] = {}
+    for stack, count in stacks.items():
+        # Functions, not lines: "encrypt (webpush_server/push/crypto.py:46)" → "...crypto.py)".
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+        area = _area(frames)
+        areas[area] = areas.get(area, 0) + count
+    cpu = worker_cpu_per_delivery_us
+    lines = [f"profile ({total} samples in the workers, collapsed stacks in {target})"]
+    lines.append(f"  by area (innermost frame that names one; of {cpu:,.0f} µs CPU per delivery):")
+    for area, count in sorted(areas.items(), key=lambda kv: -kv[1]):
+        lines.append(f"    {count / total:6.1%}  {count / total * cpu:6,.0f} µs  {area}")
+    lines.append("  own time, by function:")
+    for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:20]:
+        lines.append(f"    {count / total:6.1%}  {count / total * cpu:6,.0f} µs  {frame}")
+    lines.append("  including callees, from the job down:")
+    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1]):
+        if count / total >= 0.02 and not frame.startswith(_OUTER):
+            lines.append(f"    {count / total:6.1%}  {count / total * cpu:6,.0f} µs  {frame}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import random
 import resource
+import secrets
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -61,8 +66,10 @@ def setup_database(app, count: int) -> tuple[list[int], list[str]]:
     from flask_migrate import upgrade
     from sqlalchemy import insert, select
 
-    from webpush_server.auth.models import User
+    from webpush_server.auth import SESSION_TOKEN_KEY
+    from webpush_server.auth.models import User, UserSession
     from webpush_server.extensions import db
+    from webpush_server.timeutil import utcnow
 
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
@@ -75,8 +82,21 @@ def setup_database(app, count: int) -> tuple[list[int], list[str]]:
         )
         db.session.commit()
         ids = list(db.session.scalars(select(User.id).order_by(User.id)))
+        # Sessions are server-side: the signed cookie carries a token whose row must exist.
+        tokens = [secrets.token_urlsafe(32) for _ in ids]
+        db.session.execute(
+            insert(UserSession),
+            [
+                {"id": hashlib.sha256(t.encode()).hexdigest(), "user_id": i, "created_at": utcnow()}
+                for i, t in zip(ids, tokens, strict=True)
+            ],
+        )
+        db.session.commit()
     serializer = app.session_interface.get_signing_serializer(app)
-    cookies = [serializer.dumps({"_user_id": str(i), "_fresh": False}) for i in ids]
+    cookies = [
+        serializer.dumps({"_user_id": str(i), "_fresh": False, SESSION_TOKEN_KEY: t})
+        for i, t in zip(ids, tokens, strict=True)
+    ]
     return ids, cookies
 
 
@@ -91,6 +111,7 @@ class Clients:
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.opened = 0
+        self.error: BaseException | None = None
         self._stop: asyncio.Event | None = None
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._main(),))
 
@@ -107,6 +128,13 @@ class Clients:
                 ]
                 tasks += wave
                 while self.opened < min(start + 100, len(self.cookies)):
+                    failed = [t for t in wave if t.done()]
+                    if failed:
+                        self.error = failed[0].exception() or RuntimeError("a socket closed")
+                        self.ready.set()
+                        for task in tasks:
+                            task.cancel()
+                        return
                     await asyncio.sleep(0.01)  # polling a counter the socket tasks raise
             self.ready.set()
             await self._stop.wait()
@@ -127,8 +155,10 @@ class Clients:
 
     def start(self) -> None:
         self.thread.start()
-        if not self.ready.wait(300):
-            raise RuntimeError(f"only {self.opened} of {len(self.cookies)} sockets opened")
+        if not self.ready.wait(300) or self.error is not None:
+            raise RuntimeError(
+                f"only {self.opened} of {len(self.cookies)} sockets opened: {self.error!r}"
+            )
 
     def wait_for(self, keys: list[tuple[int, str]], timeout: float = 60) -> list[float]:
         deadline = time.monotonic() + timeout
@@ -163,39 +193,62 @@ def main() -> int:
     # gthread is the Procfile's choice; gevent (pip install gevent) is here to compare against.
     parser.add_argument("--worker-class", default="gthread", choices=("gthread", "gevent"))
     parser.add_argument("--threads", type=int, default=0, help="gthread pool (default sockets+100)")
+    parser.add_argument(
+        "--thread-stack",
+        type=int,
+        default=0,
+        help="gthread: stack size of the pool's threads in KiB (default: the platform's, 8 MiB)",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="fan-out rounds")
     parser.add_argument("--singles", type=int, default=200, help="one-user notifications")
     args = parser.parse_args()
+    # SIGTERM ends the run like Ctrl-C: the finally block below stops what was started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     raise_fd_limit(4 * args.sockets + 256)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
     redis_port = free_port()
     redis = redis_server.start(tmp / "redis", port=redis_port)
-    settings = {
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp / 'bench.db'}",
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "SECRET_KEY": SECRET,
-        "VAPID_SUBJECT": SUBJECT,
-    }
-    app = create_app(settings)
-    user_ids, cookies = setup_database(app, args.sockets)
+    try:  # until the web process runs, redis is the one thing to stop on a failure
+        settings = {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp / 'bench.db'}",
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "SECRET_KEY": SECRET,
+            "VAPID_SUBJECT": SUBJECT,
+        }
+        app = create_app(settings)
+        user_ids, cookies = setup_database(app, args.sockets)
 
-    port = free_port()
-    threads = args.threads or args.sockets + 100
-    argv = web_command(f"127.0.0.1:{port}", threads, args.worker_class)
-    argv[argv.index("--access-logfile") + 1] = "/dev/null"
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings["SQLALCHEMY_DATABASE_URI"],
-        "REDIS_URL": settings["REDIS_URL"],
-        "SECRET_KEY": SECRET,
-        "VAPID_SUBJECT": SUBJECT,
-        "PYTHONPATH": str(ROOT),
-    }
-    import subprocess
-
-    log = open(tmp / "web.log", "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        port = free_port()
+        threads = args.threads or args.sockets + 100
+        argv = web_command(f"127.0.0.1:{port}", threads, args.worker_class)
+        argv[argv.index("--access-logfile") + 1] = "/dev/null"
+        if args.thread_stack:
+            # The shared settings plus a post_fork hook: the pool's threads start after it.
+            conf = tmp / "gunicorn_stack.py"
+            conf.write_text(
+                "from webpush_server.ops.gunicorn_conf import *  # noqa: F403\n"
+                "def post_fork(server, worker):\n"
+                "    import threading\n"
+                f"    threading.stack_size({args.thread_stack * 1024})\n"
+            )
+            argv[argv.index("--config") + 1] = str(conf)
+        env = {
+            **os.environ,
+            "DATABASE_URL": settings["SQLALCHEMY_DATABASE_URI"],
+            "REDIS_URL": settings["REDIS_URL"],
+            "SECRET_KEY": SECRET,
+            "VAPID_SUBJECT": SUBJECT,
+            "PYTHONPATH": str(ROOT),
+        }
+        log = open(tmp / "web.log", "wb")  # noqa: SIM115 - closed below
+        # Its own session, so that a stop that times out can take the whole group down.
+        server = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    except BaseException:
+        stop(redis, signal.SIGTERM, 10)
+        raise
     url = f"http://127.0.0.1:{port}"
     clients = None
     try:
@@ -206,6 +259,7 @@ def main() -> int:
             except OSError:
                 time.sleep(0.1)  # polling a server that is not listening yet
         time.sleep(1)  # let the worker finish importing before the baseline is read
+        load = os.getloadavg()
         before = worker_rss(psutil.Process(server.pid))
         clients = Clients(url, cookies)
         opened_at = time.monotonic()
@@ -227,9 +281,11 @@ def main() -> int:
             (arrived,) = clients.wait_for([(index, title)])
             singles.append(arrived - started)
 
+        stack = f", thread stack {args.thread_stack} KiB" if args.thread_stack else ""
+        print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         print(
             f"worker class: {args.worker_class}"
-            + (f", threads {threads}" * (args.worker_class == "gthread"))
+            + (f", threads {threads}{stack}" * (args.worker_class == "gthread"))
         )
         print(f"sockets open: {args.sockets} in {opened_in:.1f} s")
         print(
@@ -246,15 +302,44 @@ def main() -> int:
             f"single notifications ({args.singles}, one tab each): p50 {one50:.1f} ms, "
             f"p99 {one99:.1f} ms, mean {statistics.mean(singles) * 1000:.1f} ms"
         )
+        print(
+            f"RESULT sockets={args.sockets} worker={args.worker_class}"
+            f" kib_per_socket={(after - before) / args.sockets / 1024:.1f}"
+            f" fanout_p50={fan50:.0f} fanout_p99={fan99:.0f} one_p50={one50:.1f}"
+            f" one_p99={one99:.1f}"
+        )
         return 0
     finally:
-        if clients is not None:
-            clients.stop()
-        server.terminate()
-        server.wait(30)
-        log.close()
-        redis.terminate()
-        redis.wait(10)
+        try:
+            if clients is not None:
+                clients.stop()
+        finally:
+            # SIGINT is gunicorn's quick shutdown: a graceful SIGTERM waits for every open
+            # WebSocket's thread (thousands) and outlasts any sensible wait.
+            stop(server, signal.SIGINT, 30)
+            log.close()
+            stop(redis, signal.SIGTERM, 10)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stop(process: subprocess.Popen, first: int, timeout: float) -> None:
+    """Stop a process with first; after timeout, SIGKILL it (its group, if it leads one)."""
+    if process.poll() is not None:
+        return
+    process.send_signal(first)
+    try:
+        process.wait(timeout)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+    except ProcessLookupError:
+        pass
+    process.wait(10)
 
 
 def record_titled(app, user_ids: list[int], title: str) -> float:
