@@ -244,20 +244,56 @@ def rates_by_kind(since: datetime) -> list[KindRates]:
     return [KindRates(*row) for row in db.session.execute(query)]
 
 
-def config_errors(since: datetime, limit: int = 20) -> list[DeliveryAttempt]:
-    """Return the newest attempts a push service refused as our configuration's fault."""
+@dataclass(frozen=True)
+class ConfigErrorGroup:
+    """Attempts a push service refused alike (same service, status and error), counted."""
+
+    origin: str | None
+    status_code: int | None
+    error: str | None
+    count: int
+    first_at: datetime
+    last_at: datetime
+    last_delivery_id: int
+
+
+def config_errors(since: datetime, limit: int = 20) -> list[ConfigErrorGroup]:
+    """Return the refusals a push service blamed on our configuration, grouped, newest first.
+
+    One wrong key makes every push to that service fail the same way: a row per attempt
+    would show the same line hundreds of times and push every other service off the list.
+    """
+    a = DeliveryAttempt
+    last_at = func.max(a.at)
     query = (
-        select(DeliveryAttempt)
-        .where(DeliveryAttempt.outcome == "config_error", DeliveryAttempt.at >= since)
-        .order_by(DeliveryAttempt.id.desc())
+        select(
+            a.origin,
+            a.status_code,
+            a.error,
+            func.count(),
+            func.min(a.at),
+            last_at,
+            func.max(a.delivery_id),
+        )
+        .where(a.outcome == "config_error", a.at >= since)
+        .group_by(a.origin, a.status_code, a.error)
+        .order_by(last_at.desc())
         .limit(limit)
     )
-    return list(db.session.scalars(query))
+    return [ConfigErrorGroup(*row) for row in db.session.execute(query)]
 
 
 def job_executions(limit: int = 10) -> list[dict]:
-    """Return the newest job executions (the `jobs runs --json` shape), for the dashboard."""
-    return latest_executions(limit)
+    """Return the newest job executions (the `jobs runs --json` shape), for the dashboard.
+
+    Each also has `started`, its start as a datetime: the page shows it on the local clock
+    like every other time there, not as the UTC text of the JSON.
+    """
+    found = latest_executions(limit)
+    for execution in found:
+        started = execution.get("started_at")
+        execution["started"] = datetime.fromisoformat(started) if started else None
+    return found
 
 
 def origin_of_endpoint(endpoint: str | None) -> str | None:
