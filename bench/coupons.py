@@ -105,10 +105,11 @@ def _free_port() -> int:
 
 
 def _populate(db, args) -> None:
-    """Bulk-insert users, devices, campaigns and coupons with executemany, in batches."""
+    """Bulk-insert users, devices, campaigns and coupons (multi-row INSERTs, in batches)."""
     from sqlalchemy import insert
 
     from webpush_server.auth.models import User
+    from webpush_server.database import insert_rows
     from webpush_server.funding.models import Campaign, Coupon
     from webpush_server.funding.services import new_code
     from webpush_server.funding.timeutil import local_date, start_of_day
@@ -148,7 +149,6 @@ def _populate(db, args) -> None:
     today = local_date(now)
     tomorrow_end = start_of_day(today + timedelta(days=2))
     later = [start_of_day(today + timedelta(days=d)) for d in range(3, 60)]
-    stmt = insert(Coupon.__table__)
     batch = []
     for n in range(args.coupons):
         # Spread the expiring coupons evenly through the table, as real data would be.
@@ -161,11 +161,10 @@ def _populate(db, args) -> None:
              "status": "active", "discount": 10,
              "expires_at": tomorrow_end if expiring else later[n % len(later)], "created_at": now}
         )  # fmt: skip
-        if len(batch) == 20_000:
-            db.session.execute(stmt, batch)
+        if len(batch) == 4_000:  # 7 columns: inside SQLite's 32,766 bound values
+            insert_rows(Coupon.__table__, batch)
             batch = []
-    if batch:
-        db.session.execute(stmt, batch)
+    insert_rows(Coupon.__table__, batch)
     db.session.commit()
 
 
