@@ -215,6 +215,8 @@ JOBS_LIST = [
     "remind coupon owners of coupons expiring today or tomorrow",
     "release-scheduled            * * * * * UTC              "
     "show and send service API notifications whose send_at has come",
+    "send-digests                 15 * * * * UTC             "
+    "e-mail each user their unread digest kinds at their digest hour",
 ]
 
 

@@ -32,6 +32,6 @@ def test_installing_the_schedule_twice_leaves_one_entry_per_id(app, redis_url):
     # Daily jobs have no cron entry: the start-daily-jobs tick starts them.
     cron = {entry.id: entry.cron for entry in table.values() if entry.cron is not None}
     assert Counter(job.id for job in jobs) == dict.fromkeys(cron, 1)  # each id once
-    assert len(jobs) == len(cron) == len(table) - 1 == 10
+    assert len(jobs) == len(cron) == len(table) - 1 == 11
     assert {job.id: job.meta["cron_string"] for job in jobs} == cron
     assert "start-daily-jobs" in cron and "notify-expiring-coupons" not in cron

@@ -39,7 +39,8 @@ _ENVIRONMENT = ("MAIL_URL", "MAIL_FROM", "PUBLIC_URL", "MAIL_KEEP_DIR")
 def init_app(app: Flask) -> None:
     """Add the preference API and page, unsubscribe links and the admin mail viewer."""
     from ..extensions import csrf
-    from . import models, views  # noqa: F401 - models: the tables
+    from ..jobs.schedule import register
+    from . import digest, models, views  # noqa: F401 - models: the tables
 
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
@@ -52,6 +53,7 @@ def init_app(app: Flask) -> None:
     # token; the signed token in the URL is what authorises it.
     csrf.exempt(views.one_click_unsubscribe)
     app.register_blueprint(views.bp)
+    register(app, *digest.scheduled())
 
 
 def send(items: Sequence[Claimed], now: datetime) -> list[PushResult]:

@@ -48,7 +48,18 @@ def read_unsubscribe(token: str) -> tuple[User, str] | None:
 
 def unsubscribe(user: User, kind: str) -> None:
     """Turn this kind's e-mail off for user (a kind that must reach them keeps a channel)."""
-    choice = preferences.kind_choice(db.session.get(Preference, user.id), kind)
+    row = db.session.get(Preference, user.id)
+    if kind == "digest":
+        # The digest's own link ends the digest: its kinds go back to one e-mail each.
+        digested = [
+            k for k in preferences.matrix_kinds() if preferences.kind_choice(row, k)["digest"]
+        ]
+        if digested:
+            preferences.update_preferences(
+                user, {"kinds": {k: {"digest": False} for k in digested}}
+            )
+        return
+    choice = preferences.kind_choice(row, kind)
     if not choice["email"]:
         return  # already off: the second click of a one-click link changes nothing
     if kind in preferences.REQUIRED and not (choice["push"] or choice["sms"]):
