@@ -32,8 +32,26 @@ DEFAULTS = {
     # `make run`'s embedded SMTP server keeps messages here (a Maildir) for /admin/mail.
     "MAIL_KEEP_DIR": None,
     "PASSWORD_RESET_MINUTES": 30,
+    # SMS through the Twilio Messages API (a local stand-in in tests: TWILIO_API_BASE).
+    "TWILIO_ACCOUNT_SID": None,
+    "TWILIO_AUTH_TOKEN": None,
+    "TWILIO_FROM": None,
+    "TWILIO_API_BASE": "https://api.twilio.com",
+    # Phone numbers without a country code are read as this region's.
+    "PHONE_REGION": "KR",
+    "PHONE_CODE_MINUTES": 10,
+    "PHONE_CODE_TRIES": 5,
 }
-_ENVIRONMENT = ("MAIL_URL", "MAIL_FROM", "PUBLIC_URL", "MAIL_KEEP_DIR")
+_ENVIRONMENT = (
+    "MAIL_URL",
+    "MAIL_FROM",
+    "PUBLIC_URL",
+    "MAIL_KEEP_DIR",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM",
+    "TWILIO_API_BASE",
+)
 
 
 def init_app(app: Flask) -> None:

@@ -9,7 +9,7 @@ from ..apidoc import documented
 from ..auth import role_required
 from ..errors import Refused, http_status, refusal_response
 from . import mailbox, preferences, services
-from .schemas import Preferences, PreferencesUpdate
+from .schemas import CodeIn, PhoneIn, Preferences, PreferencesUpdate
 
 bp = Blueprint("channels", __name__)
 
@@ -38,6 +38,43 @@ def put_preferences():
         return jsonify(preferences.update_preferences(current_user, request.get_json(silent=True)))
     except Refused as error:
         return refusal_response(error)
+
+
+@bp.post("/api/preferences/phone")
+@documented(
+    "Add a phone number and text it a 6-digit code",
+    request=PhoneIn,
+    responses={202: Preferences},
+    tags=("preferences",),
+    errors=(503,),
+)
+@login_required
+def add_phone():
+    """Store the number unverified and text it a code (202); 400 names `number`."""
+    data = request.get_json(silent=True)
+    try:
+        services.set_phone(current_user, data.get("number") if isinstance(data, dict) else None)
+    except Refused as error:
+        return refusal_response(error)
+    return jsonify(preferences.preferences_json(current_user)), 202
+
+
+@bp.post("/api/preferences/phone/verify")
+@documented(
+    "Verify the phone number with the code texted to it",
+    request=CodeIn,
+    responses={200: Preferences},
+    tags=("preferences",),
+)
+@login_required
+def verify_phone():
+    """Mark the number verified (200), or 400 `invalid_code` (5 tries, 10 minutes)."""
+    data = request.get_json(silent=True)
+    try:
+        services.verify_phone(current_user, data.get("code") if isinstance(data, dict) else None)
+    except Refused as error:
+        return refusal_response(error)
+    return jsonify(preferences.preferences_json(current_user))
 
 
 @bp.route("/settings/notifications", methods=["GET", "POST"])
