@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from ..apidoc import documented
 from ..auth import role_required
 from ..errors import Refused, http_status, refusal_response
-from . import mailbox, preferences, services
+from . import mailbox, preferences, services, sms
 from .schemas import CodeIn, PhoneIn, Preferences, PreferencesUpdate
 
 bp = Blueprint("channels", __name__)
@@ -96,9 +96,26 @@ def settings_page():
         required=preferences.REQUIRED,
         labels=services.kind_labels(),
         zones=services.common_zones(),
+        sms_available=sms.available(),
         error=error,
     )
     return (page, http_status(error)) if error else page
+
+
+@bp.post("/settings/notifications/phone")
+@login_required
+def settings_phone():
+    """The page's phone form: text a code to the number given, or check the code entered."""
+    try:
+        if "code" in request.form:
+            services.verify_phone(current_user, request.form.get("code", "").strip())
+            flash("Phone number verified: SMS can reach you now.", "success")
+        else:
+            services.set_phone(current_user, request.form.get("number"))
+            flash("We texted you a 6-digit code: enter it below within 10 minutes.", "success")
+    except Refused as error:
+        flash(error.message, "error")
+    return redirect(url_for("channels.settings_page") + "#phone-heading")
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
