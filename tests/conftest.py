@@ -31,6 +31,7 @@ from tests.helpers import (
 )
 from tests.mailserver import MailServer
 from tests.pushservice import PushService
+from tests.twilioservice import TwilioStandIn
 from webpush_server import create_app, redis_server
 from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
@@ -77,6 +78,13 @@ def mail_server() -> Iterator[MailServer]:
     `app` with make_app(MAIL_URL=mail_server.url) after mail_server.clear().
     """
     with MailServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def twilio() -> Iterator[TwilioStandIn]:
+    """A local server speaking the Twilio Messages API; apps opt in with its settings()."""
+    with TwilioStandIn() as server:
         yield server
 
 

@@ -4,18 +4,33 @@ desktop widths without sideways scrolling."""
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import PASSWORD, log_in_firefox
+from tests.helpers import PASSWORD, log_in_firefox, start_web
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def live_server(app, settings, twilio, tmp_path) -> Iterator[str]:
+    """The app served by gunicorn, with SMS through the Twilio stand-in (the phone form)."""
+    twilio.clear()
+    sms = {name: str(value) for name, value in twilio.settings().items()}
+    url, server = start_web(settings, app.instance_path, tmp_path / "web.log", **sms)
+    yield url
+    server.stop()
+
 
 WIDTHS = (390, 1366)
 
 
-def test_a_changed_cell_stays_after_a_reload(firefox, live_server, make_user, login_as, tmp_path):
+def test_a_changed_cell_stays_after_a_reload(
+    firefox, live_server, make_user, login_as, twilio, tmp_path
+):
     make_user("reader@webpush-server.dev", name="Rita Reader")
     log_in_firefox(firefox, live_server, "reader@webpush-server.dev", PASSWORD)
     firefox.navigate(live_server + "/settings/notifications")
@@ -31,6 +46,19 @@ def test_a_changed_cell_stays_after_a_reload(firefox, live_server, make_user, lo
     prefs = api.get(live_server + "/api/preferences", timeout=10).json()
     assert prefs["kinds"]["announcement"]["email"] is True
     assert "Cannot be turned off entirely" in firefox.text("#kind-hold_expired")
+
+    # A phone: the code texted to it (read from the Twilio stand-in) verifies it.
+    assert firefox.script("return document.querySelector('#announcement-sms').disabled")
+    firefox.type("#phone-number", "010-1234-5678")
+    firefox.click("#send-code")
+    firefox.wait_until("document.querySelector('#phone-code') !== null")
+    (text,) = twilio.wait_for_count(1)
+    assert text.to == "+821012345678"
+    firefox.type("#phone-code", re.search(r"\d{6}", text.body).group(0))
+    firefox.click("#verify-code")
+    firefox.wait_until("document.querySelector('#phone-status strong') !== null")
+    assert "verified" in firefox.text("#phone-status")
+    assert not firefox.script("return document.querySelector('#announcement-sms').disabled")
 
     shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
     for width in WIDTHS:

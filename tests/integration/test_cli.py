@@ -219,6 +219,8 @@ JOBS_LIST = [
     "resume suspended holds and expire holds past their not-needed-after date",
     "release-scheduled            * * * * * UTC              "
     "show and send service API notifications whose send_at has come",
+    "send-digests                 15 * * * * UTC             "
+    "e-mail each user their unread digest kinds at their digest hour",
 ]
 
 

@@ -32,14 +32,33 @@ DEFAULTS = {
     # `make run`'s embedded SMTP server keeps messages here (a Maildir) for /admin/mail.
     "MAIL_KEEP_DIR": None,
     "PASSWORD_RESET_MINUTES": 30,
+    # SMS through the Twilio Messages API (a local stand-in in tests: TWILIO_API_BASE).
+    "TWILIO_ACCOUNT_SID": None,
+    "TWILIO_AUTH_TOKEN": None,
+    "TWILIO_FROM": None,
+    "TWILIO_API_BASE": "https://api.twilio.com",
+    # Phone numbers without a country code are read as this region's.
+    "PHONE_REGION": "KR",
+    "PHONE_CODE_MINUTES": 10,
+    "PHONE_CODE_TRIES": 5,
 }
-_ENVIRONMENT = ("MAIL_URL", "MAIL_FROM", "PUBLIC_URL", "MAIL_KEEP_DIR")
+_ENVIRONMENT = (
+    "MAIL_URL",
+    "MAIL_FROM",
+    "PUBLIC_URL",
+    "MAIL_KEEP_DIR",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM",
+    "TWILIO_API_BASE",
+)
 
 
 def init_app(app: Flask) -> None:
     """Add the preference API and page, unsubscribe links and the admin mail viewer."""
     from ..extensions import csrf
-    from . import models, views  # noqa: F401 - models: the tables
+    from ..jobs.schedule import register
+    from . import digest, models, views  # noqa: F401 - models: the tables
 
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
@@ -52,6 +71,7 @@ def init_app(app: Flask) -> None:
     # token; the signed token in the URL is what authorises it.
     csrf.exempt(views.one_click_unsubscribe)
     app.register_blueprint(views.bp)
+    register(app, *digest.scheduled())
 
 
 def send(items: Sequence[Claimed], now: datetime) -> list[PushResult]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..extensions import db
 from ..jobs.claim import Claimed
@@ -14,7 +14,7 @@ from ..notifications.models import Delivery
 from ..push.policy import Outcome
 from ..push.sender import PushResult
 from ..timeutil import utcnow
-from . import email
+from . import email, sms
 from .models import Preference
 
 
@@ -23,17 +23,18 @@ def send(items: Sequence[Claimed], now: datetime) -> list[PushResult]:
     results: list[PushResult] = []
     pushed = _pushed({item.notification_id for item in items if item.fallback})
     mail: list[Claimed] = []
+    texts: list[Claimed] = []
     for item in items:
         if item.fallback and item.notification_id in pushed:
             results.append(PushResult(item.id, Outcome.SKIPPED, error="push was delivered"))
         elif item.channel == "email":
             mail.append(item)
         else:
-            results.append(
-                PushResult(item.id, Outcome.ERROR, error=f"{item.channel} is not configured")
-            )
+            texts.append(item)
     if mail:
         results.extend(email.send_batch(mail, now))
+    if texts:
+        results.extend(sms.send_batch(texts, now))
     return results
 
 
@@ -55,10 +56,26 @@ def _pushed(notification_ids: set[int]) -> set[int]:
 
 
 def after_write(items: Sequence[Claimed], results: Sequence[PushResult]) -> None:
-    """Count permanent refusals per address; at MAIL_BOUNCE_LIMIT in a row it is bouncing."""
+    """Count permanent refusals per address; at MAIL_BOUNCE_LIMIT in a row it is bouncing.
+
+    A number Twilio calls invalid (or not a mobile) is marked invalid: no more SMS to it.
+    """
     by_id = {item.id: item for item in items}
     bounced: set[int] = set()
     delivered: set[int] = set()
+    invalid = {
+        (by_id[r.key].user_id, by_id[r.key].address)
+        for r in results
+        if by_id[r.key].channel == "sms" and r.outcome is Outcome.BOUNCED
+    }
+    if invalid:
+        for user_id, number in invalid:
+            db.session.execute(
+                update(Preference)
+                .where(Preference.user_id == user_id, Preference.phone_number == number)
+                .values(phone_invalid_at=utcnow(), phone_verified_at=None)
+            )
+        db.session.commit()
     for result in results:
         item = by_id[result.key]
         if item.channel != "email" or item.user_id is None:

@@ -155,6 +155,7 @@ def build_message(item: Claimed, reader: Reader, sender: str) -> EmailMessage:
         "when": item.created_at.astimezone(reader.zone).strftime("%Y-%m-%d %H:%M %Z"),
         "label": kind.label if kind else item.kind,
         "t": words,
+        "base": base,
         "lang": reader.language,
         **extra,
     }

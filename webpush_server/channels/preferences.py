@@ -62,6 +62,7 @@ DEFAULTS: dict[str, KindDefaults] = {
     "coupon_expiring": KindDefaults(email=True),
     "announcement": KindDefaults(),
     "password_reset": KindDefaults(push=False, email=True),
+    "digest": KindDefaults(push=False, email=True),
     "test": KindDefaults(),
 }
 # Kinds that must reach the user: one of their channels always stays on.
@@ -70,7 +71,7 @@ REQUIRED = {
     "password_reset": "It carries the link you asked for to set a new password.",
 }
 # Kinds a user never sees in the matrix: they exist for us, not for them to tune.
-HIDDEN = {"test", "password_reset"}
+HIDDEN = {"test", "password_reset", "digest"}
 
 
 def defaults_for(kind: str) -> KindDefaults:

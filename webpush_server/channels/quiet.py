@@ -17,7 +17,7 @@ from ..extensions import db
 from ..notifications.models import Notification
 from .preferences import load_rows, timezone_of
 
-NEVER_HELD = {"test", "password_reset"}
+NEVER_HELD = {"test", "password_reset", "digest"}
 
 
 def _clock(text: str) -> time:

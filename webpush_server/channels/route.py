@@ -2,8 +2,10 @@
 
 Preferences decide; a sender's `channels` (the service API) can only narrow them. E-mail
 goes only where MAIL_URL (or `make run`'s embedded server) is configured and the address is
-not bouncing. A kind routed `first` whose user has a push device gets its e-mail as a
-fallback: due FALLBACK_AFTER_SECONDS later, and skipped then if a push delivery was sent.
+not bouncing; SMS only to a verified, valid number where SMS is configured. A kind routed
+`first` whose user has a push device gets its e-mail and SMS as fallbacks: due
+FALLBACK_AFTER_SECONDS later, and skipped then if a push delivery was sent. SMS inside
+quiet hours waits for their end, as push does.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from ..notifications.models import Delivery
 from ..notifications.outbox import remember_for_enqueue
 from ..push.models import Subscription
 from ..util import chunked
+from . import quiet, sms
+from .models import Preference
 from .preferences import kind_choice, load_rows
 
 CHUNK = 500
@@ -33,7 +37,7 @@ def email_available() -> bool:
 def choose(
     inserted: Sequence, narrowed: Mapping[str, frozenset[str] | None]
 ) -> dict[int, set[str]]:
-    """Return the channels of each new notification (push, email) by its id.
+    """Return the channels of each new notification (push, email, sms) by its id.
 
     inserted holds rows with id, user_id, kind and dedupe_key; narrowed the sender's own
     channel list per dedupe key (None: the preferences alone decide).
@@ -42,7 +46,7 @@ def choose(
     chosen: dict[int, set[str]] = {}
     for row in inserted:
         choice = kind_choice(rows.get(row.user_id), row.kind)
-        channels = {name for name in ("push", "email") if choice[name]}
+        channels = {name for name in ("push", "email", "sms") if choice[name]}
         if choice["digest"]:
             channels.discard("email")  # the daily digest carries it instead
         limit = narrowed.get(row.dedupe_key)
@@ -52,63 +56,81 @@ def choose(
     return chosen
 
 
+def _address(pref: Preference | None, channel: str, emails: Mapping[int, str], user_id: int):
+    """Return where this channel reaches the user, or None (bouncing, unverified, invalid)."""
+    if channel == "email":
+        if pref is not None and pref.email_bouncing_at is not None:
+            return None
+        return emails.get(user_id)
+    if pref is None or pref.phone_verified_at is None or pref.phone_invalid_at is not None:
+        return None
+    return pref.phone_number
+
+
 def write_email_deliveries(
     inserted: Sequence, chosen: Mapping[int, set[str]], now: datetime, *, scheduled: bool = False
 ) -> list[int]:
-    """Write one pending e-mail delivery per new notification that asks for e-mail.
+    """Write one pending e-mail and SMS delivery per new notification that asks for them.
 
-    Returns the ids to enqueue after the commit (fallbacks and scheduled ones wait).
+    Returns the ids enqueued after the commit (fallbacks, held and scheduled ones wait).
     """
-    wanted = [row for row in inserted if "email" in chosen.get(row.id, ())]
-    if not wanted or not email_available():
+    channels = [c for c, ok in (("email", email_available()), ("sms", sms.available())) if ok]
+    wanted = [row for row in inserted if chosen.get(row.id, set()) & set(channels)]
+    if not wanted:
         return []
     user_ids = sorted({row.user_id for row in wanted})
-    addresses: dict[int, str] = {}
+    emails: dict[int, str] = {}
     with_devices: set[int] = set()
     prefs = load_rows(user_ids)
     for ids in chunked(user_ids, CHUNK):
         for user_id, address in db.session.execute(
             select(User.id, User.email).where(User.id.in_(ids))
         ):
-            addresses[user_id] = address
+            emails[user_id] = address
         with_devices.update(
             db.session.scalars(
                 select(Subscription.user_id).where(Subscription.user_id.in_(ids)).distinct()
             )
         )
     wait = timedelta(seconds=current_app.config["FALLBACK_AFTER_SECONDS"])
+    texting = [row for row in wanted if "sms" in chosen[row.id]]
+    held = {} if scheduled or "sms" not in channels else quiet.hold(texting, now)
     values = []
     for row in wanted:
         pref = prefs.get(row.user_id)
-        if pref is not None and pref.email_bouncing_at is not None:
-            continue
         fallback = (
             kind_choice(pref, row.kind)["route"] == "first"
             and "push" in chosen[row.id]
             and row.user_id in with_devices
         )
-        due = row.visible_at if scheduled else None
-        if fallback:
-            due = max(due or now, now) + wait
-        values.append(
-            {
-                "notification_id": row.id,
-                "channel": "email",
-                "address": addresses[row.user_id],
-                "fallback": fallback,
-                "status": "pending",
-                "attempts": 0,
-                "tickle": False,
-                "next_attempt_at": due,
-                "created_at": now,
-            }
-        )
+        for channel in channels:
+            address = _address(pref, channel, emails, row.user_id)
+            if channel not in chosen[row.id] or address is None:
+                continue
+            due = row.visible_at if scheduled else None
+            if fallback:
+                due = max(due or now, now) + wait
+            if channel == "sms" and row.id in held:
+                due = max(due or now, held[row.id])
+            values.append(
+                {
+                    "notification_id": row.id,
+                    "channel": channel,
+                    "address": address,
+                    "fallback": fallback,
+                    "status": "pending",
+                    "attempts": 0,
+                    "tickle": False,
+                    "next_attempt_at": due,
+                    "created_at": now,
+                }
+            )
     if not values:
         return []
     stored = db.session.execute(
         insert(Delivery.__table__).returning(Delivery.id, Delivery.next_attempt_at), values
     ).all()
-    # Due later: the sweeper hands them over once due (fallbacks, scheduled notices).
+    # Due later: the sweeper hands them over once due (fallbacks, quiet hours, scheduled).
     ready = [row.id for row in stored if row.next_attempt_at is None]
     remember_for_enqueue(ready)
     return ready

@@ -65,3 +65,15 @@ class PreferencesUpdate(BaseModel):
     quiet_hours: QuietHours | None = None
     digest_hour: int | None = Field(default=None, ge=0, le=23)
     kinds: dict[str, KindChoiceUpdate] | None = None
+
+
+class PhoneIn(BaseModel):
+    """A phone number, E.164 or national (PHONE_REGION)."""
+
+    number: str = Field(examples=["+82 10-1234-5678"])
+
+
+class CodeIn(BaseModel):
+    """The 6-digit code texted to the number."""
+
+    code: str = Field(pattern=r"^\d{6}$", examples=["123456"])

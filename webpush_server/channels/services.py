@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
+from flask import current_app
+
 from ..auth.models import User
-from ..errors import Conflict
+from ..errors import Conflict, Invalid, Unavailable
 from ..extensions import db
 from ..notifications.kinds import KINDS
-from . import preferences
+from ..push.policy import Outcome
+from ..timeutil import utcnow
+from . import preferences, sms
 from .models import Preference
 from .tokens import read_unsubscribe_token
 
@@ -48,7 +56,18 @@ def read_unsubscribe(token: str) -> tuple[User, str] | None:
 
 def unsubscribe(user: User, kind: str) -> None:
     """Turn this kind's e-mail off for user (a kind that must reach them keeps a channel)."""
-    choice = preferences.kind_choice(db.session.get(Preference, user.id), kind)
+    row = db.session.get(Preference, user.id)
+    if kind == "digest":
+        # The digest's own link ends the digest: its kinds go back to one e-mail each.
+        digested = [
+            k for k in preferences.matrix_kinds() if preferences.kind_choice(row, k)["digest"]
+        ]
+        if digested:
+            preferences.update_preferences(
+                user, {"kinds": {k: {"digest": False} for k in digested}}
+            )
+        return
+    choice = preferences.kind_choice(row, kind)
     if not choice["email"]:
         return  # already off: the second click of a one-click link changes nothing
     if kind in preferences.REQUIRED and not (choice["push"] or choice["sms"]):
@@ -88,3 +107,56 @@ def form_to_update(form: Mapping[str, str]) -> dict[str, Any]:
             int(raw_hour) if raw_hour.isascii() and raw_hour.isdigit() else raw_hour
         )
     return update
+
+
+# -- phone numbers ----------------------------------------------------------------------------
+
+
+def _code_hash(user_id: int, number: str, code: str) -> str:
+    secret = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(secret, f"{user_id}:{number}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def set_phone(user: User, number: object) -> str:
+    """Store an unverified number and text it a 6-digit code; return the E.164 number."""
+    if not sms.available():
+        raise Unavailable("number", "SMS is not available on this server.")
+    e164 = sms.normalize(number, current_app.config["PHONE_REGION"])
+    code = f"{secrets.randbelow(10**6):06d}"
+    row = db.session.get(Preference, user.id)
+    if row is None:
+        row = Preference(user_id=user.id, language="en", digest_hour=8, kinds={})
+        db.session.add(row)
+    row.phone_number = e164
+    row.phone_verified_at = None
+    row.phone_invalid_at = None
+    row.phone_code_hash = _code_hash(user.id, e164, code)
+    row.phone_code_sent_at = utcnow()
+    row.phone_code_tries = 0
+    db.session.commit()
+    result = sms.send_message(e164, f"Your webpush-server code is {code}. It works for 10 minutes.")
+    if result.outcome is Outcome.BOUNCED:
+        raise Invalid("number", "number: this number cannot receive SMS.")
+    if result.outcome is not Outcome.SENT:
+        raise Unavailable("number", "The code could not be sent now; try again in a minute.")
+    return e164
+
+
+def verify_phone(user: User, code: object) -> None:
+    """Mark the number verified if code is the one texted to it (5 tries, 10 minutes)."""
+    config = current_app.config
+    row = db.session.get(Preference, user.id)
+    if row is None or row.phone_number is None or row.phone_code_hash is None:
+        raise Invalid("code", "Add a phone number first.", "invalid_code")
+    sent = row.phone_code_sent_at
+    fresh = sent is not None and utcnow() - sent <= timedelta(minutes=config["PHONE_CODE_MINUTES"])
+    if not fresh or row.phone_code_tries >= config["PHONE_CODE_TRIES"]:
+        raise Invalid("code", "This code has expired: ask for a new one.", "invalid_code")
+    given = code if isinstance(code, str) else ""
+    if not hmac.compare_digest(row.phone_code_hash, _code_hash(user.id, row.phone_number, given)):
+        row.phone_code_tries += 1
+        db.session.commit()
+        raise Invalid("code", "That is not the code we sent.", "invalid_code")
+    row.phone_verified_at = utcnow()
+    row.phone_code_hash = None
+    db.session.commit()

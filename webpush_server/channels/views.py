@@ -8,8 +8,8 @@ from flask_login import current_user, login_required
 from ..apidoc import documented
 from ..auth import role_required
 from ..errors import Refused, http_status, refusal_response
-from . import mailbox, preferences, services
-from .schemas import Preferences, PreferencesUpdate
+from . import mailbox, preferences, services, sms
+from .schemas import CodeIn, PhoneIn, Preferences, PreferencesUpdate
 
 bp = Blueprint("channels", __name__)
 
@@ -40,6 +40,43 @@ def put_preferences():
         return refusal_response(error)
 
 
+@bp.post("/api/preferences/phone")
+@documented(
+    "Add a phone number and text it a 6-digit code",
+    request=PhoneIn,
+    responses={202: Preferences},
+    tags=("preferences",),
+    errors=(503,),
+)
+@login_required
+def add_phone():
+    """Store the number unverified and text it a code (202); 400 names `number`."""
+    data = request.get_json(silent=True)
+    try:
+        services.set_phone(current_user, data.get("number") if isinstance(data, dict) else None)
+    except Refused as error:
+        return refusal_response(error)
+    return jsonify(preferences.preferences_json(current_user)), 202
+
+
+@bp.post("/api/preferences/phone/verify")
+@documented(
+    "Verify the phone number with the code texted to it",
+    request=CodeIn,
+    responses={200: Preferences},
+    tags=("preferences",),
+)
+@login_required
+def verify_phone():
+    """Mark the number verified (200), or 400 `invalid_code` (5 tries, 10 minutes)."""
+    data = request.get_json(silent=True)
+    try:
+        services.verify_phone(current_user, data.get("code") if isinstance(data, dict) else None)
+    except Refused as error:
+        return refusal_response(error)
+    return jsonify(preferences.preferences_json(current_user))
+
+
 @bp.route("/settings/notifications", methods=["GET", "POST"])
 @login_required
 def settings_page():
@@ -59,9 +96,26 @@ def settings_page():
         required=preferences.REQUIRED,
         labels=services.kind_labels(),
         zones=services.common_zones(),
+        sms_available=sms.available(),
         error=error,
     )
     return (page, http_status(error)) if error else page
+
+
+@bp.post("/settings/notifications/phone")
+@login_required
+def settings_phone():
+    """The page's phone form: text a code to the number given, or check the code entered."""
+    try:
+        if "code" in request.form:
+            services.verify_phone(current_user, request.form.get("code", "").strip())
+            flash("Phone number verified: SMS can reach you now.", "success")
+        else:
+            services.set_phone(current_user, request.form.get("number"))
+            flash("We texted you a 6-digit code: enter it below within 10 minutes.", "success")
+    except Refused as error:
+        flash(error.message, "error")
+    return redirect(url_for("channels.settings_page") + "#phone-heading")
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])

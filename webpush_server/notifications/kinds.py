@@ -48,6 +48,8 @@ KINDS: dict[str, Kind] = {
         Kind("announcement", "Announcement", "normal", timedelta(days=1)),
         # The e-mailed link of a password reset (auth/reset.py): e-mail only, never turned off.
         Kind("password_reset", "Account", "high", timedelta(minutes=30)),
+        # One e-mail a day listing the unread notices of the kinds a user marked `digest`.
+        Kind("digest", "Digest", "low", timedelta(days=1)),
         # `test` exists to test push: always sent to every device, even with a tab visible.
         Kind("test", "Test", "high", timedelta(hours=1), push_when_visible=True),
     )
