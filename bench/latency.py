@@ -130,6 +130,7 @@ def setup(app, samples: int, sink_port: int) -> dict:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+    from webpush_server.auth.models import User
     from webpush_server.auth.services import create_user
     from webpush_server.extensions import db
     from webpush_server.library import services as library
@@ -161,7 +162,15 @@ def setup(app, samples: int, sink_port: int) -> dict:
         device(tab.id, "/push/api")
         copies = []
         for i in range(samples):
-            patron = create_user(f"patron{i}@bench.webpush-server.dev", PASSWORD)
+            # Patrons never log in: no password hash to compute (seconds each on a busy host).
+            patron = User(
+                email=f"patron{i}@bench.webpush-server.dev",
+                name=f"Patron {i}",
+                role="patron",
+                password_hash="!",
+            )
+            db.session.add(patron)
+            db.session.flush()
             device(patron.id, f"/push/checkin/{i}")
             db.session.commit()
             book, (copy_id,) = library.add_book(f"Bench book {i}", "Bench", None, 1)

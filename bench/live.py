@@ -223,6 +223,9 @@ def main() -> int:
         threads = args.threads or args.sockets + 100
         argv = web_command(f"127.0.0.1:{port}", threads, args.worker_class)
         argv[argv.index("--access-logfile") + 1] = "/dev/null"
+        # gthread accepts at most worker_connections at once, gevent's greenlets too: room for
+        # every socket plus the bench's own requests.
+        argv[argv.index("--worker-connections") + 1] = str(args.sockets + 200)
         if args.thread_stack:
             # The shared settings plus a post_fork hook: the pool's threads start after it.
             conf = tmp / "gunicorn_stack.py"
