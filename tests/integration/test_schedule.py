@@ -33,6 +33,6 @@ def test_installing_the_schedule_twice_leaves_one_entry_per_id(app, redis_url):
     cron = {entry.id: entry.cron for entry in table.values() if entry.cron is not None}
     assert Counter(job.id for job in jobs) == dict.fromkeys(cron, 1)  # each id once
     # Three daily jobs: notify-expiring-coupons, remind-loans, resume-holds.
-    assert len(jobs) == len(cron) == len(table) - 3 == 12
+    assert len(jobs) == len(cron) == len(table) - 3 == 11
     assert {job.id: job.meta["cron_string"] for job in jobs} == cron
     assert "start-daily-jobs" in cron and "notify-expiring-coupons" not in cron
