@@ -55,7 +55,7 @@ def test_an_announcement_reaches_the_inbox_and_a_device_decrypts_it(
     (push,) = push_service.wait_for_count(1)
     assert push.endpoint == device.endpoint and push.status == 201
     assert push.urgency == "high" and push.topic == "closing-early" and 590 <= push.ttl <= 600
-    message = push.json
+    message = push.notification
     assert message["title"] == "The library closes early today"
     assert message["url"] == "/library/" and message["kind"] == "announcement"
     assert message["data"] == {"campaign": 7, "tags": ["a"]}
