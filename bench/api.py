@@ -125,7 +125,8 @@ def main() -> int:
             recipients = [{"user_id": u} for u in user_ids[:n]]
             _phase(web_port, secret, recipients, args)  # warm-up: connections, caches
             result = _phase(web_port, secret, recipients, args)
-            expected += 2 * args.requests * n
+            # Each client sends requests // concurrency: the warm-up and the timed run.
+            expected += 2 * (args.requests // args.concurrency) * args.concurrency * n
             print(f"{n:>4} recipient{'s' if n > 1 else ' '}: {result['rps']:8.1f} requests/s  "
                   f"p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms  "
                   f"{result['rps'] * n:9.0f} notifications recorded/s")  # fmt: skip
