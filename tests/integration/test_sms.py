@@ -107,3 +107,11 @@ def test_twilio_error_codes_map_onto_the_outbox_policy(app, client, patron_api, 
         assert pref.phone_invalid_at is not None and pref.phone_verified_at is None
     announce(app, client, "After the number was found invalid")
     assert len(sms_rows(app)) == 1  # no more SMS to that number
+
+
+def test_without_sms_configured_a_number_is_refused_with_409(make_app, login_as):
+    plain = make_app()
+    api = login_as("reader@webpush-server.dev", app=plain)
+    answer = api.post("/api/preferences/phone", {"number": NUMBER})
+    assert answer.status_code == 409 and answer.json["error"]["code"] == "sms_unavailable"
+    assert api.get("/api/preferences").json["phone"] is None

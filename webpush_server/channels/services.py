@@ -119,9 +119,10 @@ def _code_hash(user_id: int, number: str, code: str) -> str:
 
 def set_phone(user: User, number: object) -> str:
     """Store an unverified number and text it a 6-digit code; return the E.164 number."""
-    if not sms.available():
-        raise Unavailable("number", "SMS is not available on this server.")
     e164 = sms.normalize(number, current_app.config["PHONE_REGION"])
+    if not sms.available():
+        # A state of this deployment, not an outage: nothing to retry later.
+        raise Conflict("number", "SMS is not available on this server.", "sms_unavailable")
     code = f"{secrets.randbelow(10**6):06d}"
     row = db.session.get(Preference, user.id)
     if row is None:
