@@ -19,6 +19,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -140,6 +141,7 @@ def main() -> int:
         redis.wait(10)
         with app.app_context():
             db.engine.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)  # the database, logs and redis dir
 
 
 def _phase(port: int, secret: str, recipients: list[dict], args) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -66,6 +67,7 @@ def main() -> None:
     finally:
         redis.terminate()
         redis.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)  # the database and redis dir: nothing left
 
 
 def _free_port() -> int:
