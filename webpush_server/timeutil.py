@@ -53,18 +53,18 @@ TIME_FORMATS = {
     "notice": "%a %-d %b, %H:%M",  # Fri 4 Dec, 03:04 KST (titles and bodies of notifications)
     "input": "%Y-%m-%dT%H:%M",  # <input type="datetime-local">, no zone
 }
-# The largest unit that fits, as Intl.RelativeTimeFormat words it (numeric: "auto").
+# The largest unit that fits, as Intl.RelativeTimeFormat words it (numeric: "auto"), counted in
+# whole units: 11 days and 20 hours is "in 11 days", as the campaign's "11 days left" says. No
+# weeks: "in 2 weeks" beside "11 days left" reads as a contradiction.
 _UNITS = (
     ("year", 31_536_000),
     ("month", 2_592_000),
-    ("week", 604_800),
     ("day", 86_400),
     ("hour", 3600),
     ("minute", 60),
 )
 _NEIGHBOURS = {
     "day": ("yesterday", "tomorrow"),
-    "week": ("last week", "next week"),
     "month": ("last month", "next month"),
     "year": ("last year", "next year"),
 }
@@ -104,7 +104,7 @@ def relative_time(value: datetime | date | None, now: datetime | None = None) ->
 
 
 def _relative(seconds: float, unit: str, size: int = 86_400) -> str:
-    count = round(seconds / size)
+    count = int(seconds / size)  # toward zero, like "days left"
     if abs(count) == 1 and unit in _NEIGHBOURS:
         return _NEIGHBOURS[unit][count > 0]
     words = f"{abs(count)} {unit}{'' if abs(count) == 1 else 's'}"

@@ -19,8 +19,8 @@ const FORMATS = {
 };
 const OFFSET = formatter({ timeZoneName: 'longOffset' });
 const relativeFormat = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
-const UNITS = [['year', 31536000], ['month', 2592000], ['week', 604800], ['day', 86400],
-  ['hour', 3600], ['minute', 60]];
+// Whole units, no weeks: the same words as timeutil.relative_time().
+const UNITS = [['year', 31536000], ['month', 2592000], ['day', 86400], ['hour', 3600], ['minute', 60]];
 
 /** The zone's name at that moment, as people read it: KST, CET, or UTC+04 where there is none. */
 export function zoneLabel(date) {
@@ -75,7 +75,7 @@ export function formatRelative(iso, now = Date.now()) {
   }
   const seconds = (date.getTime() - now) / 1000;
   for (const [unit, size] of UNITS) {
-    if (Math.abs(seconds) >= size) return relativeFormat.format(Math.round(seconds / size), unit);
+    if (Math.abs(seconds) >= size) return relativeFormat.format(Math.trunc(seconds / size), unit);
   }
   return 'just now';
 }

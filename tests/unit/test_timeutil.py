@@ -49,7 +49,8 @@ def test_names_zones_by_abbreviation_or_offset(zone_app):
         (timedelta(hours=26), "tomorrow"),
         (timedelta(days=2, hours=1), "in 2 days"),
         (timedelta(days=-1), "yesterday"),
-        (timedelta(days=-9), "last week"),
+        (timedelta(days=-9), "9 days ago"),
+        (timedelta(days=11, hours=20), "in 11 days"),
         (timedelta(days=40), "next month"),
     ],
 )
