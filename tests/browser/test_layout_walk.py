@@ -249,3 +249,45 @@ def test_every_page_fits_phone_and_desktop_and_passes_axe(firefox, live_server, 
                 firefox.screenshot(shots / f"{role}-{width}-{slug}.png")
     assert visited > 60
     assert not problems, "\n".join(problems)
+
+
+def test_phone_menu_opens_from_the_keyboard_and_marks_the_page(firefox, live_server, login_as):
+    from tests.helpers import PASSWORD
+
+    login_as("keys@webpush-server.dev", "librarian", name="Kim Keys")
+    set_width(firefox, DESKTOP)
+    log_in_firefox(firefox, live_server, "keys@webpush-server.dev", PASSWORD)
+    set_width(firefox, PHONE)
+    firefox.navigate(live_server + "/library/holds")
+    firefox.wait_until("document.querySelector('.site-header').classList.contains('js-menu')")
+    assert not firefox.script("return !!document.querySelector('#site-nav').offsetParent")
+    # The menu button is in the tab order of what is shown (keyboard users reach it).
+    reached = firefox.script(
+        """
+        const order = [...document.querySelectorAll('a[href], button, input, select, textarea')]
+          .filter((el) => el.offsetParent && el.tabIndex >= 0 && !el.disabled);
+        return order.map((el) => el.className || el.localName).indexOf('menu-button btn btn-ghost');
+        """
+    )
+    assert reached >= 0, "the menu button is not in the tab order"
+    button = firefox.find(".menu-button")
+    button.send_keys("\ue007")  # Enter on the focused button, as a keyboard user opens it
+    firefox.wait_until("document.querySelector('#site-nav').classList.contains('open')")
+    assert firefox.find(".menu-button").get_attribute("aria-expanded") == "true"
+    current = firefox.script(
+        "return [...document.querySelectorAll('#site-nav [aria-current=page]')]"
+        ".map((a) => [a.textContent.trim(), a.getBoundingClientRect().height])"
+    )
+    assert [name for name, _ in current] == ["My holds"]
+    assert all(height >= 44 for _, height in current)
+    links = firefox.script(
+        "return [...document.querySelectorAll('#site-nav a')].filter((a) => a.offsetParent)"
+        ".map((a) => a.textContent.trim())"
+    )
+    assert {"Library", "My holds", "Desk", "Funding", "Notifications"} <= set(links)
+    assert any(link.startswith("Account") for link in links)
+    assert firefox.find("#site-nav .nav-logout button").is_displayed()
+    # Escape closes it and gives focus back to the button.
+    firefox.find("#site-nav a").send_keys("\ue00c")
+    firefox.wait_until("!document.querySelector('#site-nav').classList.contains('open')")
+    assert firefox.script("return document.activeElement.classList.contains('menu-button')")
