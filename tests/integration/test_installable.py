@@ -15,10 +15,11 @@ def png_size(path: Path) -> str:
 
 
 def test_manifest_has_id_shortcuts_and_real_screenshots(client):
-    response = client.get("/manifest.webmanifest")
-    assert response.status_code == 200
-    assert response.mimetype == "application/manifest+json"
-    manifest = response.get_json(force=True)
+    # Files are streamed: close each response, or its open file outlives the test.
+    with client.get("/manifest.webmanifest") as response:
+        assert response.status_code == 200
+        assert response.mimetype == "application/manifest+json"
+        manifest = response.get_json(force=True)
     assert manifest["id"] == "/" and manifest["display"] == "standalone"
     shortcuts = {s["name"]: s["url"] for s in manifest["shortcuts"]}
     assert shortcuts == {
@@ -27,7 +28,8 @@ def test_manifest_has_id_shortcuts_and_real_screenshots(client):
         "Notifications": "/notifications",
     }
     for shortcut in manifest["shortcuts"]:
-        assert client.get(shortcut["icons"][0]["src"]).status_code == 200
+        with client.get(shortcut["icons"][0]["src"]) as icon:
+            assert icon.status_code == 200
     factors = set()
     for shot in manifest["screenshots"]:
         path = STATIC / shot["src"].removeprefix("/static/")
