@@ -51,7 +51,12 @@ def _zone_meta() -> dict:
         offset = local.utcoffset()
         minutes = int(offset.total_seconds() // 60) if offset is not None else 0
         abbreviations[str(minutes)] = zone_label(local)
-    return {"name": zone.key, "abbreviations": abbreviations}
+    # label: the zone as a page names it now ("Deadline (KST)"), never "Asia/Seoul".
+    return {
+        "name": zone.key,
+        "abbreviations": abbreviations,
+        "label": zone_label(datetime.now(zone)),
+    }
 
 
 @bp.get("/")

@@ -53,9 +53,8 @@ TIME_FORMATS = {
     "notice": "%a %-d %b, %H:%M",  # Fri 4 Dec, 03:04 KST (titles and bodies of notifications)
     "input": "%Y-%m-%dT%H:%M",  # <input type="datetime-local">, no zone
 }
-# The largest unit that fits, as Intl.RelativeTimeFormat words it (numeric: "auto"), counted in
-# whole units: 11 days and 20 hours is "in 11 days", as the campaign's "11 days left" says. No
-# weeks: "in 2 weeks" beside "11 days left" reads as a contradiction.
+# The largest unit that fits, as Intl.RelativeTimeFormat words it (numeric: "auto"), in whole
+# units; days are calendar days. No weeks: "in 2 weeks" beside "on 14 Dec" reads as vague.
 _UNITS = (
     ("year", 31_536_000),
     ("month", 2_592_000),
@@ -97,6 +96,12 @@ def relative_time(value: datetime | date | None, now: datetime | None = None) ->
         days = (value - now.astimezone(display_zone()).date()).days
         return "today" if days == 0 else _relative(days * 86_400, "day")
     seconds = (value.astimezone(UTC) - now).total_seconds()
+    if 86_400 <= abs(seconds) < 2_592_000:
+        # Days count on the calendar: Friday 03:00 is "in 2 days" on Wednesday at 05:00, as the
+        # date beside it says, though fewer than 48 hours are left.
+        zone = display_zone()
+        days = (value.astimezone(zone).date() - now.astimezone(zone).date()).days
+        return _relative(days * 86_400, "day")
     for unit, size in _UNITS:
         if abs(seconds) >= size:
             return _relative(seconds, unit, size)

@@ -74,6 +74,10 @@ export function formatRelative(iso, now = Date.now()) {
     return days === 0 ? 'today' : relativeFormat.format(days, 'day');
   }
   const seconds = (date.getTime() - now) / 1000;
+  if (Math.abs(seconds) >= 86400 && Math.abs(seconds) < 2592000) {
+    // Calendar days in the display zone, as the date beside it reads.
+    return relativeFormat.format(Math.round((zoneDay(date) - zoneDay(new Date(now))) / 86400000), 'day');
+  }
   for (const [unit, size] of UNITS) {
     if (Math.abs(seconds) >= size) return relativeFormat.format(Math.trunc(seconds / size), unit);
   }

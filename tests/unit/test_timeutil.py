@@ -50,7 +50,9 @@ def test_names_zones_by_abbreviation_or_offset(zone_app):
         (timedelta(days=2, hours=1), "in 2 days"),
         (timedelta(days=-1), "yesterday"),
         (timedelta(days=-9), "9 days ago"),
-        (timedelta(days=11, hours=20), "in 11 days"),
+        # Calendar days in Seoul: 2 Dec 03:00 + 1 day 23 h is 4 Dec, "in 2 days".
+        (timedelta(days=1, hours=23), "in 2 days"),
+        (timedelta(days=11, hours=20), "in 11 days"),  # 13 Dec 23:00
         (timedelta(days=40), "next month"),
     ],
 )
