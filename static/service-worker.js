@@ -414,3 +414,47 @@ self.addEventListener('pushsubscriptionchange', (event) => {
     console.warn('Could not renew the push subscription:', err);
   }));
 });
+
+// -----------------------------------------------------------------------------------------------
+// Offline: when the network is gone, a page load gets the offline page instead of the browser's
+// error. Separate from the push handlers above: this part only caches the offline page and the
+// files it needs, and answers navigations and those files from the cache when fetch fails.
+
+const OFFLINE_CACHE = 'offline-v1';
+const OFFLINE_URL = '/offline';
+const OFFLINE_ASSETS = [OFFLINE_URL, '/static/css/app.css', '/static/icons/favicon.svg'];
+
+/** Put the offline page and its files in the cache (at install, and again at activation). */
+async function cacheOfflinePage() {
+  const cache = await caches.open(OFFLINE_CACHE);
+  // credentials: 'omit': the cached page must not carry anyone's session or CSRF token.
+  await cache.addAll(OFFLINE_ASSETS.map((url) => new Request(url, { credentials: 'omit' })));
+}
+
+/** Drop the caches of older offline versions. */
+async function dropOldOfflineCaches() {
+  const names = await caches.keys();
+  await Promise.all(names.filter((n) => n.startsWith('offline-') && n !== OFFLINE_CACHE).map((n) => caches.delete(n)));
+}
+
+/** Network first; a navigation that cannot reach us gets the offline page. */
+function offlineFallback(event) {
+  const { request } = event;
+  if (request.method !== 'GET') return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (request.mode === 'navigate') {
+    event.respondWith(fetch(request).catch(async () => (await caches.match(OFFLINE_URL)) || Response.error()));
+  } else if (OFFLINE_ASSETS.includes(url.pathname)) {
+    event.respondWith(fetch(request).catch(async () => (await caches.match(url.pathname)) || Response.error()));
+  }
+}
+
+self.addEventListener('install', (event) => {
+  // A failed fetch must not block the worker (and push) from installing.
+  event.waitUntil(cacheOfflinePage().catch(() => {}));
+});
+self.addEventListener('activate', (event) => {
+  event.waitUntil(dropOldOfflineCaches().then(cacheOfflinePage).catch(() => {}));
+});
+self.addEventListener('fetch', offlineFallback);

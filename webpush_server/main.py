@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, Flask, current_app, render_template, send_from_directory
 
 from .notifications.kinds import KINDS
-from .timeutil import local_time, money
+from .timeutil import display_zone, local_time, money, when, zone_label
 
 bp = Blueprint("main", __name__)
 # One formatter for times and one for money, on every page.
 bp.add_app_template_filter(local_time, "local_time")
 bp.add_app_template_filter(money, "won")
+bp.add_app_template_filter(when, "when")
 
 
 def init_app(app: Flask) -> None:
@@ -21,10 +22,41 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo)
 
 
+def page_language() -> str:
+    """Return the language pages are written in: the one place `<html lang>` is read from."""
+    # English until the translations land; the language preference will be read here.
+    return "en"
+
+
 @bp.app_context_processor
 def page_helpers() -> dict:
     """Give every template the kind labels the inbox shows (from kinds.py, not a JS copy)."""
-    return {"kind_labels": {name: kind.label for name, kind in KINDS.items()}}
+    return {
+        "kind_labels": {name: kind.label for name, kind in KINDS.items()},
+        "page_language": page_language(),
+        "time_zone": _zone_meta(),
+    }
+
+
+def _zone_meta() -> dict:
+    """The display zone for static/js/time.js: its name and the abbreviations it uses this year."""
+    from datetime import datetime
+
+    zone = display_zone()
+    year = datetime.now(zone).year
+    # January and July catch both sides of daylight saving wherever it applies.
+    abbreviations = {}
+    for month in (1, 7):
+        local = datetime(year, month, 1, 12, tzinfo=zone)
+        offset = local.utcoffset()
+        minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+        abbreviations[str(minutes)] = zone_label(local)
+    # label: the zone as a page names it now ("Deadline (KST)"), never "Asia/Seoul".
+    return {
+        "name": zone.key,
+        "abbreviations": abbreviations,
+        "label": zone_label(datetime.now(zone)),
+    }
 
 
 @bp.get("/")
@@ -51,6 +83,12 @@ def manifest():
     return send_from_directory(
         _static_folder(), "manifest.webmanifest", mimetype="application/manifest+json"
     )
+
+
+@bp.get("/offline")
+def offline():
+    """The page the service worker shows when the network is gone (it caches this one)."""
+    return render_template("offline.html")
 
 
 def _static_folder() -> str:

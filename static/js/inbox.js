@@ -75,28 +75,13 @@ export async function refreshUnreadCount() {
 // ---------------------------------------------------------------------------------------------
 // Formatting
 
-const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-const relativeFormat = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+// Times come from time.js, the twin of the server's formatter: the display zone (KST), never
+// the browser's own, so the hover and the list agree with every page.
+import { formatRelative, formatTime } from './time.js';
 
-/** Format an ISO 8601 timestamp for people ('' for none). */
-export function formatDate(iso) {
-  if (!iso) return '';
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? String(iso) : dateFormat.format(date);
-}
-
-/** Format an ISO 8601 timestamp relative to now, e.g. "5 minutes ago". */
-export function formatRelative(iso) {
-  const date = new Date(iso);
-  if (!iso || Number.isNaN(date.getTime())) return '';
-  const seconds = (date.getTime() - Date.now()) / 1000;
-  const units = [['year', 31536000], ['month', 2592000], ['week', 604800], ['day', 86400],
-    ['hour', 3600], ['minute', 60]];
-  for (const [unit, size] of units) {
-    if (Math.abs(seconds) >= size) return relativeFormat.format(Math.round(seconds / size), unit);
-  }
-  return 'just now';
-}
+export { formatRelative };
+/** Format an ISO 8601 timestamp for people ('' for none), in the display zone. */
+export const formatDate = formatTime;
 
 /** Return a same-origin http(s) URL for a notification link, or null. */
 export function safeUrl(url) {
@@ -182,6 +167,7 @@ export function createInbox({ list, loadMore, markAll, unreadOnly, status }) {
     if (notification.body) li.append(element('p', 'notification-body', notification.body));
 
     const foot = element('div', 'notification-foot');
+    // "5 minutes ago", with the time itself in the display zone (KST) on hover: one zone only.
     const time = element('time', 'muted small', formatRelative(notification.created_at));
     time.dateTime = notification.created_at ?? '';
     time.title = formatDate(notification.created_at);

@@ -3,6 +3,7 @@
 // connection (or slept) catches up on what it missed when it comes back.
 
 import { fetchNotifications, refreshUnreadCount, safeUrl, showUnreadCount } from './inbox.js';
+import { formatRelative, formatTime } from './time.js';
 
 const TRANSPORTS = ['websocket', 'sse', 'poll'];
 // A transport that fails this many times in a row before ever opening gives way to the next.
@@ -272,6 +273,14 @@ export function showToast(notification) {
     body.className = 'toast-body';
     body.textContent = notification.body;
     toast.append(body);
+  }
+  if (notification.created_at) {
+    const time = document.createElement('time');
+    time.className = 'toast-time muted small';
+    time.dateTime = notification.created_at;
+    time.title = formatTime(notification.created_at);
+    time.textContent = formatRelative(notification.created_at);
+    toast.append(time);
   }
   const actions = document.createElement('div');
   actions.className = 'toast-actions';

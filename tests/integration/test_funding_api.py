@@ -139,7 +139,8 @@ def test_coupon_expiry_date_is_the_last_valid_day_in_app_timezone(make_app, logi
     (row,) = pat.get("/api/funding/coupons").json["coupons"]
     assert row["expires_on"] == expected
     page = pat.get("/funding/coupons").text
-    assert f'<time class="expires-on">{expected}</time>' in page
+    # One formatter for every date: the last valid day, in words, as a <time> of that date.
+    assert f'<span class="expires-on"><time datetime="{expected}" data-style="date"' in page
     assert "America/Los_Angeles" in page
     # Past its instant a coupon is expired at once, before the expire-coupons job runs.
     with app.app_context():
