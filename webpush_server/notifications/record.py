@@ -278,7 +278,8 @@ def _fan_out(
         for sub_id in devices.get(row.user_id, ())
     ]
     # Held by quiet hours or scheduled: the sweeper hands them over when due.
-    pending, waiting = [], []
+    pending: list[dict] = []
+    waiting: list[dict] = []
     for r in rows:
         ready = r["status"] == "pending" and r["next_attempt_at"] is None
         (pending if ready else waiting).append(r)
