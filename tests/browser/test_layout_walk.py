@@ -93,12 +93,13 @@ def pages_for(role: str, ids: dict[str, int]) -> list[str]:
     """The pages a role walks through."""
     common = ["/", "/funding/", f"/funding/campaigns/{ids['campaign']}", "/funding/campaigns/1"]
     if role == "guest":
-        return [*common, "/login", "/no-such-page"]
+        return [*common, "/login", "/account/password-reset", "/no-such-page"]
     signed_in = [
         *common,
         "/library/",
         f"/library/books/{ids['book']}",
         "/notifications",
+        "/settings/notifications",
         "/account/password",
     ]
     if role in ("patron", "backer"):
@@ -123,6 +124,7 @@ def pages_for(role: str, ids: dict[str, int]) -> list[str]:
         "/admin/jobs",
         "/admin/api-keys",
         "/admin/audit",
+        "/admin/mail",
         "/funding/admin/campaigns/new",
         f"/funding/admin/campaigns/{ids['campaign']}/edit",
     ]
