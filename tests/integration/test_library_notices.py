@@ -100,6 +100,29 @@ def test_loan_reminders_fire_once_each_at_their_moment(app, login_as, librarian,
     assert "due on 2027-03-20" in notices[0].title or "2027-03-20" in notices[0].body
 
 
+def test_a_borrowers_days_before_preference_moves_their_due_soon_reminder(
+    app, login_as, librarian, runner
+):
+    _, (first, second) = add_book(librarian, copies=2)
+    early = login_as("early@webpush-server.dev")
+    usual = login_as("usual@webpush-server.dev")
+    answer = early.put("/api/preferences", json={"kinds": {"loan_due_soon": {"days_before": 5}}})
+    assert answer.status_code == 200, answer.json
+    assert early.get("/api/preferences").json["kinds"]["loan_due_soon"]["days_before"] == 5
+    due = date(2027, 6, 20)
+    for copy_id, who in ((first, early), (second, usual)):
+        set_due(app, lend(librarian, copy_id, who.email), due)
+
+    # Five days before: only the borrower who asked for five hears; the default (2) waits.
+    assert run_job(runner, "remind-loans", due - timedelta(days=6)) == "remind-loans: 0"
+    assert run_job(runner, "remind-loans", due - timedelta(days=5)) == "remind-loans: 1"
+    assert kinds(app, early.email) == ["loan_due_soon"] and kinds(app, usual.email) == []
+    assert run_job(runner, "remind-loans", due - timedelta(days=4)) == "remind-loans: 0"
+    assert run_job(runner, "remind-loans", due - timedelta(days=2)) == "remind-loans: 1"
+    # Once each, however many days the window spans.
+    assert kinds(app, early.email) == ["loan_due_soon"] == kinds(app, usual.email)
+
+
 def test_a_missed_day_catches_up_and_a_returned_loan_is_not_reminded(
     app, login_as, librarian, runner
 ):

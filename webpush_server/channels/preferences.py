@@ -84,6 +84,10 @@ def matrix_kinds() -> list[str]:
     return [name for name in KINDS if name not in HIDDEN]
 
 
+# The most days ahead a reminder such as loan_due_soon may be asked for.
+MAX_DAYS_BEFORE = 14
+
+
 def kind_choice(row: Preference | None, kind: str) -> dict[str, Any]:
     """Return what this user gets for a kind: defaults, then their own choices."""
     choice = defaults_for(kind).as_dict()
@@ -226,8 +230,11 @@ def _merge_kinds(current: Mapping[str, Any], given: object) -> dict[str, Any]:
                 if value not in ROUTES:
                     raise Invalid(where, f"{where}: one of {', '.join(ROUTES)}.")
             elif name == "days_before" and defaults_for(kind).days_before is not None:
-                if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 14:
-                    raise Invalid(where, f"{where}: a whole number of days from 1 to 14.")
+                days = range(1, MAX_DAYS_BEFORE + 1)
+                if not isinstance(value, int) or isinstance(value, bool) or value not in days:
+                    raise Invalid(
+                        where, f"{where}: a whole number of days from 1 to {MAX_DAYS_BEFORE}."
+                    )
             else:
                 raise Invalid(where, f"{where}: not a choice of this kind.")
             stored[name] = value

@@ -10,11 +10,12 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy import exists, select
 
+from ..channels.preferences import MAX_DAYS_BEFORE
 from ..jobs.batch import BatchJob, Step
 from ..jobs.schedule import ScheduledJob
 from . import services
 from .models import Book, Copy, Hold, Loan
-from .notices import DAYS_BEFORE, OVERDUE_DAYS
+from .notices import OVERDUE_DAYS
 
 CHUNK = 200
 LOAN_CHUNK = 500
@@ -106,7 +107,8 @@ def _remind_loans(at: datetime) -> list[Step]:
     near = select(Loan.due_date, Loan.id).where(
         Loan.returned_at.is_(None),
         Loan.due_date >= first,
-        Loan.due_date <= day + timedelta(days=DAYS_BEFORE),
+        # As far ahead as any borrower's days_before may reach; the handler applies each one's.
+        Loan.due_date <= day + timedelta(days=MAX_DAYS_BEFORE),
     )
     return [
         Step(

@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 
+from ..channels.preferences import kind_choice, load_rows
 from ..extensions import db
 from ..notifications.record import Notice, Recipients
 from ..timeutil import app_zone, local_time, utcnow
@@ -22,8 +23,8 @@ from .events import (
 )
 from .models import Book, Copy, Hold, Loan
 
-# loan_due_soon goes this many days before the due date. A fixed default until per-user
-# preferences (`days_before`) land; remind-loans reads loans due within it.
+# loan_due_soon goes this many days before the due date unless the borrower's preferences
+# say otherwise (`days_before`, 1 to MAX_DAYS_BEFORE; its default there is the same).
 DAYS_BEFORE = 2
 # loan_overdue goes this many days after the due date, each once.
 OVERDUE_DAYS = (1, 7, 14)
@@ -115,9 +116,12 @@ def loans_due(event: LoansDue) -> Iterator[Notice]:
         .join(Book, Book.id == Copy.book_id)
         .where(Loan.id.in_(event.loan_ids), Loan.returned_at.is_(None))
     ).all()
+    prefs = load_rows(user_id for _, user_id, _, _ in found)
     for loan_id, user_id, due, title in found:
         ahead = (due - event.day).days
-        if 0 <= ahead <= DAYS_BEFORE:
+        # Each borrower's own days_before (preferences), else the default.
+        days_before = kind_choice(prefs.get(user_id), "loan_due_soon").get("days_before")
+        if 0 <= ahead <= (days_before or DAYS_BEFORE):
             when = "today" if ahead == 0 else "tomorrow" if ahead == 1 else f"on {due}"
             yield Notice(
                 user_id=user_id,
