@@ -383,13 +383,16 @@ class Firefox:
 
             def alert_box(_client: Marionette) -> Any:
                 for handle in client.chrome_window_handles:
-                    client.switch_to_window(handle, focus=False)
-                    if client.execute_script(
-                        "const label = document.getElementById('alertTitleLabel');"
-                        "return !!label && label.value === arguments[0];",
-                        script_args=[title],
-                    ):
-                        return client.find_element("id", "alertBox")
+                    try:
+                        client.switch_to_window(handle, focus=False)
+                        if client.execute_script(
+                            "const label = document.getElementById('alertTitleLabel');"
+                            "return !!label && label.value === arguments[0];",
+                            script_args=[title],
+                        ):
+                            return client.find_element("id", "alertBox")
+                    except errors.NoSuchWindowException:
+                        continue  # an alert window closed since it was listed
                 return None
 
             box = Wait(client, timeout=timeout, interval=0.1).until(

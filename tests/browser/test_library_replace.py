@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from marionette_driver.errors import NoSuchWindowException
 from sqlalchemy import update
 
 from tests.browser.firefox import Firefox
@@ -31,14 +32,17 @@ def alerts_shown(firefox: Firefox, *, hold_open: bool = True) -> list[str]:
     titles = []
     try:
         for handle in client.chrome_window_handles:
-            client.switch_to_window(handle, focus=False)
-            title = client.execute_script(
-                "const box = document.getElementById('alertBox');"
-                "if (!box) return null;"
-                "if (arguments[0]) box.style.animationPlayState = 'paused';"
-                "return document.getElementById('alertTitleLabel').value;",
-                script_args=[hold_open],
-            )
+            try:
+                client.switch_to_window(handle, focus=False)
+                title = client.execute_script(
+                    "const box = document.getElementById('alertBox');"
+                    "if (!box) return null;"
+                    "if (arguments[0]) box.style.animationPlayState = 'paused';"
+                    "return document.getElementById('alertTitleLabel').value;",
+                    script_args=[hold_open],
+                )
+            except NoSuchWindowException:
+                continue  # closed since it was listed (replaced by a newer one): not shown
             if title is not None:
                 titles.append(title)
     finally:
