@@ -71,8 +71,10 @@ def claimed_at(app) -> dict[int, object]:
         return {row.id: row.claimed_at for row in rows}
 
 
-def start_worker(settings, app, tmp_path, name: str) -> Process:
-    env = process_env(settings, app.instance_path, FLASK_DELIVERY_CLAIM_TIMEOUT_SECONDS=str(LEASE))
+def start_worker(settings, app, tmp_path, name: str, **extra: str) -> Process:
+    env = process_env(
+        settings, app.instance_path, FLASK_DELIVERY_CLAIM_TIMEOUT_SECONDS=str(LEASE), **extra
+    )
     return Process(flask_command("jobs", "worker", "--name", name), env, tmp_path / f"{name}.log")
 
 
@@ -87,7 +89,11 @@ def test_a_worker_killed_mid_batch_repeats_at_most_one_sub_batch_and_its_claims_
     for endpoint in slow:
         push_service.respond(endpoint, Reply(201, delay=60))
     connection = Redis.from_url(redis_url)
-    worker = start_worker(settings, app, tmp_path, "doomed")
+    # The worst case: answers wait for their sub-batch to fill before they are written (by
+    # default a sub-batch is written 0.25 s after its first answer, whether full or not).
+    worker = start_worker(
+        settings, app, tmp_path, "doomed", FLASK_DELIVERY_WRITE_WAIT_SECONDS="3600"
+    )
     try:
         wait_until(lambda: len(Worker.all(connection=connection)) == 1, "the worker listening")
         notification_ids = notify_each(app, users, "kill")

@@ -7,12 +7,13 @@ def init_app(app: Flask) -> None:
     """Enqueue delivery jobs after each commit; schedule the sweeper, the daily tick and prune;
     add `flask jobs` and the admins' /admin/jobs page."""
     from ..notifications.outbox import hooks
-    from . import cli, models, retention, views  # noqa: F401 - models: the job tables
+    from . import cli, delivery, lane, models, retention, views  # noqa: F401 - models: tables
     from .queues import enqueue_deliveries
     from .schedule import ScheduledJob, register
 
-    for name, value in retention.DEFAULTS.items():
-        app.config.setdefault(name, value)
+    for defaults in (retention.DEFAULTS, lane.DEFAULTS, delivery.DEFAULTS):
+        for name, value in defaults.items():
+            app.config.setdefault(name, value)
     hooks(app).enqueue = enqueue_deliveries
     register(
         app,

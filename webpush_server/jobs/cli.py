@@ -118,7 +118,11 @@ def worker(burst: bool, name: str | None) -> None:
         # Build the sender and load the VAPID key now: a missing key fails here, not on the
         # first job.
         delivery.warm_up()
-        w.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        # Retries due soon are sent by the worker's own lane threads, beside its jobs; a
+        # burst worker, gone when the queues are empty, leaves them to RQ's scheduler.
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        with delivery.retry_lane(app, enabled=not burst):
+            w.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 
 @bp.cli.command("scheduler")

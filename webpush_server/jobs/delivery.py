@@ -10,8 +10,10 @@ import base64
 import logging
 import math
 import os
+import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -25,6 +27,7 @@ from ..push.sender import PushRequest, PushResult, Sender, SyncSender, origin_of
 from ..timeutil import utcnow
 from .claim import Claimed, claim, not_yet_due, unread_counts
 from .context import app_context
+from .lane import RetryLane, current_lane
 from .lease import Lease
 from .outcomes import plan_batch, write_plan
 from .queues import DELIVERY_QUEUE, job_meta, queue
@@ -41,24 +44,52 @@ ICON_PATH = "/static/icons/icon-192.png"
 SUB_BATCH = 50
 
 
+# Outcomes wait at most this long after their sub-batch's first answer before they are
+# written: a 429's retry is timed from the write, so it must not wait behind slow requests.
+DEFAULTS = {"DELIVERY_WRITE_WAIT_SECONDS": 0.25}
+
+# A retry lane's sender threads each have a sender of their own: a SyncSender's event loop
+# and connection pools serve one thread at a time.
+_thread = threading.local()
+
+
 def _sender() -> SyncSender:
-    """Return this process's sender: its connection pools outlive a single batch."""
+    """Return this thread's sender: its connection pools outlive a single batch."""
+    own: SyncSender | None = getattr(_thread, "sender", None)
+    if own is not None:
+        return own
     cached = current_app.extensions.get("push_sender")
     # A forked child must not reuse its parent's event loop and sockets.
     if cached is None or cached[0] != os.getpid():
-        config = current_app.config
-        vapid, policy = signer(), host_policy()
-        sender = SyncSender(
-            lambda: Sender(
-                vapid,
-                policy,
-                concurrency_per_origin=config["PUSH_CONCURRENCY_PER_ORIGIN"],
-                timeout=config["PUSH_TIMEOUT_SECONDS"],
-            )
-        )
-        cached = (os.getpid(), sender)
+        cached = (os.getpid(), new_sender())
         current_app.extensions["push_sender"] = cached
     return cached[1]
+
+
+def new_sender() -> SyncSender:
+    """Return a new sender for the app's VAPID key, host policy and tuning."""
+    config = current_app.config
+    vapid, policy = signer(), host_policy()
+    return SyncSender(
+        lambda: Sender(
+            vapid,
+            policy,
+            concurrency_per_origin=config["PUSH_CONCURRENCY_PER_ORIGIN"],
+            timeout=config["PUSH_TIMEOUT_SECONDS"],
+        )
+    )
+
+
+@contextmanager
+def thread_sender() -> Iterator[None]:
+    """Give this thread a sender of its own while the block runs, then close it."""
+    sender = new_sender()
+    _thread.sender = sender
+    try:
+        yield
+    finally:
+        _thread.sender = None
+        sender.close()
 
 
 def warm_up() -> None:
@@ -214,7 +245,6 @@ def send_claimed(claimed: list[Claimed], now: datetime) -> dict[str, int]:
             item.tickle = True
         batch.send(resend, [])
         batch.send_other(others)
-    batch.schedule()
     return dict(batch.counts)
 
 
@@ -226,7 +256,6 @@ class _Batch:
         self.settings = settings
         self.tries: dict[int, list[PushResult]] = defaultdict(list)
         self.counts: Counter[str] = Counter()
-        self.retries: list[tuple[int, datetime]] = []
 
     def send(self, items: list[Claimed], settled: list[Claimed]) -> list[Claimed]:
         """Send items, writing every SUB_BATCH settled ones; return those to resend as tickles.
@@ -243,7 +272,8 @@ class _Batch:
         unbuilt = [item for item in items if item.id not in built]
         for start in range(0, len(unbuilt), SUB_BATCH):
             self.write(unbuilt[start : start + SUB_BATCH])
-        for chunk in _sender().send_in_chunks(requests, SUB_BATCH):
+        wait = current_app.config["DELIVERY_WRITE_WAIT_SECONDS"]
+        for chunk in _sender().send_in_chunks(requests, SUB_BATCH, max_wait=wait):
             done = []
             for result in chunk:
                 self.tries[result.key].append(result)
@@ -273,7 +303,12 @@ class _Batch:
         plan = plan_batch(items, self.tries, max(self.now, utcnow()), self.settings)
         write_plan(plan)
         self.counts.update(plan.counts)
-        self.retries.extend((i, when) for when, ids in plan.retries.items() for i in ids)
+        # Scheduled as soon as written, not when the whole batch is done: a Retry-After: 1
+        # must not wait for the batch's slowest request.
+        if plan.retries:
+            schedule_retries(
+                ((i, when) for when, ids in plan.retries.items() for i in ids), self.now
+            )
         for delivery_id, endpoint, error in plan.config_errors:
             # Our keys or JWT are wrong: nobody will get anything until an operator acts.
             log.error(
@@ -283,19 +318,32 @@ class _Batch:
                 error,
             )
 
-    def schedule(self) -> None:
-        """Enqueue the retries, one job per second they fall due in."""
-        if self.retries:
-            schedule_retries(self.retries, self.now)
-
 
 def schedule_retries(due: Iterable[tuple[int, datetime]], now: datetime) -> int:
-    """Schedule delivery jobs for (id, due time) pairs: one job per whole second; return jobs.
+    """Schedule (id, due time) pairs: in this worker's retry lane when due soon, else as RQ jobs.
 
-    RQ's scheduler keeps whole seconds and starts a job at the start of its second, so each
-    job is due at the end of the second its deliveries fall due in: never before them, at
-    most a second after. Retries falling due together (a 429 for a whole batch) share a job.
+    Returns the RQ jobs scheduled. RQ's scheduler keeps whole seconds and starts a job at the
+    start of its second, so each job is due at the end of the second its deliveries fall due
+    in: never before them, at most a second after. Retries falling due together (a 429 for a
+    whole batch) share a job, or a lane entry.
     """
+    lane = current_lane()
+    later: list[tuple[int, datetime]] = []
+    soon: dict[datetime, list[int]] = defaultdict(list)
+    for delivery_id, when in due:
+        if lane is not None and lane.takes(when):
+            soon[when].append(delivery_id)
+        else:
+            later.append((delivery_id, when))
+    for when, ids in soon.items():
+        assert lane is not None
+        if not lane.add(when, ids):  # it closed meanwhile (a warm shutdown)
+            later.extend((i, when) for i in ids)
+    return schedule_jobs(later, now)
+
+
+def schedule_jobs(due: Iterable[tuple[int, datetime]], now: datetime) -> int:
+    """Schedule RQ delivery jobs for (id, due time) pairs, one per whole second; return jobs."""
     by_second: dict[datetime, list[int]] = defaultdict(list)
     for delivery_id, when in due:
         second = when.replace(microsecond=0)
@@ -324,3 +372,32 @@ def _schedule_retry(ids: list[int], when: datetime, now: datetime) -> None:
     except Exception:
         # The rows say when they are due; the sweeper will enqueue them.
         log.warning("could not schedule a retry of %d deliveries", len(ids), exc_info=True)
+
+
+@contextmanager
+def retry_lane(app, enabled: bool = True) -> Iterator[RetryLane | None]:
+    """Run this worker's retry lane while the block runs (jobs/lane.py); stop it after.
+
+    Off with RETRY_LANE_THREADS = 0 or not enabled (a burst worker): retries are RQ jobs.
+    """
+    config = app.config
+    if not enabled or config["RETRY_LANE_THREADS"] <= 0:
+        yield None
+        return
+    lane = RetryLane(
+        app,
+        deliver,
+        lambda left: schedule_jobs(left, utcnow()),
+        horizon=float(config["RETRY_LANE_SECONDS"]),
+        threads=int(config["RETRY_LANE_THREADS"]),
+        gather=float(config["RETRY_LANE_GATHER_SECONDS"]),
+        batch_size=int(config["DELIVERY_BATCH_SIZE"]),
+        thread_setup=thread_sender,
+    ).start()
+    app.extensions["retry_lane"] = lane
+    try:
+        yield lane
+    finally:
+        # New retries go to RQ from here on; what the lane still holds is handed over too.
+        app.extensions.pop("retry_lane", None)
+        lane.stop(float(config["RETRY_LANE_STOP_SECONDS"]))

@@ -203,28 +203,46 @@ class _Results(dict[int, PushResult]):
             self._on_result(result)
 
 
-async def _next(arrived: asyncio.Queue[PushResult], task: asyncio.Task) -> PushResult | None:
-    """Return the next result to arrive; None once the batch is done and all were taken."""
-    if not arrived.empty():
-        return arrived.get_nowait()
-    if task.done():
-        task.result()  # a bug in send() itself: raise it here rather than wait for ever
-        return None
-    getter = asyncio.ensure_future(arrived.get())
-    await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-    if getter.done():
-        return getter.result()
-    getter.cancel()
-    return await _next(arrived, task)
+async def _next(
+    arrived: asyncio.Queue[PushResult], task: asyncio.Task, deadline: float | None = None
+) -> PushResult | None:
+    """Return the next result to arrive; None once the batch is done and all were taken.
+
+    With a deadline (the loop's clock), also None once it has passed.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        if not arrived.empty():
+            return arrived.get_nowait()
+        if task.done():
+            task.result()  # a bug in send() itself: raise it here rather than wait for ever
+            return None
+        timeout = None if deadline is None else deadline - loop.time()
+        if timeout is not None and timeout <= 0:
+            return None
+        getter = asyncio.ensure_future(arrived.get())
+        await asyncio.wait({getter, task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            return getter.result()
+        getter.cancel()  # a result it did not take yet stays in the queue
 
 
 async def _next_chunk(
-    arrived: asyncio.Queue[PushResult], task: asyncio.Task, size: int
+    arrived: asyncio.Queue[PushResult],
+    task: asyncio.Task,
+    size: int,
+    max_wait: float | None = None,
 ) -> list[PushResult]:
-    """Return the next size results as they arrive (fewer at the end; [] once all were taken)."""
+    """Return the next size results as they arrive (fewer at the end; [] once all were taken).
+
+    With max_wait, a chunk also ends that many seconds after its first result came.
+    """
     chunk: list[PushResult] = []
-    while len(chunk) < size and (result := await _next(arrived, task)) is not None:
+    deadline = None
+    while len(chunk) < size and (result := await _next(arrived, task, deadline)) is not None:
         chunk.append(result)
+        if deadline is None and max_wait is not None:
+            deadline = asyncio.get_running_loop().time() + max_wait
     return chunk
 
 
@@ -264,8 +282,13 @@ class SyncSender:
         log.debug("sent %d pushes in %.3fs", len(requests), time.perf_counter() - started)
         return results
 
-    def send_in_chunks(self, requests: list[PushRequest], size: int) -> Iterator[list[PushResult]]:
+    def send_in_chunks(
+        self, requests: list[PushRequest], size: int, max_wait: float | None = None
+    ) -> Iterator[list[PushResult]]:
         """Send a batch; yield its results in completion order, up to size at a time.
+
+        With max_wait, a chunk is yielded at most that many seconds after its first result:
+        an early answer (a 429 and its Retry-After) is not held back behind slow requests.
 
         The loop runs only while this waits for the next result: whatever the caller does
         with a chunk (write it) happens before more results are taken in, so a process killed
@@ -278,7 +301,9 @@ class SyncSender:
         try:
             # One run of the loop per chunk, not per result: entering and leaving the loop
             # costs far more than a result (uvloop sets up its signal socketpair each time).
-            while chunk := self._loop.run_until_complete(_next_chunk(arrived, task, size)):
+            while chunk := self._loop.run_until_complete(
+                _next_chunk(arrived, task, size, max_wait)
+            ):
                 yield chunk
             self._loop.run_until_complete(task)
         finally:
