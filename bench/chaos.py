@@ -8,17 +8,22 @@ once and restarted empty, and a recording process is killed between its commit a
 enqueue. The sweeper runs every two seconds (the scheduler runs it every minute).
 
 It reports what was lost (committed but never finished), duplicates (a notification the push
-service accepted twice for one device), repeats per kill, how late retries came after the
-Retry-After asked for, and the drain time. It exits 0 when nothing was lost, 1 otherwise or on
-an error, and leaves no process behind.
+service accepted twice for one device) and whether every copy carried its notification's tag
+and Topic, repeats per kill, retries left pending past their due time, whether 410s removed
+their device and 403s kept theirs, how late retries came after the Retry-After asked for, and
+the drain time. It exits 0 when nothing was lost, 1 otherwise or on an error, and leaves no
+process behind.
 
-    .venv/bin/python bench/chaos.py                 # N=10000
+    .venv/bin/python bench/chaos.py                 # N=10000, SQLite
     .venv/bin/python bench/chaos.py --n 500 --worker-kills 1
+    .venv/bin/python bench/chaos.py --database-url postgresql://postgres@127.0.0.1:55432/chaos
+                                                    # that database is emptied first!
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import signal
@@ -29,6 +34,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,15 +42,17 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 
 from tests.pushservice import PushService, Reply  # noqa: E402
 from webpush_server import create_app, redis_server  # noqa: E402
 from webpush_server.auth.models import User  # noqa: E402
+from webpush_server.config import normalize_database_url  # noqa: E402
 from webpush_server.devrun import flask_command  # noqa: E402
 from webpush_server.extensions import db  # noqa: E402
+from webpush_server.jobs.delivery import notification_topic  # noqa: E402
 from webpush_server.jobs.sweep import sweep_outbox  # noqa: E402
-from webpush_server.notifications.models import Delivery  # noqa: E402
+from webpush_server.notifications.models import Delivery, Notification  # noqa: E402
 from webpush_server.notifications.record import Notice, record_notices  # noqa: E402
 from webpush_server.push.models import Subscription  # noqa: E402
 from webpush_server.push.vapid import load_private_key, public_key_b64  # noqa: E402
@@ -52,6 +60,7 @@ from webpush_server.timeutil import utcnow  # noqa: E402
 
 FINAL = ("sent", "failed", "gone", "expired", "dead", "skipped")
 TIMEOUT_SECONDS = 2.0  # the sender's per-request timeout; a "timeout" answers after 3 s
+OVERDUE_SECONDS = 5.0  # a retry pending this long past its due time counts as left behind
 
 # Run by the recorder that is killed between its commit and its enqueue.
 RECORDER = """
@@ -113,6 +122,7 @@ class Run:
         self.redis_port = 0
         self.generation = 0
         self.logs: list = []
+        self.kills: list[tuple[float, str]] = []  # (time.time(), what)
 
     # -- parts -------------------------------------------------------------------------------
 
@@ -170,12 +180,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis-kills", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--drain-timeout", type=float, default=900, help="seconds")
+    parser.add_argument(
+        "--database-url", default=None, help="PostgreSQL to run on (emptied first!); else SQLite"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder (worker logs)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="webpush-chaos-") as tmp:
+    folder = (
+        contextlib.nullcontext(tempfile.mkdtemp(prefix="webpush-chaos-"))
+        if args.keep
+        else tempfile.TemporaryDirectory(prefix="webpush-chaos-")
+    )
+    with folder as tmp:
         args.tmp = tmp
         run = Run(args, Path(tmp))
         try:
@@ -200,7 +219,7 @@ def chaos(args: argparse.Namespace, run: Run) -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
         env.update(
             INSTANCE_PATH=str(tmp / "instance"),
-            DATABASE_URL=f"sqlite:///{tmp / 'chaos.db'}",
+            DATABASE_URL=args.database_url or f"sqlite:///{tmp / 'chaos.db'}",
             REDIS_URL=f"redis://127.0.0.1:{run.redis_port}/0",
             VAPID_PRIVATE_KEY=pem,
             VAPID_SUBJECT="mailto:chaos@webpush-server.dev",
@@ -214,6 +233,10 @@ def chaos(args: argparse.Namespace, run: Run) -> int:
             FLASK_SWEEP_GRACE_SECONDS="2",
             PYTHONPATH=str(ROOT),
         )
+        print(f"load average {os.getloadavg()[0]:.2f} at the start; "
+              f"{'PostgreSQL' if args.database_url else 'SQLite'}", flush=True)  # fmt: skip
+        if args.database_url:
+            reset_database(args.database_url)
         upgrade = subprocess.run(
             flask_command("db", "upgrade", "--directory", str(ROOT / "migrations")),
             env=env,
@@ -250,6 +273,7 @@ def chaos(args: argparse.Namespace, run: Run) -> int:
         kills = kill_plan(args)
         events: list[str] = []
         last_sweep = 0.0
+        overdue = Overdue()
         while True:
             with app.app_context():
                 statuses = dict(
@@ -257,6 +281,7 @@ def chaos(args: argparse.Namespace, run: Run) -> int:
                         select(Delivery.status, func.count()).group_by(Delivery.status)
                     ).all()
                 )
+                overdue.sample(time.monotonic() - started)
                 db.session.rollback()
             finished = sum(statuses.get(s, 0) for s in FINAL)
             if finished >= args.n:
@@ -268,6 +293,7 @@ def chaos(args: argparse.Namespace, run: Run) -> int:
             if kills and finished >= kills[0][0] * args.n:
                 _, what = kills.pop(0)
                 events.append(f"{elapsed:6.1f} s  {finished:6d} finished  kill {what}")
+                run.kills.append((time.time(), what))
                 if what == "redis":
                     assert run.redis is not None
                     run.kill(run.redis)
@@ -288,7 +314,38 @@ def chaos(args: argparse.Namespace, run: Run) -> int:
                 last_sweep = time.monotonic()
             time.sleep(0.25)  # a monitoring interval, not a wait for a condition
         drained = time.monotonic() - started
-        return report(app, push, policy, args, statuses, events, drained)
+        with app.app_context():
+            overdue.sample(drained)
+            db.session.rollback()
+        return report(app, push, policy, args, statuses, events, drained, run.kills, overdue)
+
+
+class Overdue:
+    """Retries left pending past their due time, sampled at every look at the table."""
+
+    def __init__(self) -> None:
+        self.most = 0
+        self.most_at = 0.0
+        self.last = 0
+
+    def sample(self, elapsed: float) -> None:
+        cutoff = utcnow() - timedelta(seconds=OVERDUE_SECONDS)
+        self.last = db.session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.status == "pending", Delivery.next_attempt_at < cutoff)
+        )
+        if self.last > self.most:
+            self.most, self.most_at = self.last, elapsed
+
+
+def reset_database(url: str) -> None:
+    """Empty the PostgreSQL database the bench was given: it is migrated from scratch."""
+    engine = create_engine(normalize_database_url(url))
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
 
 
 def kill_plan(args: argparse.Namespace) -> list[tuple[float, str]]:
@@ -335,46 +392,96 @@ def add_devices(app, push: PushService, n: int) -> list[int]:
         return users
 
 
-def report(app, push, policy, args, statuses, events, drained) -> int:
+def report(app, push, policy, args, statuses, events, drained, kills, overdue) -> int:
     """Print the figures; return 0 when nothing was lost."""
     with app.app_context():
-        from webpush_server.notifications.models import Notification
-
-        notifications = db.session.scalar(select(func.count()).select_from(Notification))
+        notifications = {
+            row.id: (row.tag, row.topic or notification_topic(row.id))
+            for row in db.session.execute(
+                select(Notification.id, Notification.tag, Notification.topic)
+            )
+        }
+        devices = set(db.session.scalars(select(Subscription.endpoint)))
     finished = sum(statuses.get(s, 0) for s in FINAL)
     lost = args.n - finished
-    accepted = Counter(
-        (p.endpoint, p.notification["id"]) for p in push.received if p.status == 201 and p.plaintext
+    accepted = [p for p in push.received if p.status == 201 and p.plaintext]
+    copies = Counter((p.endpoint, p.notification["id"]) for p in accepted)
+    duplicates = sum(n - 1 for n in copies.values())
+    # Every copy, the repeats included, carries its notification's tag and Topic: the device
+    # shows one, and the push service replaces an undelivered first copy.
+    mismatched = sum(
+        1
+        for p in accepted
+        if (p.notification.get("tag"), p.topic) != notifications.get(p.notification["id"])
     )
-    duplicates = sum(n - 1 for n in accepted.values())
-    kills = args.worker_kills + args.redis_kills + 1
-    late = []
+    repeated_ok = sum(
+        1
+        for p in accepted
+        if copies[(p.endpoint, p.notification["id"])] > 1
+        and (p.notification.get("tag"), p.topic) == notifications.get(p.notification["id"])
+    )
+    kill_count = args.worker_kills + args.redis_kills + 1
+    # A 410 answered to a worker killed before it wrote it is sent again, and may then be
+    # taken: the device is removed when its last answer was a 410.
+    got_410 = {e for e, a in policy.log.items() if a[-1][1] == 410}
+    got_403 = {e for e, a in policy.log.items() if any(status == 403 for _at, status, _ra in a)}
+    # A retry whose wait spans a worker kill may have been held by the killed worker (its
+    # lane, or its claim): the sweeper brings it, later. Counted apart, not hidden.
+    worker_kills = [at for at, what in kills if what == "worker"]
+    late: list[float] = []
+    late_across_kill: list[float] = []
     for answers in policy.log.values():
         for (at, _status, retry_after), (next_at, *_rest) in zip(
             answers, answers[1:], strict=False
         ):
             if retry_after is not None:
-                late.append(next_at - at - retry_after)
+                spans = any(at <= k <= next_at for k in worker_kills)
+                (late_across_kill if spans else late).append(next_at - at - retry_after)
     print(f"chaos: {args.n} notifications to {args.n} devices, seed {args.seed}, in {args.tmp}")
     for line in events:
         print("  " + line)
     print(f"  recorder killed between commit and enqueue: {max(1, args.n // 10)} notifications")
-    print(f"  notifications recorded: {notifications}; deliveries by status: {statuses}")
+    print(f"  notifications recorded: {len(notifications)}; deliveries by status: {statuses}")
     print(f"  requests answered: {sum(len(a) for a in policy.log.values())}")
     print(f"  lost: {lost}")
     print(f"  duplicates (accepted twice for one device): {duplicates}")
-    print(f"  repeats per kill ({kills} kills): {duplicates / kills:.1f}")
-    if late:
-        late.sort()
-        p95 = late[int(0.95 * (len(late) - 1))]
+    print(f"  repeats per kill ({kill_count} kills): {duplicates / kill_count:.1f}")
+    print(
+        f"  tag and Topic: {len(accepted) - mismatched} of {len(accepted)} accepted pushes carry "
+        f"their notification's (repeated copies: {repeated_ok}); mismatched: {mismatched}"
+    )
+    print(
+        f"  retries pending > {OVERDUE_SECONDS:.0f} s past due: at most {overdue.most} "
+        f"(at {overdue.most_at:.1f} s), {overdue.last} at the end"
+    )
+    print(
+        f"  410 last: {len(got_410)} devices, {len(got_410 & devices)} still stored (removed: "
+        f"{len(got_410 - devices)}); 403: {len(got_403)} devices, {len(got_403 & devices)} kept"
+    )
+    for name, values in (("", late), (" across a worker kill", late_across_kill)):
+        if values:
+            values.sort()
+            p95 = values[int(0.95 * (len(values) - 1))]
+            print(
+                f"  retry after Retry-After{name}: {len(values)} retries; late by min "
+                f"{values[0]:.2f} s, median {statistics.median(values):.2f} s, p95 {p95:.2f} s, "
+                f"max {values[-1]:.2f} s; early: {sum(1 for x in values if x < 0)}"
+            )
+    every = sorted(late + late_across_kill)
+    if every:
+        p95 = every[int(0.95 * (len(every) - 1))]
         print(
-            f"  retry after Retry-After: {len(late)} retries; late by min {late[0]:.2f} s, "
-            f"median {statistics.median(late):.2f} s, p95 {p95:.2f} s, max {late[-1]:.2f} s; "
-            f"early: {sum(1 for x in late if x < 0)}"
+            f"  retry after Retry-After, all: {len(every)} retries; median "
+            f"{statistics.median(every):.2f} s, p95 {p95:.2f} s"
         )
     print(f"  drain time: {drained:.1f} s")
-    print(f"  figures: lost={lost} duplicates={duplicates} drained={drained:.1f}")
-    return 0 if lost == 0 and notifications == args.n else 1
+    print(
+        f"  figures: lost={lost} duplicates={duplicates} mismatched={mismatched} "
+        f"overdue={overdue.last} gone_kept={len(got_410 & devices)} "
+        f"forbidden_removed={len(got_403 - devices)} drained={drained:.1f}"
+    )
+    ok = lost == 0 and len(notifications) == args.n and mismatched == 0
+    return 0 if ok and not got_410 & devices and not got_403 - devices else 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import time
 from collections import Counter
@@ -25,7 +26,7 @@ from tests.pushservice import Reply
 from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
 from webpush_server.jobs.delivery import SUB_BATCH, deliver_batch, notification_topic
-from webpush_server.jobs.queues import DELIVERY_QUEUE
+from webpush_server.jobs.queues import DELIVERY_QUEUE, enqueue_deliveries
 from webpush_server.jobs.sweep import sweep_outbox
 from webpush_server.notifications.models import Delivery
 from webpush_server.notifications.record import Notice, record_notices
@@ -201,3 +202,106 @@ def test_a_live_worker_honours_retry_after_within_two_seconds(
     assert (limited.status, retried.status) == (429, 201)
     waited = retried.received_at - limited.received_at
     assert 2 <= waited <= 4.5, waited
+
+
+def test_the_retry_lane_sends_a_retry_after_while_the_worker_is_busy_with_a_long_batch(
+    make_app, settings, push_service, redis_url, tmp_path
+):
+    app = make_app()
+    users = users_with_devices(app, push_service, "busy", 4)
+    endpoints = endpoints_by_user(app, users)
+    limited, *slow = (endpoints[u] for u in users)
+    push_service.respond(limited, Reply(429, {"Retry-After": "1"}))
+    for endpoint in slow:
+        # Answered just inside the sender's 10 s timeout: the batch holds the worker that long.
+        push_service.respond(endpoint, Reply(201, delay=8))
+    connection = Redis.from_url(redis_url)
+    worker = start_worker(settings, app, tmp_path, "busy")
+    try:
+        wait_until(lambda: len(Worker.all(connection=connection)) == 1, "the worker listening")
+        notify_each(app, users, "busy")  # one job: the 429 and the slow three together
+        pushes = push_service.wait_for_count(5, timeout=60)
+        wait_until(lambda: {d.status for d in deliveries(app)} == {"sent"}, "all sent")
+    finally:
+        worker.stop()
+    log = [(p.endpoint, p.status) for p in pushes]
+    assert log[0] == (limited, 429), log
+    retry = log.index((limited, 201))
+    answered_slowly = [i for i, (endpoint, _status) in enumerate(log) if endpoint in slow]
+    # The retry went out while the slow requests of the batch were still waiting for their
+    # answers: before any of them was answered, after all of them had been sent.
+    assert retry < min(answered_slowly), log
+    assert all(pushes[i].received_at < pushes[retry].received_at for i in answered_slowly)
+    # Sent by the lane's thread, not by a job (the worker's only job was the slow batch).
+    assert "[retry-lane] claimed 1 of 1 deliveries" in worker.output()
+    assert sorted(d.attempts for d in deliveries(app)) == [1, 1, 1, 2]
+
+
+def test_two_workers_lanes_holding_the_same_retries_send_each_once(
+    make_app, settings, push_service, redis_url, tmp_path
+):
+    app = make_app()
+    users = users_with_devices(app, push_service, "twice", 20)
+    endpoints = list(endpoints_by_user(app, users).values())
+    for endpoint in endpoints:
+        push_service.respond(endpoint, Reply(429, {"Retry-After": "3"}))
+    connection = Redis.from_url(redis_url)
+    workers = [start_worker(settings, app, tmp_path, name) for name in ("left", "right")]
+    try:
+        wait_until(lambda: len(Worker.all(connection=connection)) == 2, "both workers listening")
+        notify_each(app, users, "twice")
+        wait_until(
+            lambda: all(d.next_attempt_at for d in deliveries(app)), "the 429s written as retries"
+        )
+        ids = [d.id for d in deliveries(app)]
+        # As the sweeper would after a lost job: the same ids again, before they are due.
+        # Whichever worker runs such a job puts them in its own lane (the not-yet-due path).
+        with app.app_context():
+            for _ in range(4):
+                enqueue_deliveries(ids)
+        wait_until(lambda: {d.status for d in deliveries(app)} == {"sent"}, "all sent")
+        push_service.wait_for(lambda p: sum(x.status == 201 for x in p) >= 20)
+    finally:
+        for worker in workers:
+            worker.stop()
+    logs = [worker.output() for worker in workers]
+    # Both lanes held the rows and tried when they fell due; the claim gave each row to one.
+    lane_claims = [
+        re.findall(r"\[retry-lane\] claimed (\d+) of 20 deliveries", log) for log in logs
+    ]
+    assert all(lane_claims), logs
+    assert sum(int(n) for claims in lane_claims for n in claims) == 20
+    per_endpoint = {e: [p.status for p in push_service.pushes_for(e)] for e in endpoints}
+    assert all(statuses == [429, 201] for statuses in per_endpoint.values()), per_endpoint
+    assert {d.attempts for d in deliveries(app)} == {2}
+
+
+def test_a_worker_stopping_warmly_hands_the_retries_of_its_lane_to_rq(
+    make_app, settings, push_service, redis_url, tmp_path
+):
+    app = make_app()
+    users = users_with_devices(app, push_service, "handed", 5)
+    for endpoint in endpoints_by_user(app, users).values():
+        push_service.respond(endpoint, Reply(429, {"Retry-After": "30"}))
+    connection = Redis.from_url(redis_url)
+    registry = ScheduledJobRegistry(DELIVERY_QUEUE, connection=connection)
+    worker = start_worker(settings, app, tmp_path, "handing")
+    try:
+        wait_until(lambda: len(Worker.all(connection=connection)) == 1, "the worker listening")
+        notify_each(app, users, "handed")
+        wait_until(
+            lambda: all(d.next_attempt_at for d in deliveries(app)), "the 429s written as retries"
+        )
+        # Due within RETRY_LANE_SECONDS: held in the lane, no RQ job for them.
+        assert registry.get_job_ids() == []
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(30) == 0
+    finally:
+        worker.stop()
+    assert "retry lane stopping: 5 deliveries handed on to RQ's scheduler" in worker.output()
+    (due,) = {d.next_attempt_at for d in deliveries(app)}
+    assert {d.status for d in deliveries(app)} == {"pending"}
+    (job_id,) = registry.get_job_ids()
+    assert registry.get_scheduled_time(job_id).timestamp() == math.ceil(due.timestamp())
+    job = Job.fetch(job_id, connection=connection)
+    assert sorted(job.args[0]) == sorted(d.id for d in deliveries(app))

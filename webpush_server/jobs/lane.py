@@ -39,7 +39,7 @@ DEFAULTS = {
     # Retries due within this many seconds wait in the worker's lane; later ones are RQ jobs.
     "RETRY_LANE_SECONDS": 60.0,
     # Threads sending the lane's due retries beside the worker's job; 0 turns the lane off.
-    "RETRY_LANE_THREADS": 4,
+    "RETRY_LANE_THREADS": 8,
     # Retries falling due within this long of the first go out with it, as one batch.
     "RETRY_LANE_GATHER_SECONDS": 0.05,
     # A warm shutdown waits this long for the lane's threads to finish their batches.
@@ -89,7 +89,7 @@ class RetryLane:
         self._heap: list[tuple[datetime, int, list[int]]] = []
         self._order = itertools.count()
         self._open = False
-        self._work: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[tuple[datetime, list[int]] | None] = queue.SimpleQueue()
         self._timer = threading.Thread(target=self._time, name="retry-lane", daemon=True)
         # Daemon threads: a cold shutdown (a second SIGTERM) must not wait for a send; what
         # they held is `sending` with a lapsing lease, and the sweeper takes it back.
@@ -191,14 +191,20 @@ class RetryLane:
                     return
             ids = list(due)
             for start in range(0, len(ids), self.batch_size):
-                self._work.put(ids[start : start + self.batch_size])
+                self._work.put((last, ids[start : start + self.batch_size]))
 
     def _send(self) -> None:
         """Send the batches the lane thread queues, each under its own app context."""
         token = logs.request_id_var.set("retry-lane")
         try:
             with self.app.app_context(), self._setup():
-                while (ids := self._work.get()) is not None:
+                while (item := self._work.get()) is not None:
+                    when, ids = item
+                    log.debug(
+                        "retry lane: sending %d deliveries %.3f s after they fell due",
+                        len(ids),
+                        (utcnow() - when).total_seconds(),
+                    )
                     try:
                         with self.app.app_context():
                             self._deliver(ids)
