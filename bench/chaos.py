@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 
+from tests.mailserver import MailServer  # noqa: E402
 from tests.pushservice import PushService, Reply  # noqa: E402
 from webpush_server import create_app, redis_server  # noqa: E402
 from webpush_server.auth.models import User  # noqa: E402
@@ -73,8 +74,10 @@ app = create_app()
 # The commit has happened when the outbox hands over: die right there, before any enqueue.
 hooks(app).enqueue = lambda ids: os.kill(os.getpid(), signal.SIGKILL)
 users = [int(u) for u in sys.argv[1].split(",")]
+mailed = {int(u) for u in sys.argv[2].split(",") if u}
 with app.app_context():
-    record_notices([Notice(u, "test", "chaos", "body", "/", f"chaos:{u}") for u in users])
+    kinds = {u: "campaign_succeeded" if u in mailed else "test" for u in users}
+    record_notices([Notice(u, kinds[u], "chaos", "body", "/", f"chaos:{u}") for u in users])
     db.session.commit()
 """
 
@@ -184,6 +187,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--database-url", default=None, help="PostgreSQL to run on (emptied first!); else SQLite"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (worker logs)")
+    parser.add_argument(
+        "--email-share", type=float, default=0.2, help="recipients also e-mailed (0 to 1)"
+    )
     return parser.parse_args(argv)
 
 
@@ -214,7 +220,10 @@ def chaos(args: argparse.Namespace, run: Run) -> int:
     run.redis_port = free_port()
     run.start_redis()
     policy = Chaos(args.seed)
-    with PushService(expected_vapid_key=public_key_b64(load_private_key(pem))) as push:
+    with (
+        PushService(expected_vapid_key=public_key_b64(load_private_key(pem))) as push,
+        MailServer() as mail,
+    ):
         push.chaos = policy
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
         env.update(
@@ -224,6 +233,8 @@ def chaos(args: argparse.Namespace, run: Run) -> int:
             VAPID_PRIVATE_KEY=pem,
             VAPID_SUBJECT="mailto:chaos@webpush-server.dev",
             PUSH_SERVICE_HOSTS=push.host_port,
+            MAIL_URL=mail.url,
+            PUBLIC_URL="http://chaos.webpush-server.dev",
             SECRET_KEY="chaos",
             FLASK_PUSH_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
             FLASK_PUSH_RETRY_BASE_SECONDS="0.5",
@@ -251,11 +262,32 @@ def chaos(args: argparse.Namespace, run: Run) -> int:
         for _ in range(args.workers):
             run.start_worker(env)
 
+        # A share of the recipients get the notification by e-mail too (a kind that mails by
+        # default): a few addresses refused for good (550), a few for a while (451).
+        step = round(1 / args.email_share) if args.email_share > 0 else 0
+        mailed = set(users[::step]) if step else set()
+        expected = args.n + len(mailed)
+        held_back = []
+        addresses = {user_id: f"c{n}@chaos.webpush-server.dev" for n, user_id in enumerate(users)}
+        for n, user_id in enumerate(sorted(mailed)):
+            if n % 50 == 7:
+                mail.refuse(addresses[user_id], 550)
+            elif n % 20 == 3:
+                mail.refuse(addresses[user_id], 451)
+                held_back.append(addresses[user_id])
+        args.refused = (len(held_back), sum(1 for n in range(len(mailed)) if n % 50 == 7))
+
         killed_recorder = users[: max(1, args.n // 10)]
         rest = users[len(killed_recorder) :]
         started = time.monotonic()
         recorder = subprocess.run(
-            [sys.executable, "-c", RECORDER, ",".join(map(str, killed_recorder))],
+            [
+                sys.executable,
+                "-c",
+                RECORDER,
+                ",".join(map(str, killed_recorder)),
+                ",".join(str(u) for u in killed_recorder if u in mailed),
+            ],
             env=env,
             cwd=tmp,
             capture_output=True,
@@ -266,7 +298,10 @@ def chaos(args: argparse.Namespace, run: Run) -> int:
             for start in range(0, len(rest), 1000):
                 chunk = rest[start : start + 1000]
                 record_notices(
-                    [Notice(u, "test", "chaos", "body", "/", f"chaos:{u}") for u in chunk]
+                    [
+                        Notice(u, kind_of(u, mailed), "chaos", "body", "/", f"chaos:{u}")
+                        for u in chunk
+                    ]
                 )
                 db.session.commit()
 
@@ -284,13 +319,17 @@ def chaos(args: argparse.Namespace, run: Run) -> int:
                 overdue.sample(time.monotonic() - started)
                 db.session.rollback()
             finished = sum(statuses.get(s, 0) for s in FINAL)
-            if finished >= args.n:
+            if finished >= expected:
                 break
+            if held_back and finished >= 0.3 * expected:
+                for address in held_back:  # the mail server takes them from now on
+                    mail.allow(address)
+                held_back = []
             elapsed = time.monotonic() - started
             if elapsed > args.drain_timeout:
                 print(f"not drained after {elapsed:.0f} s: {statuses}")
                 break
-            if kills and finished >= kills[0][0] * args.n:
+            if kills and finished >= kills[0][0] * expected:
                 _, what = kills.pop(0)
                 events.append(f"{elapsed:6.1f} s  {finished:6d} finished  kill {what}")
                 run.kills.append((time.time(), what))
@@ -317,7 +356,14 @@ def chaos(args: argparse.Namespace, run: Run) -> int:
         with app.app_context():
             overdue.sample(drained)
             db.session.rollback()
-        return report(app, push, policy, args, statuses, events, drained, run.kills, overdue)
+        return report(
+            app, push, mail, policy, args, statuses, events, drained, run.kills, overdue, expected
+        )
+
+
+def kind_of(user_id: int, mailed: set[int]) -> str:
+    """Return the kind a recipient is told: one that is also e-mailed, or push only."""
+    return "campaign_succeeded" if user_id in mailed else "test"
 
 
 class Overdue:
@@ -392,9 +438,21 @@ def add_devices(app, push: PushService, n: int) -> list[int]:
         return users
 
 
-def report(app, push, policy, args, statuses, events, drained, kills, overdue) -> int:
+def report(app, push, mail, policy, args, statuses, events, drained, kills, overdue, expected):
     """Print the figures; return 0 when nothing was lost."""
     with app.app_context():
+        emails = dict(
+            db.session.execute(
+                select(Delivery.status, func.count())
+                .where(Delivery.channel == "email")
+                .group_by(Delivery.status)
+            ).all()
+        )
+        sent_emails = set(
+            db.session.scalars(
+                select(Delivery.id).where(Delivery.channel == "email", Delivery.status == "sent")
+            )
+        )
         notifications = {
             row.id: (row.tag, row.topic or notification_topic(row.id))
             for row in db.session.execute(
@@ -403,7 +461,15 @@ def report(app, push, policy, args, statuses, events, drained, kills, overdue) -
         }
         devices = set(db.session.scalars(select(Subscription.endpoint)))
     finished = sum(statuses.get(s, 0) for s in FINAL)
-    lost = args.n - finished
+    lost = expected - finished
+    email_rows = sum(emails.values())
+    email_lost = email_rows - sum(emails.get(s, 0) for s in FINAL)
+    # Message-ID <delivery-ID@…>: one per delivery, a repeat keeps it.
+    received = Counter(
+        int(m["Message-ID"].split("-", 1)[1].split("@", 1)[0]) for m in list(mail.received)
+    )
+    email_duplicates = sum(n - 1 for n in received.values())
+    sent_not_received = len(sent_emails - set(received))
     accepted = [p for p in push.received if p.status == 201 and p.plaintext]
     copies = Counter((p.endpoint, p.notification["id"]) for p in accepted)
     duplicates = sum(n - 1 for n in copies.values())
@@ -443,7 +509,13 @@ def report(app, push, policy, args, statuses, events, drained, kills, overdue) -
     print(f"  recorder killed between commit and enqueue: {max(1, args.n // 10)} notifications")
     print(f"  notifications recorded: {len(notifications)}; deliveries by status: {statuses}")
     print(f"  requests answered: {sum(len(a) for a in policy.log.values())}")
-    print(f"  lost: {lost}")
+    print(f"  lost: {lost} (of {expected} deliveries)")
+    print(
+        f"  e-mail: {email_rows} deliveries by status {emails}; lost {email_lost}; messages "
+        f"received {sum(received.values())}, repeated {email_duplicates}, sent but not "
+        f"received {sent_not_received}; addresses refused a while (451): {args.refused[0]}, "
+        f"for good (550): {args.refused[1]}"
+    )
     print(f"  duplicates (accepted twice for one device): {duplicates}")
     print(f"  repeats per kill ({kill_count} kills): {duplicates / kill_count:.1f}")
     print(
@@ -477,10 +549,12 @@ def report(app, push, policy, args, statuses, events, drained, kills, overdue) -
     print(f"  drain time: {drained:.1f} s")
     print(
         f"  figures: lost={lost} duplicates={duplicates} mismatched={mismatched} "
+        f"emails={email_rows} email_lost={email_lost} email_unreceived={sent_not_received} "
         f"overdue={overdue.last} gone_kept={len(got_410 & devices)} "
         f"forbidden_removed={len(got_403 - devices)} drained={drained:.1f}"
     )
     ok = lost == 0 and len(notifications) == args.n and mismatched == 0
+    ok = ok and email_lost == 0 and sent_not_received == 0 and email_rows == expected - args.n
     return 0 if ok and not got_410 & devices and not got_403 - devices else 1
 
 
