@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import warnings
@@ -118,6 +119,9 @@ def worker(burst: bool, name: str | None) -> None:
         # Build the sender and load the VAPID key now: a missing key fails here, not on the
         # first job.
         delivery.warm_up()
+        # What is loaded now lives as long as the process: left out of every collection, a
+        # full one no longer walks the whole app (160-180 ms with a delivery waiting).
+        gc.freeze()
         # Retries due soon are sent by the worker's own lane threads, beside its jobs; a
         # burst worker, gone when the queues are empty, leaves them to RQ's scheduler.
         app = current_app._get_current_object()  # type: ignore[attr-defined]

@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, delete, insert, update
+from sqlalchemy import and_, bindparam, delete, update
 
 from .. import metrics
+from ..database import insert_rows
 from ..extensions import db
 from ..notifications.models import CHANNELS, Delivery, DeliveryAttempt
 from ..push.models import Subscription
@@ -25,6 +26,8 @@ from ..push.sender import PushResult, origin_of
 from .claim import Claimed
 
 MAX_ERROR = 500  # the length of delivery.last_error and delivery_attempt.error
+# Attempt rows per INSERT: 8 values each stays far inside SQLite's bound-value limit.
+ATTEMPT_ROWS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,42 +185,63 @@ _COMPARE_AND_DELETE = delete(Subscription.__table__).where(
 
 
 def write_plan(plan: Plan) -> None:
-    """Write a plan in one transaction and commit it."""
+    """Write a plan in one transaction and commit it.
+
+    One statement per group of deliveries that end alike (a sub-batch of sends is one
+    UPDATE … WHERE id IN), one multi-row INSERT of the attempts, on the session's connection:
+    per-row parameters through the ORM cost more than the rows' encryption.
+    """
     now = plan.at
-    if plan.deliveries:
-        db.session.execute(
-            _UPDATE_DELIVERY,
-            [
-                {
-                    "b_id": d.id,
-                    "b_status": d.status,
-                    "b_attempts": d.attempts,
-                    "b_tickle": d.tickle,
-                    "b_next_attempt_at": d.next_attempt_at,
-                    "b_last_status_code": d.last_status_code,
-                    "b_last_error": d.last_error,
-                    "b_sent_at": d.sent_at,
-                }
-                for d in plan.deliveries
-            ],
-        )
-    if plan.attempts:
-        db.session.execute(insert(DeliveryAttempt.__table__), plan.attempts)
+    connection = db.session.connection()
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for d in plan.deliveries:
+        groups[
+            (
+                d.status,
+                d.attempts,
+                d.tickle,
+                d.next_attempt_at,
+                d.last_status_code,
+                d.last_error,
+                d.sent_at,
+            )
+        ].append(d.id)
+    single = []
+    for (status, attempts, tickle, next_at, code, error, sent_at), ids in groups.items():
+        values = {
+            "status": status,
+            "attempts": attempts,
+            "tickle": tickle,
+            "next_attempt_at": next_at,
+            "last_status_code": code,
+            "last_error": error,
+            "sent_at": sent_at,
+        }
+        if len(ids) > 1:
+            connection.execute(
+                update(Delivery.__table__).where(_D.id.in_(ids)).values(claim_token=None, **values)
+            )
+        else:
+            single.append({"b_id": ids[0], **{f"b_{k}": v for k, v in values.items()}})
+    if single:
+        connection.execute(_UPDATE_DELIVERY, single)
+    for start in range(0, len(plan.attempts), ATTEMPT_ROWS):
+        insert_rows(DeliveryAttempt.__table__, plan.attempts[start : start + ATTEMPT_ROWS])
     if plan.succeeded:
-        db.session.execute(
+        connection.execute(
             update(Subscription.__table__)
-            .where(_S.id.in_(plan.succeeded))
+            .where(_S.id.in_(sorted(plan.succeeded)))
             .values(last_success_at=now, failure_count=0)
         )
     if plan.failed:
-        db.session.execute(
+        connection.execute(
             update(Subscription.__table__)
-            .where(_S.id.in_(plan.failed))
+            .where(_S.id.in_(sorted(plan.failed)))
             .values(last_failure_at=now, failure_count=_S.failure_count + 1)
         )
     if plan.gone:
         # The browser may have re-subscribed meanwhile (same row, new keys): that row stays.
-        db.session.execute(
+        connection.execute(
             _COMPARE_AND_DELETE,
             [
                 {"s_id": g.id, "s_endpoint": g.endpoint, "s_p256dh": g.p256dh, "s_auth": g.auth}

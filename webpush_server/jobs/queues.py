@@ -42,6 +42,8 @@ def enqueue_deliveries(delivery_ids: Sequence[int], *, at_front: bool = False) -
         Queue.prepare_data(
             "webpush_server.jobs.delivery.deliver_batch",
             args=(batch,),
+            # RQ would otherwise describe the job by its call: every id again, as text.
+            description=f"deliver_batch({len(batch)} deliveries)",
             timeout=600,
             result_ttl=0,
             failure_ttl=7 * 86400,

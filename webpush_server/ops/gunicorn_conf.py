@@ -1,13 +1,15 @@
 """Gunicorn settings shared by the Procfile's web dyno, `make run` and the tests' servers.
 
-Loaded with ``gunicorn --config python:webpush_server.ops.gunicorn_conf``. It does two things
-a WSGI app cannot do for itself: with LOG_FORMAT=json it makes gunicorn's own lines (startup,
+Loaded with ``gunicorn --config python:webpush_server.ops.gunicorn_conf``. It does what a WSGI
+app cannot do for itself: once a worker has loaded the app it freezes the garbage collector's
+view of it (post_worker_init); with LOG_FORMAT=json it makes gunicorn's own lines (startup,
 errors, access) JSON like the app's, and with PROMETHEUS_MULTIPROC_DIR it tells
 prometheus-client when a worker process has exited, so its live gauges stop counting.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -29,6 +31,15 @@ if os.environ.get("LOG_FORMAT") == "json":
             "gunicorn.access": {"level": "INFO", "handlers": ["json"], "propagate": False},
         },
     }
+
+
+def post_worker_init(worker: Any) -> None:
+    """Leave the loaded app's objects out of every later garbage collection (gc.freeze).
+
+    A full collection walked every module, model and compiled statement of the app: 160 to
+    180 ms with the request waiting, the p99 of bench/latency.py.
+    """
+    gc.freeze()
 
 
 def child_exit(server: Any, worker: Any) -> None:
