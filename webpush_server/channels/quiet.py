@@ -7,7 +7,7 @@ the `test` kind are never held.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from ..extensions import db
 from ..notifications.models import Notification
+from .models import Preference
 from .preferences import load_rows, timezone_of
 
 NEVER_HELD = {"test", "password_reset", "digest"}
@@ -49,14 +50,18 @@ def quiet_end(now: datetime, start: str, end: str, zone: ZoneInfo) -> datetime |
     return _at(ends_on, finish, zone).astimezone(now.tzinfo)
 
 
-def hold(inserted: Sequence, now: datetime) -> dict[int, datetime]:
+def hold(
+    inserted: Sequence, now: datetime, prefs: Mapping[int, Preference] | None = None
+) -> dict[int, datetime]:
     """Return when each new notification's push may go, for those inside quiet hours.
 
     Those that would expire before their window ends are not held: their urgency becomes
-    low (written here, in the recording transaction) and they go now.
+    low (written here, in the recording transaction) and they go now. prefs: the users'
+    preference rows, already read by the caller (else read here).
     """
     candidates = [row for row in inserted if row.kind not in NEVER_HELD]
-    prefs = load_rows(row.user_id for row in candidates)
+    if prefs is None:
+        prefs = load_rows(row.user_id for row in candidates)
     ends: dict[int, datetime] = {}
     for row in candidates:
         pref = prefs.get(row.user_id)

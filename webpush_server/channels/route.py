@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from ..auth.models import User
+from ..database import insert_rows
 from ..extensions import db
 from ..notifications.models import Delivery
 from ..notifications.outbox import remember_for_enqueue
@@ -27,6 +28,8 @@ from .models import Preference
 from .preferences import kind_choice, load_rows
 
 CHUNK = 500
+# Deliveries per multi-row INSERT: 9 columns each stays well inside SQLite's bind limit.
+DELIVERY_CHUNK = 1000
 
 
 def email_available() -> bool:
@@ -35,25 +38,41 @@ def email_available() -> bool:
 
 
 def choose(
-    inserted: Sequence, narrowed: Mapping[str, frozenset[str] | None]
+    inserted: Sequence,
+    narrowed: Mapping[str, frozenset[str] | None],
+    prefs: Mapping[int, Preference] | None = None,
 ) -> dict[int, set[str]]:
     """Return the channels of each new notification (push, email, sms) by its id.
 
     inserted holds rows with id, user_id, kind and dedupe_key; narrowed the sender's own
-    channel list per dedupe key (None: the preferences alone decide).
+    channel list per dedupe key (None: the preferences alone decide); prefs the users'
+    preference rows if the caller has read them already (record.routing_for does).
     """
-    rows = load_rows(row.user_id for row in inserted)
+    rows = load_rows(row.user_id for row in inserted) if prefs is None else prefs
     chosen: dict[int, set[str]] = {}
+    # Users without a row share the kind's defaults: work those out once per kind.
+    defaults: dict[str, frozenset[str]] = {}
     for row in inserted:
-        choice = kind_choice(rows.get(row.user_id), row.kind)
-        channels = {name for name in ("push", "email", "sms") if choice[name]}
-        if choice["digest"]:
-            channels.discard("email")  # the daily digest carries it instead
+        pref = rows.get(row.user_id)
+        base = defaults.get(row.kind) if pref is None else None
+        if base is None:
+            base = _channels_of(kind_choice(pref, row.kind))
+            if pref is None:
+                defaults[row.kind] = base
+        channels = set(base)
         limit = narrowed.get(row.dedupe_key)
         if limit is not None:
             channels &= limit
         chosen[row.id] = channels
     return chosen
+
+
+def _channels_of(choice: Mapping) -> frozenset[str]:
+    """Return the channels a kind_choice() turns on (the digest carries e-mail instead)."""
+    channels = {name for name in ("push", "email", "sms") if choice[name]}
+    if choice["digest"]:
+        channels.discard("email")  # the daily digest carries it instead
+    return frozenset(channels)
 
 
 def _address(pref: Preference | None, channel: str, emails: Mapping[int, str], user_id: int):
@@ -68,11 +87,17 @@ def _address(pref: Preference | None, channel: str, emails: Mapping[int, str], u
 
 
 def write_email_deliveries(
-    inserted: Sequence, chosen: Mapping[int, set[str]], now: datetime, *, scheduled: bool = False
+    inserted: Sequence,
+    chosen: Mapping[int, set[str]],
+    now: datetime,
+    *,
+    scheduled: bool = False,
+    prefs: Mapping[int, Preference] | None = None,
 ) -> list[int]:
     """Write one pending e-mail and SMS delivery per new notification that asks for them.
 
     Returns the ids enqueued after the commit (fallbacks, held and scheduled ones wait).
+    prefs: the users' preference rows, if the caller has read them already.
     """
     channels = [c for c, ok in (("email", email_available()), ("sms", sms.available())) if ok]
     wanted = [row for row in inserted if chosen.get(row.id, set()) & set(channels)]
@@ -81,7 +106,8 @@ def write_email_deliveries(
     user_ids = sorted({row.user_id for row in wanted})
     emails: dict[int, str] = {}
     with_devices: set[int] = set()
-    prefs = load_rows(user_ids)
+    if prefs is None:
+        prefs = load_rows(user_ids)
     for ids in chunked(user_ids, CHUNK):
         for user_id, address in db.session.execute(
             select(User.id, User.email).where(User.id.in_(ids))
@@ -94,7 +120,7 @@ def write_email_deliveries(
         )
     wait = timedelta(seconds=current_app.config["FALLBACK_AFTER_SECONDS"])
     texting = [row for row in wanted if "sms" in chosen[row.id]]
-    held = {} if scheduled or "sms" not in channels else quiet.hold(texting, now)
+    held = {} if scheduled or "sms" not in channels else quiet.hold(texting, now, prefs)
     values = []
     for row in wanted:
         pref = prefs.get(row.user_id)
@@ -125,12 +151,12 @@ def write_email_deliveries(
                     "created_at": now,
                 }
             )
-    if not values:
-        return []
-    stored = db.session.execute(
-        insert(Delivery.__table__).returning(Delivery.id, Delivery.next_attempt_at), values
-    ).all()
     # Due later: the sweeper hands them over once due (fallbacks, quiet hours, scheduled).
-    ready = [row.id for row in stored if row.next_attempt_at is None]
+    waiting = [row for row in values if row["next_attempt_at"] is not None]
+    for batch in chunked(waiting, DELIVERY_CHUNK):
+        insert_rows(Delivery.__table__, batch)
+    ready: list[int] = []
+    for batch in chunked([row for row in values if row["next_attempt_at"] is None], DELIVERY_CHUNK):
+        ready.extend(id_ for (id_,) in insert_rows(Delivery.__table__, batch, returning=("id",)))
     remember_for_enqueue(ready)
     return ready

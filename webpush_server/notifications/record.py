@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -29,6 +29,8 @@ from sqlalchemy import bindparam, func, select
 
 from ..channels import quiet as quiet_hours
 from ..channels import route as channels
+from ..channels.models import Preference
+from ..channels.preferences import load_rows
 from ..database import insert_rows
 from ..extensions import db
 from ..push.models import Subscription
@@ -111,11 +113,14 @@ class Routing:
     quiet: set[int]  # users with a visible tab: kinds that allow it skip Web Push
     connected: set[int]  # users with an open tab: their live messages carry the count
     unread: dict[int, int]  # the connected users' unread counts before this recording
+    # The recipients' preference rows (those who have one): read once, not per channel step.
+    prefs: dict[int, Preference] = field(default_factory=dict)
 
 
 def routing_for(notices: Iterable[Notice], now: datetime) -> Routing:
-    """Read the devices, presence and unread counts that recording these notices needs."""
+    """Read the devices, presence, unread counts and preferences recording these notices needs."""
     notices = list(notices)
+    prefs = load_rows({notice.user_id for notice in notices})
     devices = _devices({notice.user_id for notice in notices if notice.push})
     due = [notice for notice in notices if (notice.visible_at or now) <= now]
     quiet = _visible_users(
@@ -126,7 +131,7 @@ def routing_for(notices: Iterable[Notice], now: datetime) -> Routing:
         }
     )
     connected = _connected_users({notice.user_id for notice in due})
-    return Routing(devices, quiet, connected, _unread_counts(connected, now))
+    return Routing(devices, quiet, connected, _unread_counts(connected, now), prefs)
 
 
 def record_notices(
@@ -158,7 +163,9 @@ def record_notices(
         created.extend(row.id for row in stored)
         no_push = {notice.dedupe_key for notice in chunk if not notice.push}
         # Preferences choose the channels; push=False and the sender's list narrow them.
-        chosen = channels.choose(stored, {notice.dedupe_key: notice.channels for notice in chunk})
+        chosen = channels.choose(
+            stored, {notice.dedupe_key: notice.channels for notice in chunk}, route.prefs
+        )
         pushed = [r for r in stored if r.dedupe_key not in no_push and "push" in chosen[r.id]]
         now_rows = [row for row in stored if row.visible_at <= now]
         later = [row for row in stored if row.visible_at > now]
@@ -166,6 +173,7 @@ def record_notices(
             [row for row in pushed if row.visible_at <= now],
             route.devices,
             now,
+            prefs=route.prefs,
             skip_push={
                 row.id
                 for row in pushed
@@ -175,8 +183,8 @@ def record_notices(
         _fan_out(
             [row for row in pushed if row.visible_at > now], route.devices, now, scheduled=True
         )
-        channels.write_email_deliveries(now_rows, chosen, now)
-        channels.write_email_deliveries(later, chosen, now, scheduled=True)
+        channels.write_email_deliveries(now_rows, chosen, now, prefs=route.prefs)
+        channels.write_email_deliveries(later, chosen, now, scheduled=True, prefs=route.prefs)
         if now_rows:
             # The counts were read before the inserts: add what this chunk made unread.
             added: dict[int, int] = {}
@@ -254,6 +262,7 @@ def _fan_out(
     *,
     scheduled: bool = False,
     skip_push: set[int] | None = None,
+    prefs: dict[int, Preference] | None = None,
 ) -> None:
     """Write one delivery per (new notification, device of its user), one INSERT per batch.
 
@@ -263,7 +272,11 @@ def _fan_out(
     """
     skip_push = skip_push or set()
     # Inside the user's quiet hours: due when they end (the sweeper hands them over then).
-    held = {} if scheduled else quiet_hours.hold([r for r in inserted if r.user_id in devices], now)
+    held = (
+        {}
+        if scheduled
+        else quiet_hours.hold([r for r in inserted if r.user_id in devices], now, prefs)
+    )
     rows = [
         {
             "notification_id": row.id,
