@@ -46,7 +46,7 @@ def put_preferences():
     request=PhoneIn,
     responses={202: Preferences},
     tags=("preferences",),
-    errors=(409, 503),
+    errors=(409,),
 )
 @login_required
 def add_phone():
