@@ -65,8 +65,6 @@ STRINGS = {
         "reset_ignore": "요청하지 않았다면 이 메일을 무시하세요. 비밀번호는 바뀌지 않습니다.",
     },
 }
-# Kinds whose e-mail is the whole point: no List-Unsubscribe (RFC 8058 is for lists).
-TRANSACTIONAL = {"password_reset"}
 HEADER_POLICY = policy.SMTP.clone(max_line_length=998)
 
 
@@ -144,9 +142,9 @@ def build_message(item: Claimed, reader: Reader, sender: str) -> EmailMessage:
     if item.kind == "password_reset" and item.data and isinstance(item.data.get("reset_id"), int):
         link = f"{base}/account/password-reset/{reset_token(item.data['reset_id'])}"
         extra["minutes"] = current_app.config["PASSWORD_RESET_MINUTES"]
-    unsubscribe = None
-    if item.kind not in TRANSACTIONAL:
-        unsubscribe = f"{base}/unsubscribe/{unsubscribe_token(item.user_id, item.kind)}"
+    # Every e-mail carries its kind's one-click link (CONTRACT); a password reset's link
+    # changes nothing (services.KEPT_ON_REQUEST): resets must always be able to reach you.
+    unsubscribe = f"{base}/unsubscribe/{unsubscribe_token(item.user_id, item.kind)}"
     context = {
         "item": item,
         "name": reader.name,
@@ -169,9 +167,8 @@ def build_message(item: Claimed, reader: Reader, sender: str) -> EmailMessage:
     message["Date"] = format_datetime(item.created_at)
     message["Message-ID"] = message_id(item.id, sender)
     message["X-Notification-Kind"] = item.kind
-    if unsubscribe:
-        message["List-Unsubscribe"] = f"<{unsubscribe}>"
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["List-Unsubscribe"] = f"<{unsubscribe}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(_template(item.kind, "txt", **context))
     message.add_alternative(_template(item.kind, "html", **context), subtype="html")
     # After the parts: set_content() drops every Content-* header set before it.

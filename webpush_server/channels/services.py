@@ -36,6 +36,17 @@ COMMON_ZONES = (
 )
 
 
+# E-mail sent only because someone asked for it just now: its one-click link (every e-mail
+# carries one) changes nothing, so an unsubscribe can never stop password resets.
+KEPT_ON_REQUEST = {
+    "password_reset": (
+        "Password reset e-mails are sent only when someone asks for a reset link for your "
+        "account, so they cannot be turned off and nothing was changed. If you did not ask "
+        "for one, ignore the e-mail: your password stays as it is."
+    ),
+}
+
+
 def kind_labels() -> dict[str, str]:
     """Return a readable name per kind for the preferences page."""
     return {name: name.replace("_", " ").capitalize() for name in KINDS}
@@ -59,6 +70,8 @@ def read_unsubscribe(token: str) -> tuple[User, str] | None:
 
 def unsubscribe(user: User, kind: str) -> None:
     """Turn this kind's e-mail off for user (a kind that must reach them keeps a channel)."""
+    if kind in KEPT_ON_REQUEST:
+        return  # the page says why (KEPT_ON_REQUEST): a reset must always reach its asker
     row = db.session.get(Preference, user.id)
     if kind == "digest":
         # The digest's own link ends the digest: its kinds go back to one e-mail each.
