@@ -2,7 +2,8 @@
 
 POST /2010-04-01/Accounts/{sid}/Messages.json with To, From, Body answers 201 and keeps
 the message; answer(number, status, code, retry_after) makes messages to that number get
-Twilio's error JSON instead (21211 invalid number, 20429 too many requests, a 5xx…).
+Twilio's error JSON instead (21211 invalid number, 20429 too many requests, a 5xx…), for
+the next `times` messages only when given (then 201 again).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class TwilioStandIn:
         self.port = free_port()
         self.messages: list[Sms] = []
         self.answers: dict[str, tuple[int, int | None, int | None]] = {}
+        self.remaining: dict[str, int] = {}  # scripted answers left, for answer(times=n)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -60,13 +62,20 @@ class TwilioStandIn:
         self.server.shutdown()
         self.server.server_close()
 
-    def answer(self, number: str, status: int, code: int | None = None, retry_after=None):
-        self.answers[number] = (status, code, retry_after)
+    def answer(
+        self, number: str, status: int, code: int | None = None, retry_after=None, times=None
+    ):
+        with self.lock:
+            self.answers[number] = (status, code, retry_after)
+            self.remaining.pop(number, None)
+            if times is not None:
+                self.remaining[number] = times
 
     def clear(self) -> None:
         with self.lock:
             self.messages.clear()
-        self.answers.clear()
+            self.answers.clear()
+            self.remaining.clear()
 
     def to(self, number: str) -> list[Sms]:
         with self.lock:
@@ -111,7 +120,13 @@ class TwilioStandIn:
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 if not {"To", "From", "Body"} <= set(form):
                     return self._json(400, {"code": 21604, "message": "To, From, Body required"})
-                scripted = stand_in.answers.get(form["To"])
+                with stand_in.lock:
+                    scripted = stand_in.answers.get(form["To"])
+                    left = stand_in.remaining.get(form["To"])
+                    if left is not None:
+                        stand_in.remaining[form["To"]] = left - 1
+                        if left <= 1:
+                            del stand_in.answers[form["To"]], stand_in.remaining[form["To"]]
                 if scripted is not None:
                     status, code, retry_after = scripted
                     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}

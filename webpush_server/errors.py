@@ -29,10 +29,20 @@ class Refused(Exception):
 
     code = "refused"
 
-    def __init__(self, field: str | None, message: str, code: str | None = None) -> None:
+    def __init__(
+        self,
+        field: str | None,
+        message: str,
+        code: str | None = None,
+        *,
+        fields: list[dict[str, str | None]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        # Every input at fault ({"field", "message"}), when a validation found several;
+        # field and message stay the first of them for older clients.
+        self.fields = fields
         if code is not None:
             self.code = code
 
@@ -258,18 +268,24 @@ def refuse_unstorable_input() -> None:
 
 
 def error_response(
-    status: int, code: str, message: str, field: str | None = None
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    fields: list[dict[str, str | None]] | None = None,
 ) -> tuple[Response, int]:
-    """Return a JSON error response."""
-    error = {"code": code, "message": message}
+    """Return a JSON error response; `fields` lists every input at fault when there are several."""
+    error: dict[str, object] = {"code": code, "message": message}
     if field is not None:
         error["field"] = field
+    if fields:
+        error["fields"] = fields
     return jsonify(error=error), status
 
 
 def refusal_response(error: Refused) -> tuple[Response, int]:
     """Return the JSON answer to a refusal."""
-    return error_response(http_status(error), error.code, error.message, error.field)
+    return error_response(http_status(error), error.code, error.message, error.field, error.fields)
 
 
 def wants_json() -> bool:

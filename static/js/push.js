@@ -141,6 +141,21 @@ export async function pushState() {
   return { state: 'off', subscription };
 }
 
+const BLOCKED_MESSAGE = 'Notifications are blocked for this site. Allow them in your browser\'s '
+  + 'site settings (the icon at the left of the address bar), then turn push on again.';
+const SUBSCRIBE_FAILED_MESSAGE = 'Push stays off: your browser could not reach its push service. '
+  + 'Check your connection and try again in a minute. Your inbox here still gets every notification.';
+
+/** Say why this browser cannot turn push on, and what would work instead. */
+function unsupportedMessage() {
+  if (isIOS() && !isStandalone()) {
+    return 'On iPhone and iPad, push works only from the Home Screen: tap Share, then '
+      + '"Add to Home Screen", open the app from there and turn push on.';
+  }
+  return 'This browser cannot receive push notifications. Use a current Firefox, Chrome, Edge '
+    + 'or Safari; until then your inbox here still gets every notification.';
+}
+
 /**
  * Turn push on for this device: ask permission, subscribe, and tell the server.
  *
@@ -148,11 +163,9 @@ export async function pushState() {
  * during a user gesture, so the prompt comes before anything else is awaited.
  */
 export async function enablePush() {
-  if (!pushSupported()) throw new Error('This browser cannot receive push notifications here.');
+  if (!pushSupported()) throw new Error(unsupportedMessage());
   const answer = await Notification.requestPermission();
-  if (answer === 'denied') {
-    throw new Error('Notifications are blocked for this site. Allow them in the browser\'s site settings, then try again.');
-  }
+  if (answer === 'denied') throw new Error(BLOCKED_MESSAGE);
   if (answer !== 'granted') throw new Error('Push stays off: the permission prompt was dismissed.');
 
   const [registration, publicKey] = await Promise.all([activeRegistration(), vapidPublicKey()]);
@@ -163,7 +176,14 @@ export async function enablePush() {
     await subscription.unsubscribe();
     subscription = null;
   }
-  subscription ??= await subscribe(registration, publicKey);
+  try {
+    subscription ??= await subscribe(registration, publicKey);
+  } catch (err) {
+    // The browser's own words ("AbortError: Registration failed - push service error") tell
+    // a person nothing: say what happened and what to do.
+    console.warn('push subscription failed', err);
+    throw new Error(err && err.name === 'NotAllowedError' ? BLOCKED_MESSAGE : SUBSCRIBE_FAILED_MESSAGE);
+  }
   try {
     await saveSubscription(subscription, oldEndpoint);
   } catch (err) {

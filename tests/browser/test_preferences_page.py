@@ -10,18 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PASSWORD, log_in_firefox, start_web
+from tests.helpers import PASSWORD, Process, log_in_firefox, process_env, start_web
+from webpush_server.devrun import flask_command
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def live_server(app, settings, twilio, tmp_path) -> Iterator[str]:
-    """The app served by gunicorn, with SMS through the Twilio stand-in (the phone form)."""
+    """The app served by gunicorn and a worker, SMS through the Twilio stand-in (the phone form).
+
+    The code's SMS goes through the outbox: the worker sends it, as in production.
+    """
     twilio.clear()
     sms = {name: str(value) for name, value in twilio.settings().items()}
     url, server = start_web(settings, app.instance_path, tmp_path / "web.log", **sms)
+    worker = Process(
+        flask_command("jobs", "worker"),
+        process_env(settings, app.instance_path, **sms),
+        tmp_path / "worker.log",
+    )
     yield url
+    worker.stop()
     server.stop()
 
 

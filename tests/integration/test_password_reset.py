@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import update
@@ -52,9 +53,23 @@ def test_the_answer_is_the_same_for_known_and_unknown_addresses(
     assert mail.rcpt_tos == ["reader@webpush-server.dev"]
     assert mail["Subject"] == "Reset your password"
     assert "within 30 minutes" in mail.text
-    assert mail["List-Unsubscribe"] is None  # transactional: nothing to unsubscribe from
-    (row,) = rows(app, Delivery)
-    assert row.channel == "email"  # no push row: the link goes by e-mail only
+    # Every e-mail carries the one-click link (CONTRACT), but it cannot stop resets.
+    unsubscribe = mail["List-Unsubscribe"]
+    assert unsubscribe.startswith("<") and "/unsubscribe/" in unsubscribe
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    path = urlsplit(unsubscribe[1:-1]).path
+    clicked = app.test_client().post(
+        path,
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert clicked.status_code == 200 and "cannot be turned off" in clicked.text
+    again = ask(app.test_client(), "reader@webpush-server.dev")
+    assert again.status_code == 202
+    run_worker()
+    assert len(mail_server.wait_for_count(2)) == 2  # the next reset is still e-mailed
+    first, second = rows(app, Delivery)
+    assert first.channel == second.channel == "email"  # no push row: by e-mail only
     # The JSON answer is the same too.
     api = Api(app.test_client())
     token = csrf_from(api.client.get("/account/password-reset").text)

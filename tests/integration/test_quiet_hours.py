@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,16 +12,19 @@ from tests.factories import add_device
 from tests.helpers import rows
 from tests.service_api import bearer, make_key, notify_body
 from webpush_server.auth.models import User
+from webpush_server.channels.models import Preference
 from webpush_server.extensions import db
 from webpush_server.jobs.sweep import sweep_outbox
-from webpush_server.notifications.models import Delivery
-from webpush_server.timeutil import utcnow
+from webpush_server.notifications.models import Delivery, Notification
+from webpush_server.service_api.services import release_due
+from webpush_server.timeutil import as_utc, utcnow
 
 
 @pytest.fixture
-def app(make_app, mail_server):
+def app(make_app, mail_server, twilio):
     mail_server.clear()
-    return make_app(MAIL_URL=mail_server.url, PUBLIC_URL="http://public.test")
+    twilio.clear()
+    return make_app(MAIL_URL=mail_server.url, PUBLIC_URL="http://public.test", **twilio.settings())
 
 
 def quiet_around_now(api, zone: str) -> None:
@@ -90,3 +93,58 @@ def test_the_test_notification_is_never_held(app, login_as, push_service, run_wo
     assert api.post("/api/push/test").status_code == 202
     run_worker()
     assert len(push_service.wait_for_count(1)) == 1
+
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+def next_local(clock: time, zone: ZoneInfo) -> datetime:
+    """Return the next wall-clock time `clock` in zone, at least an hour from now."""
+    soon = (utcnow() + timedelta(hours=1)).astimezone(zone)
+    at = datetime.combine(soon.date(), clock, tzinfo=zone)
+    return at if at >= soon else at + timedelta(days=1)
+
+
+@pytest.mark.parametrize("clock", [time(23, 30), time(0, 30)], ids=["before", "after"])
+def test_a_scheduled_api_notice_released_in_quiet_hours_across_midnight_waits_for_their_end(
+    app, client, login_as, push_service, clock
+):
+    api = login_as("owl@webpush-server.dev")
+    prefs = {
+        "timezone": "Asia/Seoul",
+        "quiet_hours": {"start": "22:00", "end": "07:00"},  # across midnight
+        "kinds": {"announcement": {"push": True, "email": True, "sms": True, "route": "all"}},
+    }
+    assert api.put("/api/preferences", prefs).status_code == 200
+    reader = user_id(app, "owl@webpush-server.dev")
+    add_device(app, reader, push_service)
+    with app.app_context():
+        # A verified number (test_sms.py covers verifying one).
+        pref = db.session.get(Preference, reader)
+        pref.phone_number, pref.phone_verified_at = "+821012345678", utcnow()
+        db.session.commit()
+    released_at = next_local(clock, SEOUL)  # 23:30 or 00:30 in Seoul, inside the window
+    morning = datetime.combine(
+        released_at.date() + timedelta(days=1 if clock.hour >= 22 else 0), time(7), tzinfo=SEOUL
+    )
+    secret = make_key(app)[1]
+    send_at = (released_at - timedelta(minutes=5)).isoformat()
+    for title, ttl in (("Lasts the night", 86_400), ("Gone in an hour", 3_600)):
+        body = notify_body({"user_id": reader}, title=title, ttl=ttl, send_at=send_at)
+        answer = client.post("/api/v1/notifications", json=body, headers=bearer(secret))
+        assert answer.status_code == 202 and answer.json["status"] == "scheduled", answer.text
+    with app.app_context():
+        assert release_due(at=released_at) == 2
+    lasting, brief = rows(app, Notification, Notification.user_id == reader)
+    due = {
+        (d.notification_id, d.channel): as_utc(d.next_attempt_at)
+        for d in rows(app, Delivery, Delivery.status == "pending")
+    }
+    # Push and SMS wait for 07:00 in Seoul (the next morning, or this one after midnight).
+    assert due[(lasting.id, "push")] == morning.astimezone(UTC)
+    assert due[(lasting.id, "sms")] == morning.astimezone(UTC)
+    assert due[(lasting.id, "email")] < released_at  # e-mail is never held
+    assert lasting.urgency == "normal"
+    # Expiring before 07:00: not held, it goes at release with Urgency low.
+    assert due[(brief.id, "push")] < released_at and due[(brief.id, "sms")] < released_at
+    assert brief.urgency == "low"

@@ -172,6 +172,22 @@ def test_bad_input_on_every_field_is_400_naming_it_and_records_nothing(app, clie
     assert count(app, ApiRequest) == 0 and count(app, Notification) == 0
 
 
+def test_every_invalid_field_is_named_at_once_the_first_in_field(app, client, key, make_user):
+    reader = make_user("reader@webpush-server.dev")
+    bad = {"title": 5, "url": "https://elsewhere.example/", "ttl": -1, "colour": "red"}
+    response = post(client, key, notify_body({"user_id": reader}) | bad)
+    assert response.status_code == 400, response.text
+    error = response.json["error"]
+    named = [fault["field"] for fault in error["fields"]]
+    assert sorted(named) == ["colour", "title", "ttl", "url"]
+    assert error["field"] == named[0] and error["message"] == error["fields"][0]["message"]
+    assert all(fault["message"].startswith(f"{fault['field']}: ") for fault in error["fields"])
+    assert count(app, ApiRequest) == 0 and count(app, Notification) == 0
+    # One bad field: the list holds just it.
+    one = post(client, key, notify_body({"user_id": reader}) | {"ttl": -1}).json["error"]
+    assert one["field"] == "ttl" and [f["field"] for f in one["fields"]] == ["ttl"]
+
+
 def test_email_and_sms_channels_are_reported_unavailable_and_push_only_when_asked(
     app, client, key, make_user, push_service
 ):

@@ -8,7 +8,9 @@ out) retried.
 
 from __future__ import annotations
 
+import base64
 import logging
+import secrets
 import smtplib
 import socket
 import ssl
@@ -16,8 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.message import EmailMessage
+from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
@@ -65,9 +66,6 @@ STRINGS = {
         "reset_ignore": "요청하지 않았다면 이 메일을 무시하세요. 비밀번호는 바뀌지 않습니다.",
     },
 }
-# Kinds whose e-mail is the whole point: no List-Unsubscribe (RFC 8058 is for lists).
-TRANSACTIONAL = {"password_reset"}
-HEADER_POLICY = policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -133,7 +131,7 @@ def _template(kind: str, ext: str, **context) -> str:
         return render_template(f"email/notice.{ext}", **context)
 
 
-def build_message(item: Claimed, reader: Reader, sender: str) -> EmailMessage:
+def build_message(item: Claimed, reader: Reader, sender: str) -> bytes:
     """Return the multipart text + HTML message of one e-mail delivery."""
     assert item.address and item.user_id is not None
     base = public_url()
@@ -144,9 +142,9 @@ def build_message(item: Claimed, reader: Reader, sender: str) -> EmailMessage:
     if item.kind == "password_reset" and item.data and isinstance(item.data.get("reset_id"), int):
         link = f"{base}/account/password-reset/{reset_token(item.data['reset_id'])}"
         extra["minutes"] = current_app.config["PASSWORD_RESET_MINUTES"]
-    unsubscribe = None
-    if item.kind not in TRANSACTIONAL:
-        unsubscribe = f"{base}/unsubscribe/{unsubscribe_token(item.user_id, item.kind)}"
+    # Every e-mail carries its kind's one-click link (CONTRACT); a password reset's link
+    # changes nothing (services.KEPT_ON_REQUEST): resets must always be able to reach you.
+    unsubscribe = f"{base}/unsubscribe/{unsubscribe_token(item.user_id, item.kind)}"
     context = {
         "item": item,
         "name": reader.name,
@@ -160,23 +158,72 @@ def build_message(item: Claimed, reader: Reader, sender: str) -> EmailMessage:
         "lang": reader.language,
         **extra,
     }
-    # Long header lines stay whole (RFC 5322 allows 998): folding would turn the
-    # List-Unsubscribe URL into an encoded word no mail client can follow.
-    message = EmailMessage(policy=HEADER_POLICY)
-    message["Subject"] = item.title
-    message["From"] = sender
-    message["To"] = formataddr((reader.name, item.address))
-    message["Date"] = format_datetime(item.created_at)
-    message["Message-ID"] = message_id(item.id, sender)
-    message["X-Notification-Kind"] = item.kind
-    if unsubscribe:
-        message["List-Unsubscribe"] = f"<{unsubscribe}>"
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(_template(item.kind, "txt", **context))
-    message.add_alternative(_template(item.kind, "html", **context), subtype="html")
-    # After the parts: set_content() drops every Content-* header set before it.
-    message["Content-Language"] = reader.language
-    return message
+    html = _template(item.kind, "html", **context)
+    return _mime(
+        [
+            ("Subject", _header_text(item.title)),
+            ("From", formataddr(parseaddr(sender), charset="utf-8")),
+            ("To", formataddr((_one_line(reader.name), item.address), charset="utf-8")),
+            ("Date", format_datetime(item.created_at)),
+            ("Message-ID", message_id(item.id, sender)),
+            ("X-Notification-Kind", item.kind),
+            # Whole on one line (RFC 5322 allows 998): folding would turn the URL into an
+            # encoded word no mail client can follow.
+            ("List-Unsubscribe", f"<{unsubscribe}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ("Content-Language", reader.language),
+        ],
+        _template(item.kind, "txt", **context),
+        html,
+    )
+
+
+def _one_line(text: str) -> str:
+    """Return text without line breaks: a header value must not start a new header."""
+    return " ".join(text.splitlines())
+
+
+def _header_text(text: str) -> str:
+    """Return a header value: ASCII as is, else RFC 2047 encoded words (UTF-8)."""
+    text = _one_line(text)
+    if text.isascii():
+        return text
+    return Header(text, "utf-8").encode(linesep="\r\n")
+
+
+def _part(subtype: str, text: str) -> bytes:
+    """Return one text part: 7bit when it can be, else base64 (UTF-8)."""
+    lines = text.splitlines()
+    if text.isascii() and all(len(line) < 990 for line in lines):
+        encoding, body = "7bit", "\r\n".join(lines).encode() + b"\r\n"
+    else:
+        encoding = "base64"
+        body = base64.encodebytes(text.encode()).replace(b"\n", b"\r\n")
+    head = (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _mime(headers: list[tuple[str, str]], text: str, html: str) -> bytes:
+    """Return the multipart/alternative message as the bytes SMTP carries.
+
+    Written directly rather than through email.message.EmailMessage: its header parsing and
+    generator took most of the worker's CPU per e-mail (profile in bench/README.md).
+    """
+    boundary = f"=_{secrets.token_hex(12)}"
+    top = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    top += f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="{boundary}"\r\n'
+    sep = f"\r\n--{boundary}\r\n".encode()
+    return (
+        top.encode()
+        + sep
+        + _part("plain", text)
+        + sep
+        + _part("html", html)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
 
 def message_id(delivery_id: int, sender: str) -> str:
@@ -211,7 +258,7 @@ def send_batch(items: Sequence[Claimed], now: datetime) -> list[PushResult]:
     sender = config["MAIL_FROM"]
     readers = _readers({item.user_id for item in items if item.user_id is not None})
     results: list[PushResult] = []
-    messages: list[tuple[Claimed, EmailMessage]] = []
+    messages: list[tuple[Claimed, bytes]] = []
     for item in items:
         try:
             messages.append((item, build_message(item, readers[item.user_id or 0], sender)))
@@ -238,7 +285,9 @@ def send_batch(items: Sequence[Claimed], now: datetime) -> list[PushResult]:
         for index, (item, message) in enumerate(messages):
             started = time.perf_counter()
             try:
-                client.send_message(message, envelope_from, [item.address or ""])
+                address = item.address or ""
+                options = [] if address.isascii() else ["SMTPUTF8"]
+                client.sendmail(envelope_from, [address], message, mail_options=options)
                 results.append(
                     PushResult(
                         item.id, Outcome.SENT, status=250, seconds=time.perf_counter() - started

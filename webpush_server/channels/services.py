@@ -6,19 +6,22 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import select, update
 
 from ..auth.models import User
-from ..errors import Conflict, Invalid, Unavailable
+from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..notifications.kinds import KINDS
-from ..push.policy import Outcome
+from ..notifications.models import Delivery, Notification
+from ..notifications.outbox import remember_for_enqueue
 from ..timeutil import utcnow
 from . import preferences, sms
 from .models import Preference
+from .sms import PHONE_CODE_KIND
 from .tokens import read_unsubscribe_token
 
 # The zones the page offers first; any IANA zone is accepted through the API.
@@ -31,6 +34,17 @@ COMMON_ZONES = (
     "America/New_York",
     "America/Los_Angeles",
 )
+
+
+# E-mail sent only because someone asked for it just now: its one-click link (every e-mail
+# carries one) changes nothing, so an unsubscribe can never stop password resets.
+KEPT_ON_REQUEST = {
+    "password_reset": (
+        "Password reset e-mails are sent only when someone asks for a reset link for your "
+        "account, so they cannot be turned off and nothing was changed. If you did not ask "
+        "for one, ignore the e-mail: your password stays as it is."
+    ),
+}
 
 
 def kind_labels() -> dict[str, str]:
@@ -56,6 +70,8 @@ def read_unsubscribe(token: str) -> tuple[User, str] | None:
 
 def unsubscribe(user: User, kind: str) -> None:
     """Turn this kind's e-mail off for user (a kind that must reach them keeps a channel)."""
+    if kind in KEPT_ON_REQUEST:
+        return  # the page says why (KEPT_ON_REQUEST): a reset must always reach its asker
     row = db.session.get(Preference, user.id)
     if kind == "digest":
         # The digest's own link ends the digest: its kinds go back to one e-mail each.
@@ -124,6 +140,7 @@ def set_phone(user: User, number: object) -> str:
         # A state of this deployment, not an outage: nothing to retry later.
         raise Conflict("number", "SMS is not available on this server.", "sms_unavailable")
     code = f"{secrets.randbelow(10**6):06d}"
+    now = utcnow()
     row = db.session.get(Preference, user.id)
     if row is None:
         row = Preference(user_id=user.id, language="en", digest_hour=8, kinds={})
@@ -132,15 +149,56 @@ def set_phone(user: User, number: object) -> str:
     row.phone_verified_at = None
     row.phone_invalid_at = None
     row.phone_code_hash = _code_hash(user.id, e164, code)
-    row.phone_code_sent_at = utcnow()
+    row.phone_code_sent_at = now
     row.phone_code_tries = 0
+    _queue_code(user.id, e164, code, now)
     db.session.commit()
-    result = sms.send_message(e164, f"Your webpush-server code is {code}. It works for 10 minutes.")
-    if result.outcome is Outcome.BOUNCED:
-        raise Invalid("number", "number: this number cannot receive SMS.")
-    if result.outcome is not Outcome.SENT:
-        raise Unavailable("number", "The code could not be sent now; try again in a minute.")
     return e164
+
+
+def _queue_code(user_id: int, number: str, code: str, now: datetime) -> None:
+    """Write the code's SMS as an outbox delivery; the worker sends it after the commit.
+
+    The request never waits on Twilio, and a refusal follows the outbox policy like any SMS.
+    The notification stays out of the inbox (visible_at NULL): the code is for the phone.
+    An older code's SMS still waiting is withdrawn: only the newest code works.
+    """
+    minutes = current_app.config["PHONE_CODE_MINUTES"]
+    older = select(Notification.id).where(
+        Notification.user_id == user_id, Notification.kind == PHONE_CODE_KIND
+    )
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.notification_id.in_(older), Delivery.status == "pending")
+        .values(status="cancelled", next_attempt_at=None)
+    )
+    note = Notification(
+        user_id=user_id,
+        kind=PHONE_CODE_KIND,
+        title="Phone number code",
+        body=f"Your webpush-server code is {code}. It works for {minutes} minutes.",
+        url="/settings/notifications",
+        tag="phone-code",
+        urgency="high",
+        expires_at=now + timedelta(minutes=minutes),
+        dedupe_key=f"phone-code:{user_id}:{secrets.token_hex(8)}",
+        created_at=now,
+        visible_at=None,
+    )
+    db.session.add(note)
+    db.session.flush()
+    delivery = Delivery(
+        notification_id=note.id,
+        channel="sms",
+        address=number,
+        status="pending",
+        attempts=0,
+        tickle=False,
+        created_at=now,
+    )
+    db.session.add(delivery)
+    db.session.flush()
+    remember_for_enqueue([delivery.id])
 
 
 def verify_phone(user: User, code: object) -> None:

@@ -41,6 +41,8 @@ GSM_BASIC = set(
 )
 GSM_EXTENDED = set("^{}\\[~]|€\f")
 MAX_SEGMENTS = 2
+# The verification code's SMS (channels/services.py): its body is the whole text, no link.
+PHONE_CODE_KIND = "phone_code"
 
 
 def normalize(number: object, region: str = "KR") -> str:
@@ -87,6 +89,8 @@ def fit(text: str, link: str) -> str:
 
 def body_of(item: Claimed) -> str:
     """Return an SMS Body for a delivery, from its kind's template (sms/<kind>.txt)."""
+    if item.kind == PHONE_CODE_KIND:
+        return item.body
     link = f"{public_url()}/n/{item.notification_id}"
     context = {"item": item}
     try:

@@ -46,7 +46,7 @@ def put_preferences():
     request=PhoneIn,
     responses={202: Preferences},
     tags=("preferences",),
-    errors=(409, 503),
+    errors=(409,),
 )
 @login_required
 def add_phone():
@@ -125,13 +125,16 @@ def one_click_unsubscribe(token: str):
     if found is None:
         abort(404)
     user, kind = found
+    kept = services.KEPT_ON_REQUEST.get(kind)
     if request.method == "GET":
-        return render_template("channels/unsubscribe.html", kind=kind, token=token, done=False)
+        return render_template(
+            "channels/unsubscribe.html", kind=kind, token=token, done=False, kept=kept
+        )
     try:
         services.unsubscribe(user, kind)
     except Refused as error:
         return render_template("channels/unsubscribe.html", kind=kind, error=error, done=False), 409
-    return render_template("channels/unsubscribe.html", kind=kind, done=True)
+    return render_template("channels/unsubscribe.html", kind=kind, done=True, kept=kept)
 
 
 @bp.get("/admin/mail")

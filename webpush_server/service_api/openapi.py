@@ -100,7 +100,8 @@ def build(app: Flask) -> dict:
             "description": (
                 "The session API (pages' JSON, cookie + X-CSRFToken on unsafe requests) and "
                 "the service API (/api/v1, `Authorization: Bearer wps_…`). Errors are "
-                '`{"error": {"code", "message", "field"}}`.'
+                '`{"error": {"code", "message", "field"}}`; an invalid body also lists every '
+                'field at fault in `"fields": [{"field", "message"}]` (`field` is the first).'
             ),
         },
         "paths": paths,

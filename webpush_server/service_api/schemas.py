@@ -183,15 +183,24 @@ def _field(loc: tuple) -> str | None:
 
 
 def parse(model: type[M], raw: bytes) -> M:
-    """Validate a JSON body against model; raise Invalid naming the first field at fault."""
+    """Validate a JSON body against model; raise Invalid naming every field at fault.
+
+    The error's field and message are the first one's (older clients read those); `fields`
+    lists them all, so a form can mark every bad input at once.
+    """
     try:
         return model.model_validate_json(raw or b"")
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        if error["type"] == "json_invalid" or error["type"] == "model_type":
+        errors = exc.errors(include_url=False)
+        if errors[0]["type"] == "json_invalid" or errors[0]["type"] == "model_type":
             raise Invalid(None, "Send a JSON object.") from None
-        field = _field(tuple(error["loc"]))
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "is not a field of this request"
-        raise Invalid(field, f"{field or 'body'}: {message}") from None
+        faults: list[dict[str, str | None]] = []
+        for error in errors:
+            field = _field(tuple(error["loc"]))
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "is not a field of this request"
+            if all(fault["field"] != field for fault in faults):  # a union: once per field
+                faults.append({"field": field, "message": f"{field or 'body'}: {message}"})
+        first = faults[0]
+        raise Invalid(first["field"], first["message"] or "", fields=faults) from None

@@ -12,13 +12,15 @@ import json
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from ..auth.models import User
 from ..auth.services import normalize_email
+from ..channels import quiet as quiet_hours
 from ..channels.route import email_available
 from ..database import (
     insert_ignoring_conflicts,
@@ -293,10 +295,13 @@ def _wake_at(when: datetime) -> None:
 # -- releasing scheduled requests -------------------------------------------------------------
 
 
-def release_due(chunk: int = 200) -> int:
-    """Job: publish and enqueue the scheduled requests now due; return how many were released."""
+def release_due(chunk: int = 200, at: datetime | None = None) -> int:
+    """Job: publish and enqueue the scheduled requests now due; return how many were released.
+
+    at: the release's clock (default now); quiet hours are judged at it.
+    """
     with app_context():
-        now = utcnow()
+        now = at or utcnow()
         due = select(ApiRequest.id).where(
             ApiRequest.status == "scheduled", ApiRequest.send_at <= now
         )
@@ -357,16 +362,45 @@ def _release(request_id: int, now: datetime) -> int:
                 )
                 .values(status="skipped")
             )
+        held = _hold_for_quiet_hours(notes, now)
         remember_for_enqueue(
             db.session.scalars(
                 select(Delivery.id).where(
-                    Delivery.notification_id.in_(ids), Delivery.status == "pending"
+                    Delivery.notification_id.in_(ids),
+                    Delivery.status == "pending",
+                    Delivery.id.not_in(held),
                 )
             )
         )
         remember_for_publish(live_messages(notes, {n.dedupe_key: n._asdict() for n in notes}))
     db.session.commit()
     return 1
+
+
+def _hold_for_quiet_hours(notes: Sequence, now: datetime) -> list[int]:
+    """Hold the push and SMS of released notices inside their user's quiet hours.
+
+    Quiet hours are decided at release, as recording decides them for a notice due at once:
+    held deliveries wait for the window's end (the sweeper hands them over then); a notice
+    that would expire first goes now with Urgency low (quiet.hold writes it). A fallback due
+    after the window keeps its own later time. Returns the held delivery ids.
+    """
+    held: list[int] = []
+    for notification_id, ends in quiet_hours.hold(notes, now).items():
+        held.extend(
+            db.session.scalars(
+                update(Delivery)
+                .where(
+                    Delivery.notification_id == notification_id,
+                    Delivery.status == "pending",
+                    Delivery.channel.in_(("push", "sms")),  # e-mail and the inbox never wait
+                    or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at < ends),
+                )
+                .values(next_attempt_at=ends)
+                .returning(Delivery.id)
+            ).all()
+        )
+    return held
 
 
 # -- cancelling -------------------------------------------------------------------------------
