@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, render_template, send_from_directory
+from flask_babel import gettext
 
 from .notifications.kinds import KINDS
 from .timeutil import display_zone, local_time, money, when, zone_label
@@ -32,7 +33,7 @@ def page_language() -> str:
 def page_helpers() -> dict:
     """Give every template the kind labels the inbox shows (from kinds.py, not a JS copy)."""
     return {
-        "kind_labels": {name: kind.label for name, kind in KINDS.items()},
+        "kind_labels": {name: gettext(kind.label) for name, kind in KINDS.items()},
         "page_language": page_language(),
         "time_zone": _zone_meta(),
     }

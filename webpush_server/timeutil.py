@@ -1,5 +1,8 @@
 """Time helpers: UTC inside, APP_TIMEZONE only at the edges."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -30,11 +33,29 @@ def app_zone() -> ZoneInfo:
     return ZoneInfo(current_app.config["APP_TIMEZONE"])
 
 
+# Set while text is rendered for someone other than the viewer (a notice's recipient).
+_FORCED_ZONE: ContextVar[ZoneInfo | None] = ContextVar("forced_zone", default=None)
+
+
+@contextmanager
+def in_zone(zone: ZoneInfo) -> Iterator[None]:
+    """Show times in zone inside the block (a notice rendered in its recipient's zone)."""
+    token = _FORCED_ZONE.set(zone)
+    try:
+        yield
+    finally:
+        _FORCED_ZONE.reset(token)
+
+
 def display_zone() -> ZoneInfo:
     """Return the zone times are shown in: the one place pages, notices and e-mails read it.
 
-    APP_TIMEZONE for everyone until the preferences' time zone lands; then this reads the user's.
+    The recipient's zone while a notice renders (in_zone); else APP_TIMEZONE for everyone
+    until the preferences' time zone lands; then this reads the user's.
     """
+    forced = _FORCED_ZONE.get()
+    if forced is not None:
+        return forced
     return app_zone()
 
 
