@@ -142,6 +142,7 @@ def process_env(settings: dict, instance_path: str | os.PathLike, **extra: str) 
         SECRET_KEY=settings["SECRET_KEY"],
         FLASK_PUSH_RETRY_BASE_SECONDS=str(settings["PUSH_RETRY_BASE_SECONDS"]),
         FLASK_SWEEP_GRACE_SECONDS=str(settings["SWEEP_GRACE_SECONDS"]),
+        FLASK_BABEL_DEFAULT_LOCALE=settings.get("BABEL_DEFAULT_LOCALE", "ko"),
         # The children run outside the checkout (cwd is a temporary folder): import it from here.
         PYTHONPATH=str(ROOT),
     )
