@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext, ngettext
 from flask_login import current_user, login_required
 
 from ..auth import role_required
@@ -24,12 +25,14 @@ def time_left(deadline: datetime) -> str:
     """Say how long until deadline, roughly: 3 days, 5 hours, 12 minutes, closed."""
     seconds = (deadline - utcnow()).total_seconds()
     if seconds <= 0:
-        return "deadline passed"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = int(seconds // size)
-            return f"{count} {unit}{'s' if count != 1 else ''} left"
-    return "less than a minute left"
+        return gettext("deadline passed")
+    if seconds >= 86400:
+        return ngettext("%(num)d day left", "%(num)d days left", int(seconds // 86400))
+    if seconds >= 3600:
+        return ngettext("%(num)d hour left", "%(num)d hours left", int(seconds // 3600))
+    if seconds >= 60:
+        return ngettext("%(num)d minute left", "%(num)d minutes left", int(seconds // 60))
+    return gettext("less than a minute left")
 
 
 @bp.app_context_processor

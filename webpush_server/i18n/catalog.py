@@ -7,6 +7,7 @@ the .po when the checkout is writable, else in the instance folder.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -69,8 +70,15 @@ def js_catalogs(source: Path = SOURCE) -> dict[str, dict[str, str | list[str]]]:
     """Return, per language, the translations of strings that static/ uses (for t() in JS).
 
     A singular message maps to its text, a plural one (keyed by its singular) to its forms.
-    English maps to nothing: t() shows the msgid.
+    English maps to nothing: t() shows the msgid. Parsed once per .po version per process
+    (the suite makes hundreds of apps).
     """
+    stamps = tuple(po_path(language, source).stat().st_mtime_ns for language in TRANSLATED)
+    return _js_catalogs(source, stamps)
+
+
+@functools.lru_cache(maxsize=4)
+def _js_catalogs(source: Path, _stamps: tuple[int, ...]) -> dict[str, dict[str, str | list[str]]]:
     catalogs: dict[str, dict[str, str | list[str]]] = {"en": {}}
     for language in TRANSLATED:
         entries: dict[str, str | list[str]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, has_app_context, has_request_context, request
 from flask_login import current_user
+from sqlalchemy.exc import SQLAlchemyError
 
 from .catalog import LANGUAGES
 
@@ -31,9 +32,14 @@ def user_language() -> str | None:
     from ..channels.models import Preference
     from ..extensions import db
 
-    if not current_user or not current_user.is_authenticated:
+    try:
+        if not current_user or not current_user.is_authenticated:
+            return None
+        row = db.session.get(Preference, current_user.id)
+    except SQLAlchemyError:
+        # The error page of a failing database still renders, in the browser's language.
+        db.session.rollback()
         return None
-    row = db.session.get(Preference, current_user.id)
     if row is not None and row.language in LANGUAGES:
         return row.language
     return None

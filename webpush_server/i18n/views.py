@@ -70,6 +70,46 @@ def language_helpers() -> dict:
     }
 
 
+def _status_words() -> dict[str, str]:
+    # Stored states stay English keys (CSS classes, data-status, the API); pages say them so.
+    return {
+        # holds
+        "waiting": gettext("waiting"),
+        "ready": gettext("ready"),
+        "fulfilled": gettext("fulfilled"),
+        "expired": gettext("expired"),
+        "cancelled": gettext("cancelled"),
+        # campaigns and coupons
+        "open": gettext("open"),
+        "succeeded": gettext("succeeded"),
+        "failed": gettext("failed"),
+        "active": gettext("active"),
+        "used": gettext("used"),
+        # deliveries and job executions
+        "pending": gettext("pending"),
+        "sending": gettext("sending"),
+        "sent": gettext("sent"),
+        "dead": gettext("dead"),
+        "skipped": gettext("skipped"),
+        "gone": gettext("gone"),
+        "held": gettext("held"),
+        "scheduled": gettext("scheduled"),
+        "queued": gettext("queued"),
+        "started": gettext("started"),
+        "completed": gettext("completed"),
+        "stopped": gettext("stopped"),
+        "abandoned": gettext("abandoned"),
+    }
+
+
+@bp.app_template_filter("status_word")
+def status_word(status: str | None) -> str:
+    """Say a stored status (waiting, sent, failed…) in the page's language."""
+    if not status:
+        return ""
+    return _status_words().get(status, status)
+
+
 def vary_on_language(response: Response) -> Response:
     """Tell caches a page differs by Accept-Language and by the switch's cookie."""
     if response.mimetype == "text/html":
