@@ -24,7 +24,8 @@ def switch_language():
 
     language = request.form.get("language", "")
     if language not in LANGUAGES:
-        raise Invalid("language", f"language: one of {', '.join(LANGUAGES)}.")
+        choices = ", ".join(LANGUAGES)
+        raise Invalid("language", gettext("language: one of %(choices)s.", choices=choices))
     if current_user.is_authenticated:
         update_preferences(current_user, {"language": language})
     back = safe_back(request.form.get("next"), url_for("main.index"))
