@@ -99,7 +99,7 @@ def log_in_firefox(browser, base_url: str, email: str, password: str = PASSWORD)
     browser.navigate(f"{base_url}/login")
     browser.type("input[name=email]", email)
     browser.type("input[name=password]", password)
-    browser.click("form[action$='/login'] button[type=submit], form button[type=submit]")
+    browser.click("form[action$='/login'] button[type=submit]")
     browser.wait_until("!location.pathname.startsWith('/login')")
 
 
