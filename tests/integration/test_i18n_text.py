@@ -59,7 +59,9 @@ def notices_of(app, email: str) -> list[Notification]:
         assert user is not None
         found = list(
             db.session.scalars(
-                select(Notification).where(Notification.user_id == user.id).order_by(Notification.id)
+                select(Notification)
+                .where(Notification.user_id == user.id)
+                .order_by(Notification.id)
             )
         )
         db.session.expunge_all()
@@ -104,10 +106,10 @@ def test_a_text_shared_by_many_recipients_renders_once_per_language(app, make_us
 
         def stamp() -> str:
             rendered.append(str(get_locale()))
-            return "!"
+            return "!"  # a value formatted in the recipient's language (a date, money)
 
         # One Text for every follower (as campaign_deadline_soon builds it).
-        title = N_("Test notification%(mark)s", mark=Later.of(stamp))
+        title = N_("Your book is ready: %(title)s", title=Later.of(stamp))
         notices = [
             Notice(user_id=u, kind="test", title=title, body="", url="/", dedupe_key=f"fan:{u}")
             for u in users
@@ -116,7 +118,8 @@ def test_a_text_shared_by_many_recipients_renders_once_per_language(app, make_us
     # Two users never chose: the default language (English in the suite) renders for them.
     assert sorted(rendered) == ["en", "ko"]
     titles = [notice.title for notice in done]
-    assert titles.count("테스트 알림!") == 2 and titles.count("Test notification!") == 4
+    assert titles.count("예약하신 책이 준비되었습니다: !") == 2
+    assert titles.count("Your book is ready: !") == 4
 
 
 def test_json_errors_speak_the_requests_language_with_stable_code_and_field(login_as):
@@ -196,7 +199,8 @@ def test_email_arrives_in_each_recipients_language(
     assert "이 이메일 그만 받기" in ko.text and "Stop these e-mails" not in ko.text
     assert '<html lang="ko">' in ko.html and "열기" in ko.html
     # The sent time through the shared formatter, in Korean.
-    assert re.search(r"보낸 시각 \d{4}년 \d+월 \d+일 \([월화수목금토일]\) 오[전후] \d+:\d\d KST", ko.text)
+    sent = r"보낸 시각 \d{4}년 \d+월 \d+일 \([월화수목금토일]\) 오[전후] \d+:\d\d KST"
+    assert re.search(sent, ko.text), ko.text
 
     en = mails["en@webpush-server.dev"]
     assert en["Subject"] == "Your hold on Beloved was cancelled"
@@ -241,7 +245,8 @@ def test_a_korean_sms_is_cut_to_two_ucs2_segments_and_keeps_its_link(
     app, login_as, librarian, twilio, run_worker
 ):
     korean = speaking(login_as, "ko@webpush-server.dev", "ko")
-    assert korean.put("/api/preferences", {"kinds": {"hold_cancelled": {"sms": True}}}).ok
+    sms_on = korean.put("/api/preferences", {"kinds": {"hold_cancelled": {"sms": True}}})
+    assert sms_on.status_code == 200, sms_on.text
     with app.app_context():
         user = find_user("ko@webpush-server.dev")
         assert user is not None

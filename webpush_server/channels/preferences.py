@@ -20,6 +20,7 @@ from sqlalchemy import select
 from ..auth.models import User
 from ..errors import Invalid
 from ..extensions import db
+from ..i18n.locale import current_language
 from ..notifications.kinds import KINDS
 from .models import Preference
 
@@ -131,7 +132,8 @@ def preferences_json(user: User) -> dict[str, Any]:
     if row is not None and row.phone_number:
         phone = {"number": row.phone_number, "verified": row.phone_verified_at is not None}
     return {
-        "language": row.language if row else "en",
+        # Never chosen: the language the user is reading in now.
+        "language": row.language if row else current_language(),
         "timezone": timezone_of(row),
         "quiet_hours": quiet,
         "email": {
@@ -159,7 +161,7 @@ def update_preferences(user: User, data: object) -> dict[str, Any]:
     row = db.session.get(Preference, user.id)
     fresh = row is None
     if row is None:
-        row = Preference(user_id=user.id, language="en", digest_hour=8, kinds={})
+        row = Preference(user_id=user.id, language=current_language(), digest_hour=8, kinds={})
     values: dict[str, Any] = {}
     if "language" in data:
         if data["language"] not in LANGUAGES:

@@ -15,6 +15,7 @@ from flask_babel import gettext
 from ..auth.models import User
 from ..errors import Conflict, Invalid, Unavailable
 from ..extensions import db
+from ..i18n.locale import current_language
 from ..notifications.kinds import KINDS
 from ..push.policy import Outcome
 from ..timeutil import utcnow
@@ -150,7 +151,7 @@ def set_phone(user: User, number: object) -> str:
     code = f"{secrets.randbelow(10**6):06d}"
     row = db.session.get(Preference, user.id)
     if row is None:
-        row = Preference(user_id=user.id, language="en", digest_hour=8, kinds={})
+        row = Preference(user_id=user.id, language=current_language(), digest_hour=8, kinds={})
         db.session.add(row)
     row.phone_number = e164
     row.phone_verified_at = None
