@@ -130,7 +130,7 @@ def test_json_errors_speak_the_requests_language_with_stable_code_and_field(logi
     assert ko.json["error"] == {
         "code": "invalid",
         "field": "copy_id",
-        "message": "사본 번호: 사본에 적힌 번호를 입력하세요.",
+        "message": "소장본 번호: 소장본에 적힌 번호를 입력하세요.",
     }
     en = desk.post("/api/library/loans", json=bad, headers=EN)
     assert en.json["error"] == {
@@ -141,7 +141,7 @@ def test_json_errors_speak_the_requests_language_with_stable_code_and_field(logi
     # The user's preference wins over the browser's header.
     assert desk.put("/api/preferences", {"language": "ko"}).status_code == 200
     again = desk.post("/api/library/loans", json=bad, headers=EN)
-    assert again.json["error"]["message"] == "사본 번호: 사본에 적힌 번호를 입력하세요."
+    assert again.json["error"]["message"] == "소장본 번호: 소장본에 적힌 번호를 입력하세요."
 
 
 def test_flash_messages_follow_the_preference_and_anonymous_pages_the_header(
@@ -196,7 +196,7 @@ def test_email_arrives_in_each_recipients_language(
     assert ko["Subject"] == "Beloved 예약이 취소되었습니다"
     assert ko["Content-Language"] == "ko"
     assert "Ko님, 안녕하세요." in ko.text and "도서관 안내: Damaged copy" in ko.text
-    assert "이 이메일 그만 받기" in ko.text and "Stop these e-mails" not in ko.text
+    assert "이메일 중단" in ko.text and "Stop these e-mails" not in ko.text
     assert '<html lang="ko">' in ko.html and "열기" in ko.html
     # The sent time through the shared formatter, in Korean.
     sent = r"보낸 시각 \d{4}년 \d+월 \d+일 \([월화수목금토일]\) 오[전후] \d+:\d\d KST"
