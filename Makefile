@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint check-migrations format bench clean
+.PHONY: run test lint check-migrations check-translations messages format bench clean
 
 $(BIN)/activate:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -31,6 +31,17 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python scripts/check_translations.py
+
+# Every string the code, templates and scripts show has a Korean translation (none fuzzy).
+check-translations: $(VENV)/.installed
+	$(BIN)/python scripts/check_translations.py
+
+# The translator's step (README "Translations"): extract every string into the Korean catalog,
+# new ones empty (or fuzzy where an old one is close); then translate, and `make lint` checks.
+# Apps compile the .mo themselves when it is older than the .po (webpush_server/i18n).
+messages: $(VENV)/.installed
+	$(BIN)/python scripts/check_translations.py --update
 
 # Models and migrations agree: upgrade a throwaway database, then let Alembic compare it with
 # the models (`flask db check`). SQLite in a temp instance folder, so nothing touches instance/;

@@ -220,9 +220,25 @@ function asInboxItem(message) {
   };
 }
 
+// The worker's own words (a notification it could not fetch), in the browser's language: the
+// worker has no page to read a catalog from, and these are its only two strings.
+const GENERIC = {
+  ko: { title: '새 알림', body: '알림함에서 확인하세요.' },
+  en: { title: 'New notification', body: 'Open your inbox to read it.' },
+};
+
+function genericWords() {
+  for (const tag of self.navigator.languages || [self.navigator.language || '']) {
+    const language = String(tag).slice(0, 2).toLowerCase();
+    if (GENERIC[language]) return GENERIC[language];
+  }
+  return GENERIC.ko;
+}
+
 function showGeneric(id) {
-  return self.registration.showNotification('New notification', {
-    body: 'Open your inbox to read it.',
+  const words = genericWords();
+  return self.registration.showNotification(words.title, {
+    body: words.body,
     icon: ICON,
     badge: BADGE,
     tag: id != null ? `n-${id}` : 'generic',

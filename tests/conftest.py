@@ -159,6 +159,9 @@ def settings(database_url, redis_url, vapid_pem, push_service) -> dict:
         "PUSH_RETRY_BASE_SECONDS": 0.01,
         "PUSH_TIMEOUT_SECONDS": 5.0,
         "SWEEP_GRACE_SECONDS": 0,
+        # The suite reads English; production's Korean default (no preference, no cookie, no
+        # Accept-Language) is tested in tests/integration/test_i18n.py.
+        "BABEL_DEFAULT_LOCALE": "en",
     }
 
 

@@ -99,7 +99,7 @@ def log_in_firefox(browser, base_url: str, email: str, password: str = PASSWORD)
     browser.navigate(f"{base_url}/login")
     browser.type("input[name=email]", email)
     browser.type("input[name=password]", password)
-    browser.click("form[action$='/login'] button[type=submit], form button[type=submit]")
+    browser.click("form[action$='/login'] button[type=submit]")
     browser.wait_until("!location.pathname.startsWith('/login')")
 
 
@@ -142,6 +142,7 @@ def process_env(settings: dict, instance_path: str | os.PathLike, **extra: str) 
         SECRET_KEY=settings["SECRET_KEY"],
         FLASK_PUSH_RETRY_BASE_SECONDS=str(settings["PUSH_RETRY_BASE_SECONDS"]),
         FLASK_SWEEP_GRACE_SECONDS=str(settings["SWEEP_GRACE_SECONDS"]),
+        FLASK_BABEL_DEFAULT_LOCALE=settings.get("BABEL_DEFAULT_LOCALE", "ko"),
         # The children run outside the checkout (cwd is a temporary folder): import it from here.
         PYTHONPATH=str(ROOT),
     )

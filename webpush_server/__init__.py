@@ -24,6 +24,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
         extensions,
         funding,
         headers,
+        i18n,
         jobs,
         library,
         main,
@@ -43,6 +44,7 @@ def create_app(test_config: dict | None = None, *, instance_path: str | None = N
     )
     configure(app, test_config)
     extensions.init_app(app)
+    i18n.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
     main.init_app(app)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import click
 from flask import Flask, flash, jsonify, make_response, redirect, render_template, request
 from flask.wrappers import Request as FlaskRequest
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
@@ -126,12 +127,11 @@ def http_status(error: Refused) -> int:
     return 400
 
 
-def whole_number(
-    value: object, field: str, low: int, high: int, *, label: str | None = None
-) -> int:
+def whole_number(value: object, field: str, low: int, high: int, *, label: object = None) -> int:
     """Return value as an int from low to high (JSON numbers and form strings alike).
 
-    label names the field in the message as its form does ("Goal (won)"); else field.
+    label names the field in the message as its form does ("Goal (won)", a lazy gettext
+    string: it speaks the request's language); else field.
     """
     # ASCII digits only, and no more than the bound has: "²" and "１０００" pass isdigit() but
     # not int(), and a 5,000-digit string would make int() itself refuse (and cost time).
@@ -141,7 +141,13 @@ def whole_number(
             value = int(text)
     # bool is an int in Python; counts and money are never true/false or fractions.
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise Invalid(field, f"{label or field} must be a whole number from {low:,} to {high:,}.")
+        bounds = {"low": f"{low:,}", "high": f"{high:,}"}
+        message = gettext(
+            "%(label)s must be a whole number from %(low)s to %(high)s.",
+            label=label or field,
+            **bounds,
+        )
+        raise Invalid(field, message)
     return value
 
 
@@ -212,13 +218,15 @@ class Request(FlaskRequest):
         try:
             data = super().get_json(force=force, silent=silent, cache=cache)
         except RecursionError:
-            raise Invalid(None, "The JSON body is nested too deeply.") from None
+            raise Invalid(None, gettext("The JSON body is nested too deeply.")) from None
         where = unstorable_field(data)
         if where is not None:
             raise Invalid(
                 where or None,
-                f"{where or 'The body'} holds characters that are not valid text "
-                "(a lone surrogate or NUL).",
+                gettext(
+                    "%(field)s holds characters that are not valid text (a lone surrogate or NUL).",
+                    field=where or gettext("The body"),
+                ),
             )
         return data
 
@@ -264,7 +272,13 @@ def refuse_unstorable_input() -> None:
         for key, value in source.items(multi=True):
             if not (storable_text(key) and storable_text(value)):
                 field = key if storable_text(key) else None
-                raise Invalid(field, f"{field or 'A field'} holds characters that are not text.")
+                raise Invalid(
+                    field,
+                    gettext(
+                        "%(field)s holds characters that are not text.",
+                        field=field or gettext("A field"),
+                    ),
+                )
 
 
 def error_response(
@@ -389,7 +403,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(429)
     def handle_too_many(error: HTTPException) -> Any:
         # Flask-Limiter's RateLimitExceeded: the same answer as our own RateLimited.
-        message = "Too many requests. Wait a moment before trying again."
+        message = gettext("Too many requests. Wait a moment before trying again.")
         return rate_limited_response(RateLimited(None, message, retry_after=_limiter_retry_after()))
 
     @app.errorhandler(HTTPException)
@@ -406,5 +420,5 @@ def init_app(app: Flask) -> None:
     def handle_unexpected(error: Exception) -> Any:
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
-            return error_response(500, "internal", "Something went wrong on our side.")
-        return render_template("errors/500.html", message="Something went wrong."), 500
+            return error_response(500, "internal", gettext("Something went wrong on our side."))
+        return render_template("errors/500.html", message=gettext("Something went wrong.")), 500

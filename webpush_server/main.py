@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, render_template, send_from_directory
+from flask_babel import gettext
 
 from .notifications.kinds import KINDS
 from .timeutil import display_zone, local_time, money, when, zone_label
@@ -22,18 +23,11 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo)
 
 
-def page_language() -> str:
-    """Return the language pages are written in: the one place `<html lang>` is read from."""
-    # English until the translations land; the language preference will be read here.
-    return "en"
-
-
 @bp.app_context_processor
 def page_helpers() -> dict:
     """Give every template the kind labels the inbox shows (from kinds.py, not a JS copy)."""
     return {
-        "kind_labels": {name: kind.label for name, kind in KINDS.items()},
-        "page_language": page_language(),
+        "kind_labels": {name: gettext(kind.label) for name, kind in KINDS.items()},
         "time_zone": _zone_meta(),
     }
 

@@ -1,9 +1,15 @@
 """Time helpers: UTC inside, APP_TIMEZONE only at the edges."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency
 from flask import current_app
+from flask_babel import gettext, ngettext
 from markupsafe import Markup, escape
 
 
@@ -30,11 +36,29 @@ def app_zone() -> ZoneInfo:
     return ZoneInfo(current_app.config["APP_TIMEZONE"])
 
 
+# Set while text is rendered for someone other than the viewer (a notice's recipient).
+_FORCED_ZONE: ContextVar[ZoneInfo | None] = ContextVar("forced_zone", default=None)
+
+
+@contextmanager
+def in_zone(zone: ZoneInfo) -> Iterator[None]:
+    """Show times in zone inside the block (a notice rendered in its recipient's zone)."""
+    token = _FORCED_ZONE.set(zone)
+    try:
+        yield
+    finally:
+        _FORCED_ZONE.reset(token)
+
+
 def display_zone() -> ZoneInfo:
     """Return the zone times are shown in: the one place pages, notices and e-mails read it.
 
-    APP_TIMEZONE for everyone until the preferences' time zone lands; then this reads the user's.
+    The recipient's zone while a notice renders (in_zone); else APP_TIMEZONE for everyone
+    until the preferences' time zone lands; then this reads the user's.
     """
+    forced = _FORCED_ZONE.get()
+    if forced is not None:
+        return forced
     return app_zone()
 
 
@@ -45,14 +69,23 @@ def zone_label(local: datetime) -> str:
     return f"UTC{name}" if name[:1] in "+-" else name
 
 
-# The ways a time is shown, and static/js/time.js mirrors them: every page, notice, toast and
-# form field formats through local_time() (or its JS twin), so a time reads the same anywhere.
+# The ways a time is shown, per language, and static/js/time.js mirrors them: every page,
+# notice, toast and form field formats through local_time() (or its JS twin), so a time reads
+# the same anywhere. CLDR patterns (Babel): Korean puts the year first and says 오전/오후.
 TIME_FORMATS = {
-    "datetime": "%-d %b %Y, %H:%M",  # 4 Dec 2026, 03:04 KST
-    "date": "%-d %b %Y",  # 4 Dec 2026
-    "notice": "%a %-d %b, %H:%M",  # Fri 4 Dec, 03:04 KST (titles and bodies of notifications)
-    "input": "%Y-%m-%dT%H:%M",  # <input type="datetime-local">, no zone
+    "en": {
+        "datetime": "d MMM y, HH:mm",  # 4 Dec 2026, 03:04 KST
+        "date": "d MMM y",  # 4 Dec 2026
+        "notice": "EEE d MMM, HH:mm",  # Fri 4 Dec, 03:04 KST (notification titles and bodies)
+    },
+    "ko": {
+        "datetime": "y년 M월 d일 (E) a h:mm",  # 2026년 12월 4일 (금) 오전 3:04 KST
+        "date": "y년 M월 d일",  # 2026년 12월 4일
+        "notice": "M월 d일 (E) a h:mm",  # 12월 4일 (금) 오전 3:04 KST
+    },
 }
+# <input type="datetime-local"> takes this in every language, with no zone.
+INPUT_FORMAT = "%Y-%m-%dT%H:%M"
 # The largest unit that fits, as Intl.RelativeTimeFormat words it (numeric: "auto"), in whole
 # units; days are calendar days. No weeks: "in 2 weeks" beside "on 14 Dec" reads as vague.
 _UNITS = (
@@ -62,11 +95,12 @@ _UNITS = (
     ("hour", 3600),
     ("minute", 60),
 )
-_NEIGHBOURS = {
-    "day": ("yesterday", "tomorrow"),
-    "month": ("last month", "next month"),
-    "year": ("last year", "next year"),
-}
+
+
+def _language() -> str:
+    from .i18n.locale import current_language
+
+    return current_language()
 
 
 def local_time(
@@ -75,13 +109,19 @@ def local_time(
     """Show a stored UTC time in the display zone, in one of TIME_FORMATS, with its zone (KST).
 
     Dates show as dates (no zone); None shows as a dash. zone_name=False leaves the zone off.
+    The words and order are the current language's (flask_babel.force_locale for a recipient).
     """
     if value is None:
         return "—"
+    language = _language()
+    formats = TIME_FORMATS.get(language, TIME_FORMATS["en"])
     if not isinstance(value, datetime):
-        return value.strftime(TIME_FORMATS["date"])
+        return format_date(value, formats["date"], locale=language)
     local = value.astimezone(display_zone())
-    text = local.strftime(TIME_FORMATS.get(style, style))
+    if style == "input":
+        text = local.strftime(INPUT_FORMAT)
+    else:
+        text = format_datetime(local, formats.get(style, formats["datetime"]), locale=language)
     show_zone = style not in ("input", "date") if zone_name is None else zone_name
     return f"{text} {zone_label(local)}" if show_zone else text
 
@@ -94,7 +134,7 @@ def relative_time(value: datetime | date | None, now: datetime | None = None) ->
     if not isinstance(value, datetime):
         # A date (a due date) counts whole days on the display zone's calendar.
         days = (value - now.astimezone(display_zone()).date()).days
-        return "today" if days == 0 else _relative(days * 86_400, "day")
+        return gettext("today") if days == 0 else _relative(days * 86_400, "day")
     seconds = (value.astimezone(UTC) - now).total_seconds()
     if 86_400 <= abs(seconds) < 2_592_000:
         # Days count on the calendar: Friday 03:00 is "in 2 days" on Wednesday at 05:00, as the
@@ -105,15 +145,44 @@ def relative_time(value: datetime | date | None, now: datetime | None = None) ->
     for unit, size in _UNITS:
         if abs(seconds) >= size:
             return _relative(seconds, unit, size)
-    return "just now"
+    return gettext("just now")
 
 
 def _relative(seconds: float, unit: str, size: int = 86_400) -> str:
     count = int(seconds / size)  # toward zero, like "days left"
-    if abs(count) == 1 and unit in _NEIGHBOURS:
-        return _NEIGHBOURS[unit][count > 0]
-    words = f"{abs(count)} {unit}{'' if abs(count) == 1 else 's'}"
-    return f"in {words}" if count > 0 else f"{words} ago"
+    # Each phrase is spelled out, so the catalog carries whole sentences (Korean: "2일 후").
+    num = abs(count)
+    if unit == "day":
+        if count == 1:
+            return gettext("tomorrow")
+        if count == -1:
+            return gettext("yesterday")
+        if count > 0:
+            return ngettext("in %(num)d day", "in %(num)d days", num)
+        return ngettext("%(num)d day ago", "%(num)d days ago", num)
+    if unit == "month":
+        if count == 1:
+            return gettext("next month")
+        if count == -1:
+            return gettext("last month")
+        if count > 0:
+            return ngettext("in %(num)d month", "in %(num)d months", num)
+        return ngettext("%(num)d month ago", "%(num)d months ago", num)
+    if unit == "year":
+        if count == 1:
+            return gettext("next year")
+        if count == -1:
+            return gettext("last year")
+        if count > 0:
+            return ngettext("in %(num)d year", "in %(num)d years", num)
+        return ngettext("%(num)d year ago", "%(num)d years ago", num)
+    if unit == "hour":
+        if count > 0:
+            return ngettext("in %(num)d hour", "in %(num)d hours", num)
+        return ngettext("%(num)d hour ago", "%(num)d hours ago", num)
+    if count > 0:
+        return ngettext("in %(num)d minute", "in %(num)d minutes", num)
+    return ngettext("%(num)d minute ago", "%(num)d minutes ago", num)
 
 
 def when(
@@ -139,5 +208,5 @@ def when(
 
 
 def money(amount: int) -> str:
-    """Format whole won: ₩1,250,000."""
-    return f"₩{amount:,}"
+    """Format whole won in the current language: ₩1,250,000 (CLDR's KRW, no decimals)."""
+    return format_currency(amount, "KRW", locale=_language())

@@ -1,22 +1,24 @@
 // Fetch wrapper for the JSON API: session cookie, CSRF header, JSON in and out.
 
+import { t } from './i18n.js';
+
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 const STATUS_MESSAGES = {
-  400: 'The request was not accepted.',
-  401: 'You are logged out. Log in again to continue.',
-  403: 'You are not allowed to do that.',
-  404: 'Not found.',
-  409: 'That conflicts with the current state. Reload and try again.',
-  413: 'The request is too large.',
-  429: 'Too many requests. Wait a moment and try again.',
+  400: t('The request was not accepted.'),
+  401: t('You are logged out. Log in again to continue.'),
+  403: t('You are not allowed to do that.'),
+  404: t('Not found.'),
+  409: t('That conflicts with the current state. Reload and try again.'),
+  413: t('The request is too large.'),
+  429: t('Too many requests. Wait a moment and try again.'),
 };
 
 /** An API failure: `status` is the HTTP status (0 for a network error), `error` the server's error object. */
 export class ApiError extends Error {
   constructor(status, error) {
     const message = error?.message || STATUS_MESSAGES[status]
-      || (status >= 500 ? 'The server had a problem. Try again in a moment.' : `Request failed (HTTP ${status}).`);
+      || (status >= 500 ? t('The server had a problem. Try again in a moment.') : t('Request failed (HTTP {status}).', { status }));
     super(message);
     this.name = 'ApiError';
     this.status = status;
@@ -54,7 +56,7 @@ export async function api(method, url, body, init = {}) {
   try {
     response = await fetch(url, options);
   } catch (err) {
-    throw new ApiError(0, { code: 'network_error', message: 'Could not reach the server. Check your connection.' });
+    throw new ApiError(0, { code: 'network_error', message: t('Could not reach the server. Check your connection.') });
   }
 
   const text = response.status === 204 ? '' : await response.text();

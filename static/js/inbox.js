@@ -2,6 +2,7 @@
 // notifications page.
 
 import { api } from './api.js';
+import { t, tn } from './i18n.js';
 
 const NOTIFICATIONS_URL = '/api/notifications';
 const PAGE_SIZE = 50;
@@ -47,7 +48,7 @@ export function showUnreadCount(count) {
     bellCount.textContent = n > 99 ? '99+' : String(n);
     bellCount.hidden = n === 0;
   }
-  document.getElementById('bell')?.setAttribute('aria-label', n ? `Notifications, ${n} unread` : 'Notifications');
+  document.getElementById('bell')?.setAttribute('aria-label', n ? tn('Notifications, {n} unread', 'Notifications, {n} unread', n) : t('Notifications'));
   const pageCount = document.getElementById('unread-count');
   if (pageCount) pageCount.textContent = String(n);
   setAppBadge(n);
@@ -141,7 +142,7 @@ export function createInbox({ list, loadMore, markAll, unreadOnly, status }) {
     if (hasItems) {
       empty?.remove();
     } else if (!empty) {
-      list.append(element('li', 'empty', unreadOnly?.checked ? 'No unread notifications.' : 'No notifications yet.'));
+      list.append(element('li', 'empty', unreadOnly?.checked ? t('No unread notifications.') : t('No notifications yet.')));
     }
   }
 
@@ -173,7 +174,7 @@ export function createInbox({ list, loadMore, markAll, unreadOnly, status }) {
     time.title = formatDate(notification.created_at);
     foot.append(time);
     if (unread) {
-      const button = element('button', 'btn btn-small mark-read', 'Mark read');
+      const button = element('button', 'btn btn-small mark-read', t('Mark read'));
       button.type = 'button';
       button.addEventListener('click', () => markOneRead(li, button));
       foot.append(button);
@@ -200,7 +201,7 @@ export function createInbox({ list, loadMore, markAll, unreadOnly, status }) {
 
   async function markOneRead(li, button) {
     button.disabled = true;
-    button.textContent = 'Marking…';
+    button.textContent = t('Marking…');
     say('');
     try {
       const reply = await markRead(li.dataset.id);
@@ -208,8 +209,8 @@ export function createInbox({ list, loadMore, markAll, unreadOnly, status }) {
       await afterRead(reply, 1);
     } catch (err) {
       button.disabled = false;
-      button.textContent = 'Mark read';
-      say(`Could not mark it read: ${err.message}`);
+      button.textContent = t('Mark read');
+      say(t('Could not mark it read: {error}', { error: err.message }));
     }
   }
 
@@ -219,7 +220,7 @@ export function createInbox({ list, loadMore, markAll, unreadOnly, status }) {
     list.setAttribute('aria-busy', 'true');
     if (loadMore) {
       loadMore.disabled = true;
-      loadMore.textContent = 'Loading…';
+      loadMore.textContent = t('Loading…');
     }
     say('');
     try {
@@ -238,14 +239,14 @@ export function createInbox({ list, loadMore, markAll, unreadOnly, status }) {
       if (loadMore) loadMore.hidden = data.notifications.length < PAGE_SIZE;
       showEmptyState();
     } catch (err) {
-      say(`Could not load notifications: ${err.message}`);
+      say(t('Could not load notifications: {error}', { error: err.message }));
       if (reset) list.querySelector('li.empty')?.remove();
     } finally {
       loading = false;
       list.setAttribute('aria-busy', 'false');
       if (loadMore) {
         loadMore.disabled = false;
-        loadMore.textContent = 'Load more';
+        loadMore.textContent = t('Load more');
       }
     }
   }
@@ -277,15 +278,15 @@ export function createInbox({ list, loadMore, markAll, unreadOnly, status }) {
   markAll?.addEventListener('click', async () => {
     markAll.disabled = true;
     const label = markAll.textContent;
-    markAll.textContent = 'Marking…';
+    markAll.textContent = t('Marking…');
     say('');
     try {
       const reply = await markAllRead();
       for (const li of list.querySelectorAll('li.unread')) setRead(li);
       showUnreadCount(typeof reply?.unread_count === 'number' ? reply.unread_count : 0);
-      say('All notifications are marked read.', 'success');
+      say(t('All notifications are marked read.'), 'success');
     } catch (err) {
-      say(`Could not mark all read: ${err.message}`);
+      say(t('Could not mark all read: {error}', { error: err.message }));
     } finally {
       markAll.disabled = false;
       markAll.textContent = label;

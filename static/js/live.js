@@ -3,6 +3,7 @@
 // connection (or slept) catches up on what it missed when it comes back.
 
 import { fetchNotifications, refreshUnreadCount, safeUrl, showUnreadCount } from './inbox.js';
+import { t } from './i18n.js';
 import { formatRelative, formatTime } from './time.js';
 
 const TRANSPORTS = ['websocket', 'sse', 'poll'];
@@ -289,13 +290,13 @@ export function showToast(notification) {
     const link = document.createElement('a');
     link.className = 'btn btn-small btn-primary toast-link';
     link.href = url;
-    link.textContent = 'Open';
+    link.textContent = t('Open');
     actions.append(link);
   }
   const close = document.createElement('button');
   close.type = 'button';
   close.className = 'btn btn-small btn-ghost toast-close';
-  close.textContent = 'Dismiss';
+  close.textContent = t('Dismiss');
   close.addEventListener('click', () => toast.remove());
   actions.append(close);
   toast.append(actions);

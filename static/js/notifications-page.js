@@ -1,6 +1,7 @@
 // The notifications page: push switch, my devices, test notification, inbox.
 
 import { api } from './api.js';
+import { t, tn } from './i18n.js';
 import {
   currentSubscription, disablePush, enablePush, initialSync, isIOS, isStandalone, pushState,
   registerServiceWorker, removeDevice, vapidPublicKey,
@@ -48,27 +49,25 @@ async function busy(button, busyLabel, work) {
 // Push switch
 
 const STATUS_TEXT = {
-  on: 'Push is on for this device.',
-  off: 'Push is off for this device.',
-  blocked: 'Push is blocked: notifications are denied for this site.',
-  unsupported: 'Push is not supported in this browser.',
+  on: t('Push is on for this device.'),
+  off: t('Push is off for this device.'),
+  blocked: t('Push is blocked: notifications are denied for this site.'),
+  unsupported: t('Push is not supported in this browser.'),
 };
 
 function helpText(state) {
   if (state === 'unsupported') {
     if (isIOS() && !isStandalone()) {
-      return 'On iPhone and iPad, push works only in the installed app: tap Share → "Add to Home Screen", '
-        + 'open Webpush from your home screen, log in and turn push on there (iOS 16.4 or later).';
+      return t('On iPhone and iPad, push works only in the installed app: tap Share → "Add to Home Screen", open Webpush from your home screen, log in and turn push on there (iOS 16.4 or later).');
     }
-    if (!window.isSecureContext) return 'Push needs a secure (https) connection.';
-    return 'Try a current version of Firefox, Chrome, Edge or Safari. Your inbox below still works.';
+    if (!window.isSecureContext) return t('Push needs a secure (https) connection.');
+    return t('Try a current version of Firefox, Chrome, Edge or Safari. Your inbox below still works.');
   }
   if (state === 'blocked') {
-    return 'To turn push on, allow notifications for this site in your browser\'s site settings '
-      + '(the icon left of the address bar), then reload this page.';
+    return t("To turn push on, allow notifications for this site in your browser's site settings (the icon left of the address bar), then reload this page.");
   }
-  if (state === 'off') return 'Turn push on to be told even when this site is closed.';
-  return 'New notifications appear on this device even when the site is closed.';
+  if (state === 'off') return t('Turn push on to be told even when this site is closed.');
+  return t('New notifications appear on this device even when the site is closed.');
 }
 
 async function showPushState() {
@@ -77,14 +76,14 @@ async function showPushState() {
     ({ state } = await pushState());
   } catch (err) {
     state = 'off';
-    say(els.pushMessage, `Could not read the push state: ${err.message}`, 'error');
+    say(els.pushMessage, t('Could not read the push state: {error}', { error: err.message }), 'error');
   }
   pushOn = state === 'on';
   els.status.textContent = STATUS_TEXT[state];
   els.status.dataset.state = state;
   els.help.textContent = helpText(state);
   els.help.hidden = false;
-  els.toggle.textContent = pushOn ? 'Turn off push' : 'Turn on push';
+  els.toggle.textContent = pushOn ? t('Turn off push') : t('Turn on push');
   els.toggle.classList.toggle('btn-primary', !pushOn);
   els.toggle.disabled = state === 'unsupported' || state === 'blocked';
   els.toggle.hidden = state === 'unsupported';
@@ -96,8 +95,8 @@ els.toggle.addEventListener('click', async () => {
   const turningOn = !pushOn;
   try {
     // enablePush() asks for permission first thing: it must run inside this click.
-    await busy(els.toggle, turningOn ? 'Turning on…' : 'Turning off…', turningOn ? enablePush : disablePush);
-    say(els.pushMessage, turningOn ? 'Push is on. Send a test notification to check it.' : 'Push is off for this device.',
+    await busy(els.toggle, turningOn ? t('Turning on…') : t('Turning off…'), turningOn ? enablePush : disablePush);
+    say(els.pushMessage, turningOn ? t('Push is on. Send a test notification to check it.') : t('Push is off for this device.'),
       'success');
   } catch (err) {
     say(els.pushMessage, err.message || String(err), 'error');
@@ -111,7 +110,7 @@ els.toggle.addEventListener('click', async () => {
 
 /** Describe a user agent string as "Firefox 140 on Linux". */
 export function describeUserAgent(ua) {
-  if (!ua) return 'Unknown browser';
+  if (!ua) return t('Unknown browser');
   const browsers = [
     ['Edge', /Edg(?:e|A|iOS)?\/(\d+)/], ['Opera', /OPR\/(\d+)/], ['Samsung Internet', /SamsungBrowser\/(\d+)/],
     ['Firefox', /(?:Firefox|FxiOS)\/(\d+)/], ['Chrome', /(?:Chrome|CriOS)\/(\d+)/], ['Safari', /Version\/(\d+).*Safari/],
@@ -133,10 +132,10 @@ function pushServiceName(endpoint) {
   } catch {
     return '';
   }
-  if (host.endsWith('googleapis.com')) return 'Google push service';
-  if (host.endsWith('mozilla.com')) return 'Mozilla push service';
-  if (host.endsWith('push.apple.com')) return 'Apple push service';
-  if (host.endsWith('notify.windows.com')) return 'Windows push service';
+  if (host.endsWith('googleapis.com')) return t('Google push service');
+  if (host.endsWith('mozilla.com')) return t('Mozilla push service');
+  if (host.endsWith('push.apple.com')) return t('Apple push service');
+  if (host.endsWith('notify.windows.com')) return t('Windows push service');
   return host;
 }
 
@@ -157,7 +156,7 @@ function renderDevice(device, currentEndpoint) {
   if (isThis) {
     const marker = document.createElement('span');
     marker.className = 'tag tag-accent this-device-marker';
-    marker.textContent = 'this device';
+    marker.textContent = t('this device');
     head.append(marker);
   }
   li.append(head);
@@ -165,17 +164,17 @@ function renderDevice(device, currentEndpoint) {
   const facts = document.createElement('dl');
   facts.className = 'device-facts small';
   const rows = [
-    ['Added', formatDate(device.created_at) || '—'],
-    ['Last delivered', formatDate(device.last_success_at) || 'never'],
-    ['Last failure', formatDate(device.last_failure_at) || 'none'],
-    ['Via', pushServiceName(device.endpoint)],
+    ['added', t('Added'), formatDate(device.created_at) || '—'],
+    ['delivered', t('Last delivered'), formatDate(device.last_success_at) || t('never')],
+    ['failure', t('Last failure'), formatDate(device.last_failure_at) || t('none')],
+    ['via', t('Via'), pushServiceName(device.endpoint)],
   ];
-  for (const [label, value] of rows) {
+  for (const [key, label, value] of rows) {
     const dt = document.createElement('dt');
     dt.textContent = label;
     const dd = document.createElement('dd');
     dd.textContent = value;
-    if (label === 'Last failure' && device.last_failure_at
+    if (key === 'failure' && device.last_failure_at
         && (!device.last_success_at || device.last_failure_at > device.last_success_at)) {
       dd.className = 'warn';
     }
@@ -186,18 +185,18 @@ function renderDevice(device, currentEndpoint) {
   const remove = document.createElement('button');
   remove.type = 'button';
   remove.className = 'btn btn-small btn-danger remove-device';
-  remove.textContent = 'Remove';
-  remove.setAttribute('aria-label', `Remove ${name.textContent}${isThis ? ' (this device)' : ''}`);
+  remove.textContent = t('Remove');
+  remove.setAttribute('aria-label', isThis ? t('Remove {device} (this device)', { device: name.textContent }) : t('Remove {device}', { device: name.textContent }));
   remove.addEventListener('click', async () => {
     say(els.devicesStatus, '');
     try {
-      await busy(remove, 'Removing…', () => removeDevice(device.endpoint));
+      await busy(remove, t('Removing…'), () => removeDevice(device.endpoint));
       li.remove();
-      say(els.devicesStatus, isThis ? 'Removed. Push is now off for this device.' : 'Device removed.', 'success');
+      say(els.devicesStatus, isThis ? t('Removed. Push is now off for this device.') : t('Device removed.'), 'success');
       if (!els.devices.querySelector('li[data-endpoint]')) showNoDevices();
       if (isThis) await showPushState();
     } catch (err) {
-      say(els.devicesStatus, `Could not remove the device: ${err.message}`, 'error');
+      say(els.devicesStatus, t('Could not remove the device: {error}', { error: err.message }), 'error');
     }
   });
   li.append(remove);
@@ -207,7 +206,7 @@ function renderDevice(device, currentEndpoint) {
 function showNoDevices() {
   const li = document.createElement('li');
   li.className = 'empty';
-  li.textContent = 'No devices yet. Turn on push to add this one.';
+  li.textContent = t('No devices yet. Turn on push to add this one.');
   els.devices.replaceChildren(li);
 }
 
@@ -226,7 +225,7 @@ async function loadDevices() {
     }
   } catch (err) {
     els.devices.replaceChildren();
-    say(els.devicesStatus, `Could not load your devices: ${err.message}`, 'error');
+    say(els.devicesStatus, t('Could not load your devices: {error}', { error: err.message }), 'error');
   } finally {
     els.devices.setAttribute('aria-busy', 'false');
   }
@@ -238,24 +237,23 @@ async function loadDevices() {
 // What the test reached, said plainly: with push off here or no device at all, it was not
 // "sent to your devices", and the way to fix that is the push switch above.
 function testResult(devices) {
-  const plural = (n) => `${n} device${n === 1 ? '' : 's'}`;
   const canToggle = !els.toggle.hidden && !els.toggle.disabled;
-  const fix = canToggle ? 'use "Turn on push" above' : 'see the note above on turning push on in this browser';
+  const fix = canToggle ? t('use "Turn on push" above') : t('see the note above on turning push on in this browser');
   if (!devices) {
-    return ['No device has push turned on, so nothing was sent by push: the test is only in your inbox below. '
-      + `To get it on this device, ${fix}, then send the test again.`, 'error'];
+    return [t('No device has push turned on, so nothing was sent by push: the test is only in your inbox below. To get it on this device, {fix}, then send the test again.', { fix }), 'error'];
   }
   if (!pushOn) {
-    return [`Push is off on this device, so the test will not appear here; it went to your other ${plural(devices)}. `
-      + `To get it here too, ${fix}.`, 'info'];
+    return [tn('Push is off on this device, so the test will not appear here; it went to your other device. To get it here too, {fix}.',
+      'Push is off on this device, so the test will not appear here; it went to your other {n} devices. To get it here too, {fix}.', devices, { fix }), 'info'];
   }
-  return [`Test notification sent to ${plural(devices)}, this one included. It should appear in a few seconds.`, 'success'];
+  return [tn('Test notification sent to {n} device, this one included. It should appear in a few seconds.',
+    'Test notification sent to {n} devices, this one included. It should appear in a few seconds.', devices), 'success'];
 }
 
 els.sendTest.addEventListener('click', async () => {
   say(els.testStatus, '');
   try {
-    const reply = await busy(els.sendTest, 'Sending…', () => api('POST', '/api/push/test'));
+    const reply = await busy(els.sendTest, t('Sending…'), () => api('POST', '/api/push/test'));
     const [text, kind] = testResult(reply?.devices ?? 0);
     say(els.testStatus, text, kind);
     if (!reply?.devices || !pushOn) els.toggle.focus();
@@ -265,7 +263,7 @@ els.sendTest.addEventListener('click', async () => {
     // Delivery dates change once the worker has sent it.
     setTimeout(() => loadDevices(), 5000);
   } catch (err) {
-    say(els.testStatus, `Could not send the test: ${err.message}`, 'error');
+    say(els.testStatus, t('Could not send the test: {error}', { error: err.message }), 'error');
   }
 });
 

@@ -1,24 +1,32 @@
 // One way to show time in the browser, the twin of local_time() / when() in
 // webpush_server/timeutil.py: the display zone comes from <meta name="time-zone"> (the server's
 // choice for this user), the zone is named as people read it (KST), and "in 2 days" is worded
-// as Intl.RelativeTimeFormat does. Pages, the inbox and toasts all format through here.
+// as Intl.RelativeTimeFormat does, in the page's language (Korean: "2026년 12월 4일 (금) 오전
+// 3:04 KST", "2일 후"). Pages, the inbox and toasts all format through here.
+
+import { LANGUAGE, t } from './i18n.js';
 
 const meta = document.querySelector('meta[name="time-zone"]');
 const ZONE = meta?.content || 'UTC';
 const ABBREVIATIONS = JSON.parse(meta?.dataset.abbreviations || '{}');
-const LOCALE = 'en-GB'; // day month year, as timeutil.TIME_FORMATS writes them
+const KOREAN = LANGUAGE === 'ko';
+// en-GB: day month year, as timeutil.TIME_FORMATS["en"] writes them; ko: its own words.
+const LOCALE = KOREAN ? 'ko-KR' : 'en-GB';
 
 function formatter(options) {
-  return new Intl.DateTimeFormat(LOCALE, { timeZone: ZONE, hourCycle: 'h23', ...options });
+  // Korean reads a 12-hour clock with 오전/오후 (timeutil's "a h:mm"); English a 24-hour one.
+  const clock = KOREAN ? { hourCycle: 'h12' } : { hourCycle: 'h23' };
+  return new Intl.DateTimeFormat(LOCALE, { timeZone: ZONE, ...clock, ...options });
 }
 
+const HOUR = KOREAN ? 'numeric' : '2-digit';
 const FORMATS = {
-  datetime: formatter({ day: 'numeric', month: 'numeric', year: 'numeric', hour: '2-digit', minute: '2-digit' }),
+  datetime: formatter({ weekday: 'short', day: 'numeric', month: 'numeric', year: 'numeric', hour: HOUR, minute: '2-digit' }),
   date: formatter({ day: 'numeric', month: 'numeric', year: 'numeric' }),
-  notice: formatter({ weekday: 'short', day: 'numeric', month: 'numeric', hour: '2-digit', minute: '2-digit' }),
+  notice: formatter({ weekday: 'short', day: 'numeric', month: 'numeric', hour: HOUR, minute: '2-digit' }),
 };
 const OFFSET = formatter({ timeZoneName: 'longOffset' });
-const relativeFormat = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
+const relativeFormat = new Intl.RelativeTimeFormat(LANGUAGE, { numeric: 'auto' });
 // Whole units, no weeks: the same words as timeutil.relative_time().
 const UNITS = [['year', 31536000], ['month', 2592000], ['day', 86400], ['hour', 3600], ['minute', 60]];
 
@@ -37,6 +45,14 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 
 function parts(date, style) {
   const got = Object.fromEntries(FORMATS[style].formatToParts(date).map((p) => [p.type, p.value]));
+  if (KOREAN) {
+    // timeutil.TIME_FORMATS["ko"]: y년 M월 d일 (E) a h:mm
+    const day = `${Number(got.month)}월 ${Number(got.day)}일`;
+    const clock = `${got.dayPeriod} ${Number(got.hour)}:${got.minute}`;
+    if (style === 'date') return `${got.year}년 ${day}`;
+    if (style === 'notice') return `${day} (${got.weekday}) ${clock}`;
+    return `${got.year}년 ${day} (${got.weekday}) ${clock}`;
+  }
   got.month = MONTHS[Number(got.month) - 1];
   got.day = String(Number(got.day)); // numeric months make en-GB pad the day: %-d does not
   if (style === 'date') return `${got.day} ${got.month} ${got.year}`;
@@ -71,7 +87,7 @@ export function formatRelative(iso, now = Date.now()) {
   if (!date) return '';
   if (/^\d{4}-\d\d-\d\d$/.test(iso)) {
     const days = Math.round((zoneDay(date) - zoneDay(new Date(now))) / 86400000);
-    return days === 0 ? 'today' : relativeFormat.format(days, 'day');
+    return days === 0 ? t('today') : relativeFormat.format(days, 'day');
   }
   const seconds = (date.getTime() - now) / 1000;
   if (Math.abs(seconds) >= 86400 && Math.abs(seconds) < 2592000) {
@@ -81,7 +97,7 @@ export function formatRelative(iso, now = Date.now()) {
   for (const [unit, size] of UNITS) {
     if (Math.abs(seconds) >= size) return relativeFormat.format(Math.trunc(seconds / size), unit);
   }
-  return 'just now';
+  return t('just now');
 }
 
 /** Fill a <time> element: its text, and the relative part where data-relative asks for it. */

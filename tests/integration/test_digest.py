@@ -56,8 +56,8 @@ def test_one_digest_a_day_at_the_users_hour_lists_only_unread_digest_kinds(
     run_worker()
     (mail,) = mail_server.wait_for_count(1)
     assert mail.rcpt_tos == ["digest@webpush-server.dev"]
-    day = at.astimezone(ZoneInfo(ZONE)).date().isoformat()
-    assert mail["Subject"] == f"Your notices of {day}"
+    day = at.astimezone(ZoneInfo(ZONE)).date()
+    assert mail["Subject"] == f"Your notices of {day.day} {day:%b %Y}"
     assert "Closed on Monday" in mail.text and "New opening hours" in mail.text
     assert "Already read" not in mail.text and "New opening hours" in mail.html
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -195,11 +195,13 @@ def test_an_email_speaks_the_readers_language_and_shows_their_time_zone(
     run_worker()
     (mail,) = mail_server.wait_for_count(1)
     assert mail["Content-Language"] == "ko"
-    assert "김독자님, 안녕하세요." in mail.text and "이 이메일 그만 받기" in mail.text
+    assert "김독자님, 안녕하세요." in mail.text and "이메일 중단" in mail.text
     assert '<html lang="ko">' in mail.html
     (row,) = email_rows(app)
-    local = row.created_at.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M %Z")
-    assert local in mail.text and ("EST" in local or "EDT" in local)
+    # The shared formatter in Korean, in the reader's zone: 2026년 12월 1일 (화) 오후 5:34 EST.
+    local = row.created_at.astimezone(ZoneInfo("America/New_York"))
+    assert f"{local.year}년 {local.month}월 {local.day}일" in mail.text
+    assert re.search(r"오[전후] \d+:\d\d E[SD]T", mail.text), mail.text
 
 
 def test_the_embedded_mail_server_keeps_every_message_for_admins(make_app, tmp_path, login_as):

@@ -345,7 +345,10 @@ def test_coupon_owners_are_reminded_once_the_day_before_expiry(
     run_worker()
     (push,) = push_service.wait_for_count(1)
     assert push.endpoint == device.endpoint and push.error is None
-    assert push.notification["title"] == f"Café {tomorrow} coupon expires on {tomorrow.isoformat()}"
+    assert (
+        push.notification["title"]
+        == f"Café {tomorrow} coupon expires on {tomorrow.day} {tomorrow:%b %Y}"
+    )
     assert (
         push.notification["kind"] == "coupon_expiring"
         and push.notification["url"] == "/funding/coupons"
@@ -365,13 +368,13 @@ def test_coupon_reminders_use_the_local_day_near_midnight(app):
     with app.app_context():
         assert notify_expiring_coupons(datetime(2026, 3, 10, 14, 59, tzinfo=UTC)) == 1
         titles = [n.title for n in rows(app, Notification)]
-        assert titles == ["Café 2026-03-11 coupon expires on 2026-03-11"]
+        assert titles == ["Café 2026-03-11 coupon expires on 11 Mar 2026"]
         # Two minutes later it is the 11th in Seoul but still the 10th in UTC: tomorrow is
         # the 12th, whatever the UTC date says.
         assert notify_expiring_coupons(datetime(2026, 3, 10, 15, 1, tzinfo=UTC)) == 1
     assert [n.title for n in rows(app, Notification)][
         1
-    ] == "Café 2026-03-12 coupon expires on 2026-03-12"
+    ] == "Café 2026-03-12 coupon expires on 12 Mar 2026"
 
 
 def test_coupon_reminders_in_another_time_zone(make_app):
@@ -384,7 +387,7 @@ def test_coupon_reminders_in_another_time_zone(make_app):
     with app.app_context():
         assert notify_expiring_coupons(datetime(2026, 3, 11, 3, 30, tzinfo=UTC)) == 1
     (row,) = rows(app, Notification)
-    assert row.title == "Café 2026-03-11 coupon expires on 2026-03-11"
+    assert row.title == "Café 2026-03-11 coupon expires on 11 Mar 2026"
     assert row.dedupe_key.endswith(":2026-03-11")
 
 

@@ -20,6 +20,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import get_locale, gettext, lazy_gettext
 from sqlalchemy import update
 
 from ..channels.tokens import read_reset_token
@@ -36,13 +37,16 @@ log = logging.getLogger(__name__)
 bp = Blueprint("password_reset", __name__)
 DEFAULTS = {"RATELIMIT_PASSWORD_RESET": "10 per hour"}
 # Every request gets this answer, whether or not an account has the address.
-ANSWER = "If an account uses this address, we have e-mailed it a link to set a new password."
+ANSWER = lazy_gettext(
+    "If an account uses this address, we have e-mailed it a link to set a new password."
+)
+EXPIRED = lazy_gettext("This link has expired or was used already. Ask for a new one.")
 
 
 def request_reset(email: object) -> None:
     """Record a reset and its e-mail if an account has this address; else do nothing."""
     if not isinstance(email, str) or not email.strip() or len(email) > 254:
-        raise Invalid("email", "email: the address of your account.")
+        raise Invalid("email", gettext("E-mail: the address of your account."))
     user = find_user(email)
     if user is None:
         return
@@ -53,17 +57,19 @@ def request_reset(email: object) -> None:
     )
     db.session.add(reset)
     db.session.flush()
+    # The e-mail speaks the language of the page that asked for it (else the preference's).
+    language = str(get_locale() or "") or None
     record_notices(
         [
             Notice(
                 user_id=user.id,
                 kind="password_reset",
-                title="Reset your password",
-                body="You asked for a link to set a new password; it was e-mailed to you.",
+                title=gettext("Reset your password"),
+                body=gettext("You asked for a link to set a new password; it was e-mailed to you."),
                 url="/account/password",
                 dedupe_key=f"password-reset:{reset.id}",
                 expires_at=reset.expires_at,
-                data={"reset_id": reset.id},
+                data={"reset_id": reset.id, "language": language},
                 push=False,
                 channels=frozenset({"email"}),
             )
@@ -78,7 +84,7 @@ def usable_reset(token: str) -> PasswordReset:
     reset_id = read_reset_token(token)
     reset = db.session.get(PasswordReset, reset_id) if reset_id is not None else None
     if reset is None or reset.used_at is not None or reset.expires_at <= utcnow():
-        raise Invalid("token", "This link has expired or was used already. Ask for a new one.")
+        raise Invalid("token", str(EXPIRED))
     return reset
 
 
@@ -95,7 +101,7 @@ def complete_reset(token: str, new_password: object) -> User:
     )
     if not won:
         db.session.rollback()
-        raise Invalid("token", "This link has expired or was used already. Ask for a new one.")
+        raise Invalid("token", str(EXPIRED))
     db.session.execute(
         update(PasswordReset)
         .where(PasswordReset.user_id == reset.user_id, PasswordReset.used_at.is_(None))
@@ -128,7 +134,7 @@ def ask():
             return refusal_response(error)
         return render_template("auth/password_reset.html", sent=False, error=error), 400
     if _wants_json():
-        return jsonify(message=ANSWER), 202
+        return jsonify(message=str(ANSWER)), 202
     return render_template("auth/password_reset.html", sent=True, message=ANSWER), 202
 
 
@@ -155,5 +161,8 @@ def choose(token: str):
         return page, http_status(error)
     if _wants_json():
         return jsonify(reset=True)
-    flash("Password set. Every session of your account was signed out: log in again.", "success")
+    flash(
+        gettext("Password set. Every session of your account was signed out: log in again."),
+        "success",
+    )
     return redirect(url_for("auth.login"))

@@ -9,6 +9,7 @@ from datetime import timedelta
 from functools import cache
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -31,12 +32,14 @@ def create_user(email: str, password: str, role: str = "patron", name: str | Non
     """Create an account; refuse a taken e-mail (Conflict)."""
     email = normalize_email(email)
     if not _EMAIL.fullmatch(email) or len(email) > 254:
-        raise Invalid("email", "email must be an e-mail address.")
+        raise Invalid("email", gettext("E-mail must be an e-mail address."))
     check_password_policy(password)
     if role not in ROLES:
-        raise Invalid("role", f"role must be one of {', '.join(ROLES)}.")
+        raise Invalid("role", gettext("Role must be one of %(roles)s.", roles=", ".join(ROLES)))
     if find_user(email) is not None:
-        raise Conflict("email", f"a user with e-mail {email} already exists", "exists")
+        raise Conflict(
+            "email", gettext("A user with e-mail %(email)s already exists.", email=email), "exists"
+        )
     user = User(email=email, role=role, name=(name or email.split("@")[0])[:120])
     user.set_password(password)
     db.session.add(user)
@@ -69,10 +72,12 @@ def authenticate(email: str, password: str) -> User | None:
 def change_password(user: User, current: object, new: object, keep_session: str | None) -> None:
     """Set a new password after checking the current one; end every other session."""
     if not isinstance(current, str) or not user.check_password(current):
-        raise Invalid("current_password", "The current password is wrong.", "wrong_password")
+        raise Invalid(
+            "current_password", gettext("The current password is wrong."), "wrong_password"
+        )
     new = check_password_policy(new, "new_password")
     if new == current:
-        raise Invalid("new_password", "new_password must differ from the current one.")
+        raise Invalid("new_password", gettext("New password must differ from the current one."))
     user.set_password(new)
     _end_sessions(user.id, keep_session)
     db.session.commit()
@@ -83,10 +88,10 @@ def set_role(email: str, role: str) -> User:
     from ..admin import audit
 
     if role not in ROLES:
-        raise Invalid("role", f"role must be one of {', '.join(ROLES)}.")
+        raise Invalid("role", gettext("Role must be one of %(roles)s.", roles=", ".join(ROLES)))
     user = find_user(email)
     if user is None:
-        raise NotFound("email", f"No user with e-mail {email}.")
+        raise NotFound("email", gettext("No user with e-mail %(email)s.", email=email))
     if user.role != role:
         audit.record("user.role", f"{user.email}: {user.role} -> {role}")
         user.role = role

@@ -17,6 +17,7 @@ import math
 import time
 
 from flask import current_app
+from flask_babel import gettext
 from redis.exceptions import RedisError
 
 from ..errors import RateLimited
@@ -61,7 +62,7 @@ def check(email: str, address: str | None) -> None:
     if wait > 0:
         raise RateLimited(
             "email",
-            "Too many failed logins. Wait a moment before trying again.",
+            gettext("Too many failed logins. Wait a moment before trying again."),
             retry_after=math.ceil(wait),
         )
 

@@ -14,6 +14,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext, ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..errors import Refused, http_status, refusal_response, safe_back
@@ -55,7 +56,7 @@ def login():
         return (
             render_template(
                 "auth/login.html",
-                error="Wrong e-mail or password.",
+                error=gettext("Wrong e-mail or password."),
                 email=email,
                 next=request.form.get("next", ""),
                 demo_accounts=_demo_accounts(),
@@ -64,7 +65,7 @@ def login():
         )
     throttle.succeeded(email)
     _start_session(user)
-    flash(f"Welcome, {user.name}.", "success")
+    flash(gettext("Welcome, %(name)s.", name=user.name), "success")
     return redirect(_safe_next(request.form.get("next")))
 
 
@@ -84,7 +85,7 @@ def logout():
     services.end_session(session.get(SESSION_TOKEN_KEY))
     logout_user()
     session.clear()
-    flash("You are signed out.", "info")
+    flash(gettext("You are signed out."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -118,7 +119,7 @@ def password():
         return page, http_status(error)
     if as_json:
         return jsonify(changed=True)
-    flash("Password changed. Every other session has been signed out.", "success")
+    flash(gettext("Password changed. Every other session has been signed out."), "success")
     return redirect(url_for("auth.password"))
 
 
@@ -129,5 +130,8 @@ def revoke_sessions():
     ended = services.end_other_sessions(current_user.id, session.get(SESSION_TOKEN_KEY))
     if _json_request():
         return jsonify(ended=ended)
-    flash(f"Signed out {ended} other session{'' if ended == 1 else 's'}.", "success")
+    flash(
+        ngettext("Signed out %(num)d other session.", "Signed out %(num)d other sessions.", ended),
+        "success",
+    )
     return redirect(url_for("auth.password"))

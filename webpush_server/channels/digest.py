@@ -19,6 +19,8 @@ from ..jobs.batch import BatchJob, Step
 from ..jobs.schedule import ScheduledJob
 from ..notifications.models import Notification
 from ..notifications.record import Notice, record_notices
+from ..notifications.text import N_, Later
+from ..timeutil import local_time
 from .models import Preference
 from .preferences import kind_choice, matrix_kinds, timezone_of
 
@@ -76,8 +78,10 @@ def send_digest(user_id: int, at: datetime) -> int:
             Notice(
                 user_id=user_id,
                 kind="digest",
-                title=f"Your notices of {day}",
-                body=f"{len(unread)} unread notice{'s' if len(unread) != 1 else ''}",
+                title=N_("Your notices of %(day)s", day=Later.of(local_time, local.date())),
+                body=N_("1 unread notice")
+                if len(unread) == 1
+                else N_("%(n)d unread notices", n=len(unread)),
                 url="/notifications",
                 dedupe_key=f"digest:{user_id}:{day}",
                 data={

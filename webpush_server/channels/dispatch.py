@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ..extensions import db
+from ..i18n.locale import current_language
 from ..jobs.claim import Claimed
 from ..notifications.models import Delivery
 from ..push.policy import Outcome
@@ -97,7 +98,7 @@ def after_write(items: Sequence[Claimed], results: Sequence[PushResult]) -> None
     for user_id in sorted(bounced):
         row = rows.get(user_id)
         if row is None:
-            row = Preference(user_id=user_id, language="en", digest_hour=8, kinds={})
+            row = Preference(user_id=user_id, language=current_language(), digest_hour=8, kinds={})
             row.email_bounces = 0
             db.session.add(row)
         row.email_bounces = (row.email_bounces or 0) + 1

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import current_app, render_template
+from flask_babel import force_locale, gettext
 from jinja2 import TemplateNotFound
 from sqlalchemy import select
 
@@ -31,41 +32,32 @@ from ..auth.models import User
 from ..extensions import db
 from ..jobs.claim import Claimed
 from ..notifications.kinds import KINDS
+from ..notifications.text import language_of
 from ..push.policy import Outcome
 from ..push.sender import PushResult
+from ..timeutil import in_zone, local_time
 from .models import Preference
 from .preferences import timezone_of
 from .tokens import public_url, reset_token, unsubscribe_token
 
 log = logging.getLogger(__name__)
 
-# The words around a notice, per language; the notice's own title and body are the sender's.
-STRINGS = {
-    "en": {
-        "greeting": "Hello {name},",
-        "open": "Open",
-        "sent": "Sent {when}",
-        "why": "You get these e-mails because e-mail is on for {label} notices.",
-        "unsubscribe": "Stop these e-mails",
-        "settings": "Notification settings",
-        "reset_intro": "Someone asked to reset the password of your account.",
-        "reset_action": "Set a new password",
-        "reset_expires": "The link works once, within {minutes} minutes.",
-        "reset_ignore": "If it was not you, ignore this e-mail: your password stays.",
-    },
-    "ko": {
-        "greeting": "{name}님, 안녕하세요.",
-        "open": "열기",
-        "sent": "보낸 시각 {when}",
-        "why": "{label} 알림을 이메일로 받도록 설정되어 있어 이 메일을 받았습니다.",
-        "unsubscribe": "이 이메일 그만 받기",
-        "settings": "알림 설정",
-        "reset_intro": "계정의 비밀번호 재설정이 요청되었습니다.",
-        "reset_action": "새 비밀번호 설정",
-        "reset_expires": "링크는 {minutes}분 안에 한 번만 쓸 수 있습니다.",
-        "reset_ignore": "요청하지 않았다면 이 메일을 무시하세요. 비밀번호는 바뀌지 않습니다.",
-    },
-}
+
+def words() -> dict[str, str]:
+    """Return the words around a notice in the current locale; its title and body are its own."""
+    return {
+        "greeting": gettext("Hello {name},"),
+        "open": gettext("Open"),
+        "sent": gettext("Sent {when}"),
+        "why": gettext("You get these e-mails because e-mail is on for {label} notices."),
+        "unsubscribe": gettext("Stop these e-mails"),
+        "settings": gettext("Notification settings"),
+        "reset_intro": gettext("Someone asked to reset the password of your account."),
+        "reset_action": gettext("Set a new password"),
+        "reset_expires": gettext("The link works once, within {minutes} minutes."),
+        "reset_ignore": gettext("If it was not you, ignore this e-mail: your password stays."),
+    }
+
 
 
 @dataclass(frozen=True)
@@ -118,7 +110,7 @@ def _readers(user_ids: set[int]) -> dict[int, Reader]:
     ).all()
     readers = {}
     for user_id, name, pref in rows:
-        language = pref.language if pref is not None and pref.language in STRINGS else "en"
+        language = language_of(pref.language if pref is not None else None)
         readers[user_id] = Reader(name or "", language, ZoneInfo(timezone_of(pref)))
     db.session.rollback()
     return readers
@@ -132,10 +124,19 @@ def _template(kind: str, ext: str, **context) -> str:
 
 
 def build_message(item: Claimed, reader: Reader, sender: str) -> bytes:
-    """Return the multipart text + HTML message of one e-mail delivery."""
+    """Return the multipart text + HTML message of one e-mail delivery, in its reader's language.
+
+    A password reset speaks the language of the page that asked for it, when it was known.
+    """
+    asked = item.data.get("language") if item.data else None
+    language = language_of(asked) if asked else reader.language
+    with force_locale(language), in_zone(reader.zone):
+        return _build(item, reader, sender, language)
+
+
+def _build(item: Claimed, reader: Reader, sender: str, language: str) -> bytes:
     assert item.address and item.user_id is not None
     base = public_url()
-    words = STRINGS[reader.language]
     kind = KINDS.get(item.kind)
     link = f"{base}/n/{item.notification_id}"
     extra: dict[str, object] = {}
@@ -151,11 +152,11 @@ def build_message(item: Claimed, reader: Reader, sender: str) -> bytes:
         "link": link,
         "unsubscribe_url": unsubscribe,
         "settings_url": f"{base}/settings/notifications",
-        "when": item.created_at.astimezone(reader.zone).strftime("%Y-%m-%d %H:%M %Z"),
-        "label": kind.label if kind else item.kind,
-        "t": words,
+        "when": local_time(item.created_at),
+        "label": gettext(kind.label) if kind else item.kind,
+        "t": words(),
         "base": base,
-        "lang": reader.language,
+        "lang": language,
         **extra,
     }
     html = _template(item.kind, "html", **context)
@@ -171,7 +172,7 @@ def build_message(item: Claimed, reader: Reader, sender: str) -> bytes:
             # encoded word no mail client can follow.
             ("List-Unsubscribe", f"<{unsubscribe}>"),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-            ("Content-Language", reader.language),
+            ("Content-Language", language),
         ],
         _template(item.kind, "txt", **context),
         html,

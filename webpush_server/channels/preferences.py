@@ -14,11 +14,13 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import current_app
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy import select
 
 from ..auth.models import User
 from ..errors import Invalid
 from ..extensions import db
+from ..i18n.locale import current_language
 from ..notifications.kinds import KINDS
 from .models import Preference
 
@@ -67,8 +69,18 @@ DEFAULTS: dict[str, KindDefaults] = {
 }
 # Kinds that must reach the user: one of their channels always stays on.
 REQUIRED = {
-    "hold_expired": "It tells you a held copy went back to the shelf.",
-    "password_reset": "It carries the link you asked for to set a new password.",
+    "hold_expired": lazy_gettext("It tells you a held copy went back to the shelf."),
+    "password_reset": lazy_gettext("It carries the link you asked for to set a new password."),
+}
+# The settings form's labels: messages name each field as the page does.
+LABELS = {
+    "language": lazy_gettext("Language"),
+    "timezone": lazy_gettext("Time zone"),
+    "quiet_hours": lazy_gettext("Quiet hours"),
+    "quiet_hours.start": lazy_gettext("Quiet hours from"),
+    "quiet_hours.end": lazy_gettext("Quiet hours until"),
+    "digest_hour": lazy_gettext("Digest hour"),
+    "days_before": lazy_gettext("Days before"),
 }
 # Kinds a user never sees in the matrix: they exist for us, not for them to tune.
 HIDDEN = {"test", "password_reset", "digest"}
@@ -120,7 +132,8 @@ def preferences_json(user: User) -> dict[str, Any]:
     if row is not None and row.phone_number:
         phone = {"number": row.phone_number, "verified": row.phone_verified_at is not None}
     return {
-        "language": row.language if row else "en",
+        # Never chosen: the language the user is reading in now.
+        "language": row.language if row else current_language(),
         "timezone": timezone_of(row),
         "quiet_hours": quiet,
         "email": {
@@ -140,26 +153,36 @@ def update_preferences(user: User, data: object) -> dict[str, Any]:
     Everything is checked before anything is written: a bad field fails the whole request.
     """
     if not isinstance(data, Mapping):
-        raise Invalid(None, "The body must be a JSON object.")
+        raise Invalid(None, gettext("The body must be a JSON object."))
     known = {"language", "timezone", "quiet_hours", "digest_hour", "kinds", "email", "phone"}
     for name in data:
         if name not in known:
-            raise Invalid(str(name), f"{name}: not a preference.")
+            raise Invalid(str(name), gettext("%(field)s: not a preference.", field=name))
     row = db.session.get(Preference, user.id)
     fresh = row is None
     if row is None:
-        row = Preference(user_id=user.id, language="en", digest_hour=8, kinds={})
+        row = Preference(user_id=user.id, language=current_language(), digest_hour=8, kinds={})
     values: dict[str, Any] = {}
     if "language" in data:
         if data["language"] not in LANGUAGES:
-            raise Invalid("language", f"language: one of {', '.join(LANGUAGES)}.")
+            raise Invalid(
+                "language",
+                gettext(
+                    "%(label)s: one of %(values)s.",
+                    label=LABELS["language"],
+                    values=", ".join(LANGUAGES),
+                ),
+            )
         values["language"] = data["language"]
     if "timezone" in data:
         values["timezone"] = _check_zone(data["timezone"])
     if "digest_hour" in data:
         hour = data["digest_hour"]
         if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
-            raise Invalid("digest_hour", "digest_hour: a whole hour from 0 to 23.")
+            raise Invalid(
+                "digest_hour",
+                gettext("%(label)s: a whole hour from 0 to 23.", label=LABELS["digest_hour"]),
+            )
         values["digest_hour"] = hour
     if "quiet_hours" in data:
         values["quiet_start"], values["quiet_end"] = _check_quiet(data["quiet_hours"])
@@ -174,12 +197,13 @@ def update_preferences(user: User, data: object) -> dict[str, Any]:
 
 
 def _check_zone(value: object) -> str:
+    message = gettext("%(label)s: an IANA time zone such as Asia/Seoul.", label=LABELS["timezone"])
     if not isinstance(value, str) or value not in _zones():
-        raise Invalid("timezone", "timezone: an IANA time zone such as Asia/Seoul.")
+        raise Invalid("timezone", message)
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as error:
-        raise Invalid("timezone", "timezone: an IANA time zone such as Asia/Seoul.") from error
+        raise Invalid("timezone", message) from error
     return value
 
 
@@ -196,47 +220,73 @@ def _check_quiet(value: object) -> tuple[str | None, str | None]:
     if value is None:
         return None, None
     if not isinstance(value, Mapping) or set(value) != {"start", "end"}:
-        raise Invalid("quiet_hours", 'quiet_hours: {"start": "HH:MM", "end": "HH:MM"} or null.')
+        raise Invalid(
+            "quiet_hours",
+            gettext(
+                '%(label)s: {"start": "HH:MM", "end": "HH:MM"} or null.',
+                label=LABELS["quiet_hours"],
+            ),
+        )
     times = []
     for part in ("start", "end"):
         text = value[part]
         if not isinstance(text, str) or not _HHMM.match(text):
-            raise Invalid(f"quiet_hours.{part}", f"quiet_hours.{part}: a time as HH:MM.")
+            field = f"quiet_hours.{part}"
+            raise Invalid(field, gettext("%(label)s: a time as HH:MM.", label=LABELS[field]))
         times.append(text)
     if times[0] == times[1]:
-        raise Invalid("quiet_hours.end", "quiet_hours.end: must differ from start.")
+        raise Invalid(
+            "quiet_hours.end",
+            gettext(
+                "%(label)s: must differ from %(start)s.",
+                label=LABELS["quiet_hours.end"],
+                start=LABELS["quiet_hours.start"],
+            ),
+        )
     return times[0], times[1]
 
 
 def _merge_kinds(current: Mapping[str, Any], given: object) -> dict[str, Any]:
     """Return the stored overrides after merging given; refuse unknown or unreachable ones."""
     if not isinstance(given, Mapping):
-        raise Invalid("kinds", "kinds: an object of kind → choices.")
+        raise Invalid("kinds", gettext("%(field)s: an object of kind → choices.", field="kinds"))
     merged = {kind: dict(choices) for kind, choices in current.items()}
     tunable = set(matrix_kinds())
     for kind, choices in given.items():
         field = f"kinds.{kind}"
         if kind not in tunable:
-            raise Invalid(field, f"{field}: not a notification kind.")
+            raise Invalid(field, gettext("%(field)s: not a notification kind.", field=field))
         if not isinstance(choices, Mapping):
-            raise Invalid(field, f"{field}: an object of channel → true/false.")
+            raise Invalid(
+                field, gettext("%(field)s: an object of channel → true/false.", field=field)
+            )
         stored = merged.setdefault(kind, {})
         for name, value in choices.items():
             where = f"{field}.{name}"
             if name in CHANNEL_FIELDS:
                 if not isinstance(value, bool):
-                    raise Invalid(where, f"{where}: true or false.")
+                    raise Invalid(where, gettext("%(field)s: true or false.", field=where))
             elif name == "route":
                 if value not in ROUTES:
-                    raise Invalid(where, f"{where}: one of {', '.join(ROUTES)}.")
+                    raise Invalid(
+                        where,
+                        gettext(
+                            "%(label)s: one of %(values)s.", label=where, values=", ".join(ROUTES)
+                        ),
+                    )
             elif name == "days_before" and defaults_for(kind).days_before is not None:
                 days = range(1, MAX_DAYS_BEFORE + 1)
                 if not isinstance(value, int) or isinstance(value, bool) or value not in days:
                     raise Invalid(
-                        where, f"{where}: a whole number of days from 1 to {MAX_DAYS_BEFORE}."
+                        where,
+                        gettext(
+                            "%(label)s: a whole number of days from 1 to %(n)d.",
+                            label=LABELS["days_before"],
+                            n=MAX_DAYS_BEFORE,
+                        ),
                     )
             else:
-                raise Invalid(where, f"{where}: not a choice of this kind.")
+                raise Invalid(where, gettext("%(field)s: not a choice of this kind.", field=where))
             stored[name] = value
         # Keep only what differs from the defaults: later default changes still reach them.
         base = defaults_for(kind).as_dict()
@@ -245,7 +295,12 @@ def _merge_kinds(current: Mapping[str, Any], given: object) -> dict[str, Any]:
             effective = base | merged[kind]
             if not any(effective[c] for c in ("push", "email", "sms")):
                 raise Invalid(
-                    field, f"{field}: this kind must reach you on one channel. {REQUIRED[kind]}"
+                    field,
+                    gettext(
+                        "%(field)s: this kind must reach you on one channel. %(why)s",
+                        field=field,
+                        why=REQUIRED[kind],
+                    ),
                 )
         if not merged[kind]:
             del merged[kind]

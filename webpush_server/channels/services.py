@@ -10,11 +10,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy import select, update
 
 from ..auth.models import User
 from ..errors import Conflict, Invalid
 from ..extensions import db
+from ..i18n.locale import current_language
 from ..notifications.kinds import KINDS
 from ..notifications.models import Delivery, Notification
 from ..notifications.outbox import remember_for_enqueue
@@ -39,7 +41,7 @@ COMMON_ZONES = (
 # E-mail sent only because someone asked for it just now: its one-click link (every e-mail
 # carries one) changes nothing, so an unsubscribe can never stop password resets.
 KEPT_ON_REQUEST = {
-    "password_reset": (
+    "password_reset": lazy_gettext(
         "Password reset e-mails are sent only when someone asks for a reset link for your "
         "account, so they cannot be turned off and nothing was changed. If you did not ask "
         "for one, ignore the e-mail: your password stays as it is."
@@ -48,8 +50,28 @@ KEPT_ON_REQUEST = {
 
 
 def kind_labels() -> dict[str, str]:
-    """Return a readable name per kind for the preferences page."""
-    return {name: name.replace("_", " ").capitalize() for name in KINDS}
+    """Return a readable name per kind for the preferences page, in the request's language."""
+    names = {
+        "book_available": gettext("Book available"),
+        "hold_expiring": gettext("Hold expiring"),
+        "hold_expired": gettext("Hold expired"),
+        "loan_due_soon": gettext("Loan due soon"),
+        "loan_overdue": gettext("Loan overdue"),
+        "loan_renewed": gettext("Loan renewed"),
+        "hold_position": gettext("Hold position"),
+        "hold_cancelled": gettext("Hold cancelled"),
+        "hold_resumed": gettext("Hold resumed"),
+        "campaign_succeeded": gettext("Campaign succeeded"),
+        "campaign_failed": gettext("Campaign failed"),
+        "campaign_deadline_soon": gettext("Campaign deadline soon"),
+        "campaign_closed": gettext("Campaign closed"),
+        "coupon_expiring": gettext("Coupon expiring"),
+        "announcement": gettext("Announcement"),
+        "password_reset": gettext("Password reset"),
+        "digest": gettext("Digest"),
+        "test": gettext("Test"),
+    }
+    return {name: names.get(name, name.replace("_", " ").capitalize()) for name in KINDS}
 
 
 def common_zones() -> tuple[str, ...]:
@@ -89,7 +111,10 @@ def unsubscribe(user: User, kind: str) -> None:
     if kind in preferences.REQUIRED and not (choice["push"] or choice["sms"]):
         raise Conflict(
             f"kinds.{kind}.email",
-            f"E-mail is the only channel left for this kind. {preferences.REQUIRED[kind]}",
+            gettext(
+                "E-mail is the only channel left for this kind. %(why)s",
+                why=preferences.REQUIRED[kind],
+            ),
         )
     preferences.update_preferences(user, {"kinds": {kind: {"email": False}}})
 
@@ -143,7 +168,7 @@ def set_phone(user: User, number: object) -> str:
     now = utcnow()
     row = db.session.get(Preference, user.id)
     if row is None:
-        row = Preference(user_id=user.id, language="en", digest_hour=8, kinds={})
+        row = Preference(user_id=user.id, language=current_language(), digest_hour=8, kinds={})
         db.session.add(row)
     row.phone_number = e164
     row.phone_verified_at = None
@@ -206,16 +231,16 @@ def verify_phone(user: User, code: object) -> None:
     config = current_app.config
     row = db.session.get(Preference, user.id)
     if row is None or row.phone_number is None or row.phone_code_hash is None:
-        raise Invalid("code", "Add a phone number first.", "invalid_code")
+        raise Invalid("code", gettext("Add a phone number first."), "invalid_code")
     sent = row.phone_code_sent_at
     fresh = sent is not None and utcnow() - sent <= timedelta(minutes=config["PHONE_CODE_MINUTES"])
     if not fresh or row.phone_code_tries >= config["PHONE_CODE_TRIES"]:
-        raise Invalid("code", "This code has expired: ask for a new one.", "invalid_code")
+        raise Invalid("code", gettext("This code has expired: ask for a new one."), "invalid_code")
     given = code if isinstance(code, str) else ""
     if not hmac.compare_digest(row.phone_code_hash, _code_hash(user.id, row.phone_number, given)):
         row.phone_code_tries += 1
         db.session.commit()
-        raise Invalid("code", "That is not the code we sent.", "invalid_code")
+        raise Invalid("code", gettext("That is not the code we sent."), "invalid_code")
     row.phone_verified_at = utcnow()
     row.phone_code_hash = None
     db.session.commit()

@@ -24,6 +24,7 @@ from email.message import EmailMessage
 
 import phonenumbers
 from flask import current_app, render_template
+from flask_babel import gettext
 from jinja2 import TemplateNotFound
 
 from ..errors import Invalid
@@ -48,13 +49,13 @@ PHONE_CODE_KIND = "phone_code"
 def normalize(number: object, region: str = "KR") -> str:
     """Return number in E.164 (+821012345678), or raise Invalid naming `number`."""
     if not isinstance(number, str) or not 3 <= len(number) <= 32:
-        raise Invalid("number", "number: a phone number such as +82 10-1234-5678.")
+        raise Invalid("number", gettext("Mobile number: a phone number such as +82 10-1234-5678."))
     try:
         parsed = phonenumbers.parse(number, region)
     except phonenumbers.NumberParseException as error:
-        raise Invalid("number", "number: not a phone number.") from error
+        raise Invalid("number", gettext("Mobile number: not a phone number.")) from error
     if not phonenumbers.is_valid_number(parsed):
-        raise Invalid("number", "number: not a valid phone number.")
+        raise Invalid("number", gettext("Mobile number: not a valid phone number."))
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_required
 
 from ..apidoc import documented
@@ -88,7 +89,7 @@ def settings_page():
         except Refused as refused:
             error = refused
         else:
-            flash("Notification settings saved.", "success")
+            flash(gettext("Notification settings saved."), "success")
             return redirect(url_for("channels.settings_page"))
     page = render_template(
         "channels/settings.html",
@@ -109,10 +110,13 @@ def settings_phone():
     try:
         if "code" in request.form:
             services.verify_phone(current_user, request.form.get("code", "").strip())
-            flash("Phone number verified: SMS can reach you now.", "success")
+            flash(gettext("Phone number verified: SMS can reach you now."), "success")
         else:
             services.set_phone(current_user, request.form.get("number"))
-            flash("We texted you a 6-digit code: enter it below within 10 minutes.", "success")
+            flash(
+                gettext("We texted you a 6-digit code: enter it below within 10 minutes."),
+                "success",
+            )
     except Refused as error:
         flash(error.message, "error")
     return redirect(url_for("channels.settings_page") + "#phone-heading")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
 from ..extensions import db
 from ..notifications.record import Notice, Recipients
-from ..timeutil import app_zone, local_time, money, utcnow
+from ..notifications.text import N_, Later
+from ..timeutil import app_zone, display_zone, local_time, money, utcnow
 from .events import (
     CampaignClosed,
     CampaignDeadlineNeared,
@@ -21,6 +22,11 @@ from .models import Campaign, Coupon, Pledge
 from .timeutil import expires_on
 
 
+def last_day(expires_at: datetime) -> str:
+    """Show the last valid day of a coupon on the recipient's calendar (their zone)."""
+    return local_time(expires_on(expires_at, display_zone()))
+
+
 def campaign_succeeded(event: CampaignSucceeded) -> Iterator[Notice]:
     """Each backer: the campaign met its goal and here is your coupon."""
     campaign = db.session.get_one(Campaign, event.campaign_id)
@@ -29,15 +35,17 @@ def campaign_succeeded(event: CampaignSucceeded) -> Iterator[Notice]:
             Coupon.campaign_id == event.campaign_id, Coupon.user_id.in_(event.backer_ids)
         )
     ).all()
-    zone = app_zone()
+    title = N_("%(title)s met its goal", title=campaign.title)
     for user_id, code, expires_at in coupons:
         yield Notice(
             user_id=user_id,
             kind="campaign_succeeded",
-            title=f"{campaign.title} met its goal",
-            body=(
-                f"Your coupon {code} gives {campaign.coupon_discount}% off, "
-                f"valid through {expires_on(expires_at, zone).isoformat()}."
+            title=title,
+            body=N_(
+                "Your coupon %(code)s gives %(discount)s%% off, valid through %(last_day)s.",
+                code=code,
+                discount=campaign.coupon_discount,
+                last_day=Later.of(last_day, expires_at),
             ),
             url="/funding/coupons",
             dedupe_key=f"campaign-succeeded:{campaign.id}:{user_id}",
@@ -55,14 +63,18 @@ def campaign_failed(event: CampaignFailed) -> Iterator[Notice]:
             .group_by(Pledge.user_id)
         )
     }
+    title = N_("%(title)s missed its goal", title=campaign.title)
+    goal = Later.of(money, campaign.goal_amount)
     for user_id in event.backer_ids:
         yield Notice(
             user_id=user_id,
             kind="campaign_failed",
-            title=f"{campaign.title} missed its goal",
-            body=(
-                f"It needed {money(campaign.goal_amount)} by its deadline. Nothing is charged: "
-                f"your pledge of {money(pledged.get(user_id, 0))} is cancelled."
+            title=title,
+            body=N_(
+                "It needed %(goal)s by its deadline. Nothing is charged: "
+                "your pledge of %(pledged)s is cancelled.",
+                goal=goal,
+                pledged=Later.of(money, pledged.get(user_id, 0)),
             ),
             url=f"/funding/campaigns/{campaign.id}",
             dedupe_key=f"campaign-failed:{campaign.id}:{user_id}",
@@ -72,8 +84,17 @@ def campaign_failed(event: CampaignFailed) -> Iterator[Notice]:
 def campaign_deadline_soon(event: CampaignDeadlineNeared) -> Iterator[Notice]:
     """Each follower who has not backed: the deadline is within two days, or within one."""
     campaign = db.session.get_one(Campaign, event.campaign_id)
-    when = local_time(campaign.deadline, zone_name=True)
-    within = "a day" if event.hours <= 24 else f"{event.hours // 24} days"
+    # One Text for every follower: it renders once per language and zone.
+    if event.hours <= 24:
+        title = N_("%(title)s closes within a day", title=campaign.title)
+    else:
+        title = N_(
+            "%(title)s closes within %(days)d days", title=campaign.title, days=event.hours // 24
+        )
+    body = N_(
+        "Its deadline is %(when)s. Back it before then.",
+        when=Later.of(local_time, campaign.deadline, zone_name=True),
+    )
     # The 24 h reminder keeps the key it had before the 48 h one existed: a follower told
     # under the old code is not told again.
     suffix = "" if event.hours == 24 else f":{event.hours}h"
@@ -81,8 +102,8 @@ def campaign_deadline_soon(event: CampaignDeadlineNeared) -> Iterator[Notice]:
         yield Notice(
             user_id=user_id,
             kind="campaign_deadline_soon",
-            title=f"{campaign.title} closes within {within}",
-            body=f"Its deadline is {when}. Back it before then.",
+            title=title,
+            body=body,
             url=f"/funding/campaigns/{campaign.id}",
             dedupe_key=f"campaign-deadline-soon:{campaign.id}:{user_id}{suffix}",
             # One topic for both reminders: the 24 h one replaces an undelivered 48 h one.
@@ -102,22 +123,33 @@ def campaign_closed(event: CampaignClosed) -> Iterator[Notice]:
             func.coalesce(func.sum(Pledge.amount), 0), func.count(func.distinct(Pledge.user_id))
         ).where(Pledge.campaign_id == campaign.id)
     ).one()
-    people = f"{backers} backer{'' if backers == 1 else 's'}"
+    raised, goal = Later.of(money, int(pledged)), Later.of(money, campaign.goal_amount)
+    totals = {"title": campaign.title, "raised": raised, "goal": goal}
     if campaign.status == "succeeded":
         coupons = db.session.scalar(
             select(func.count()).select_from(Coupon).where(Coupon.campaign_id == campaign.id)
         )
-        outcome = f"{campaign.title} succeeded"
-        after = f"{coupons} coupon{'' if coupons == 1 else 's'} issued."
+        title = N_("%(title)s succeeded: %(raised)s of %(goal)s", **totals)
+        after = (
+            N_("1 coupon issued.") if coupons == 1 else N_("%(n)d coupons issued.", n=coupons or 0)
+        )
     else:
-        outcome = f"{campaign.title} failed"
-        after = "Nothing is charged; no coupons."
+        title = N_("%(title)s failed: %(raised)s of %(goal)s", **totals)
+        after = N_("Nothing is charged; no coupons.")
+    if backers == 1:
+        body = N_("Raised %(raised)s of %(goal)s from 1 backer. %(after)s", **totals, after=after)
+    else:
+        body = N_(
+            "Raised %(raised)s of %(goal)s from %(backers)d backers. %(after)s",
+            **totals,
+            backers=backers,
+            after=after,
+        )
     yield Notice(
         user_id=campaign.created_by,
         kind="campaign_closed",
-        title=f"{outcome}: {money(int(pledged))} of {money(campaign.goal_amount)}",
-        body=f"Raised {money(int(pledged))} of {money(campaign.goal_amount)} from {people}. "
-        + after,
+        title=title,
+        body=body,
         url=f"/funding/campaigns/{campaign.id}",
         dedupe_key=f"campaign-closed:{campaign.id}",
         topic=f"campaign-{campaign.id}",
@@ -133,14 +165,18 @@ def coupon_expiring(event: CouponsExpiring) -> Iterator[Notice]:
     ).all()
     zone, day = app_zone(), utcnow() + timedelta(days=1)
     for coupon_id, user_id, code, expires_at, title in rows:
-        last_day = expires_on(expires_at, zone).isoformat()
+        day_key = expires_on(expires_at, zone).isoformat()
         yield Notice(
             user_id=user_id,
             kind="coupon_expiring",
-            title=f"{title} coupon expires on {last_day}",
-            body=f"Use {code} before it expires.",
+            title=N_(
+                "%(title)s coupon expires on %(last_day)s",
+                title=title,
+                last_day=Later.of(last_day, expires_at),
+            ),
+            body=N_("Use %(code)s before it expires.", code=code),
             url="/funding/coupons",
-            dedupe_key=f"coupon-expiring:{coupon_id}:{last_day}",
+            dedupe_key=f"coupon-expiring:{coupon_id}:{day_key}",
             topic=f"coupon-{coupon_id}",
             expires_at=min(expires_at, day),
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy import (
     BigInteger,
     Select,
@@ -57,15 +58,16 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
 # What the admin form calls each field: messages name fields the way the form labels them.
+# Lazy: each renders in the language of the request that reads it.
 CAMPAIGN_LABELS = {
-    "title": "Title",
-    "description": "Description",
-    "goal_amount": "Goal (won)",
-    "deadline": "Deadline",
-    "coupon_discount": "Coupon discount (%)",
-    "coupon_valid_days": "Coupon valid for (days)",
+    "title": lazy_gettext("Title"),
+    "description": lazy_gettext("Description"),
+    "goal_amount": lazy_gettext("Goal (won)"),
+    "deadline": lazy_gettext("Deadline"),
+    "coupon_discount": lazy_gettext("Coupon discount (%)"),
+    "coupon_valid_days": lazy_gettext("Coupon valid for (days)"),
 }
-PLEDGE_LABEL = "Pledge (won)"
+PLEDGE_LABEL = lazy_gettext("Pledge (won)")
 
 
 def parse_deadline(value: object, zone: ZoneInfo | None = None) -> datetime:
@@ -76,38 +78,65 @@ def parse_deadline(value: object, zone: ZoneInfo | None = None) -> datetime:
     """
     label = CAMPAIGN_LABELS["deadline"]
     if value is None or not str(value).strip():
-        raise Invalid("deadline", f"{label} is required.")
+        raise Invalid("deadline", gettext("%(label)s is required.", label=label))
     try:
         parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
-        raise Invalid("deadline", f"{label} must be an ISO 8601 date and time.") from None
+        raise Invalid(
+            "deadline", gettext("%(label)s must be an ISO 8601 date and time.", label=label)
+        ) from None
     if parsed.tzinfo is None:
         if zone is None:
-            raise Invalid("deadline", f"{label} needs a UTC offset, e.g. +09:00.")
+            raise Invalid(
+                "deadline", gettext("%(label)s needs a UTC offset, e.g. +09:00.", label=label)
+            )
         parsed = parsed.replace(tzinfo=zone)
     try:
         # 9999-12-31T23:59-12:00 is a valid local time whose UTC instant is in year 10000.
         parsed = parsed.astimezone(UTC)
     except OverflowError:
-        raise Invalid("deadline", f"{label} is outside the calendar.") from None
+        raise Invalid(
+            "deadline", gettext("%(label)s is outside the calendar.", label=label)
+        ) from None
     if parsed > utcnow() + timedelta(days=MAX_DEADLINE_DAYS):
-        raise Invalid("deadline", f"{label} must be within {MAX_DEADLINE_DAYS // 365} years.")
+        raise Invalid(
+            "deadline",
+            gettext(
+                "%(label)s must be within %(years)d years.",
+                label=label,
+                years=MAX_DEADLINE_DAYS // 365,
+            ),
+        )
     return parsed
 
 
 def _title(value: object) -> str:
     title = str(value or "").strip()
     if not title:
-        raise Invalid("title", "Title is required.")
+        raise Invalid("title", gettext("%(label)s is required.", label=CAMPAIGN_LABELS["title"]))
     if len(title) > 200:
-        raise Invalid("title", "Title must be at most 200 characters.")
+        raise Invalid(
+            "title",
+            gettext(
+                "%(label)s must be at most %(limit)s characters.",
+                label=CAMPAIGN_LABELS["title"],
+                limit="200",
+            ),
+        )
     return title
 
 
 def _description(value: object) -> str:
     description = str(value or "").strip()
     if len(description) > 10_000:
-        raise Invalid("description", "Description must be at most 10,000 characters.")
+        raise Invalid(
+            "description",
+            gettext(
+                "%(label)s must be at most %(limit)s characters.",
+                label=CAMPAIGN_LABELS["description"],
+                limit="10,000",
+            ),
+        )
     return description
 
 
@@ -115,7 +144,10 @@ def _future_deadline(zone: ZoneInfo | None, now: datetime | None):
     def parse(value: object) -> datetime:
         deadline = parse_deadline(value, zone)
         if deadline <= (now or utcnow()):
-            raise Invalid("deadline", "Deadline must be in the future.")
+            raise Invalid(
+                "deadline",
+                gettext("%(label)s must be in the future.", label=CAMPAIGN_LABELS["deadline"]),
+            )
         return deadline
 
     return parse
@@ -132,7 +164,7 @@ def parse_campaign(data: object, zone: ZoneInfo | None = None, now: datetime | N
     a form can show each error beside its field at once.
     """
     if not isinstance(data, dict):
-        raise Invalid(None, "Send a JSON object.")
+        raise Invalid(None, gettext("Send a JSON object."))
     parsers = {
         "title": _title,
         "description": _description,
@@ -218,7 +250,10 @@ def get_campaign(campaign_id: int) -> CampaignView:
 def create_campaign(fields: dict, created_by: int, now: datetime | None = None) -> int:
     """Create an open campaign from parse_campaign() fields; return its id."""
     if fields["deadline"] <= (now or utcnow()):
-        raise Invalid("deadline", "Deadline must be in the future.")
+        raise Invalid(
+            "deadline",
+            gettext("%(label)s must be in the future.", label=CAMPAIGN_LABELS["deadline"]),
+        )
     campaign = Campaign(status="open", created_by=created_by, **fields)
     db.session.add(campaign)
     db.session.flush()
@@ -227,7 +262,7 @@ def create_campaign(fields: dict, created_by: int, now: datetime | None = None) 
     return campaign.id
 
 
-CLOSED_MESSAGE = (
+CLOSED_MESSAGE = lazy_gettext(
     "This campaign has closed, so it cannot be edited: its result and its backers' coupons "
     "stand as they were at the deadline."
 )
@@ -240,14 +275,17 @@ def ensure_open(campaign_id: int) -> None:
     real reason it cannot be saved.
     """
     if get_campaign(campaign_id).campaign.status != "open":
-        raise Conflict("campaign_id", CLOSED_MESSAGE, "closed")
+        raise Conflict("campaign_id", str(CLOSED_MESSAGE), "closed")
 
 
 def update_campaign(campaign_id: int, fields: dict, now: datetime | None = None) -> None:
     """Edit an open campaign; a closed one is history and stays as it closed."""
     ensure_open(campaign_id)
     if fields["deadline"] <= (now or utcnow()):
-        raise Invalid("deadline", "Deadline must be in the future.")
+        raise Invalid(
+            "deadline",
+            gettext("%(label)s must be in the future.", label=CAMPAIGN_LABELS["deadline"]),
+        )
     # Conditional on status: the close job may be closing it right now.
     count = rows_changed(
         update(Campaign)
@@ -257,7 +295,7 @@ def update_campaign(campaign_id: int, fields: dict, now: datetime | None = None)
     )
     if not count:
         get_campaign(campaign_id)  # 404 when it does not exist
-        raise Conflict("campaign_id", CLOSED_MESSAGE, "closed")
+        raise Conflict("campaign_id", str(CLOSED_MESSAGE), "closed")
     audit.record("campaign.update", f"campaign {campaign_id}: {fields.get('title', '')}")
     db.session.commit()
 
@@ -272,9 +310,9 @@ def _lock_open_campaign(campaign_id: int, now: datetime) -> Campaign:
         select(Campaign).where(Campaign.id == campaign_id).with_for_update()
     ).one_or_none()
     if campaign is None:
-        raise NotFound("campaign_id", "No such campaign.")
+        raise NotFound("campaign_id", gettext("No such campaign."))
     if campaign.status != "open" or campaign.deadline <= now:
-        raise Conflict("campaign_id", "This campaign no longer takes pledges.", "closed")
+        raise Conflict("campaign_id", gettext("This campaign no longer takes pledges."), "closed")
     return campaign
 
 
@@ -303,7 +341,7 @@ def pledge(campaign_id: int, user_id: int, amount: object, now: datetime | None 
     )
     if pledge_id is None:
         db.session.rollback()
-        raise Conflict("campaign_id", "This campaign no longer takes pledges.", "closed")
+        raise Conflict("campaign_id", gettext("This campaign no longer takes pledges."), "closed")
     db.session.commit()
     return pledge_id
 
@@ -373,7 +411,7 @@ def get_coupon(user_id: int, code: str) -> tuple[Coupon, Campaign]:
         .where(Coupon.code == code.strip().upper(), Coupon.user_id == user_id)
     ).one_or_none()
     if found is None:
-        raise NotFound("code", "No such coupon.")
+        raise NotFound("code", gettext("No such coupon."))
     coupon, campaign = found
     return coupon, campaign
 
@@ -399,11 +437,15 @@ def redeem_coupon(user_id: int, code: str, now: datetime | None = None) -> Coupo
     ).one_or_none()
     if coupon is None:
         # Someone else's code answers like an unknown one: codes are not to be probed.
-        raise NotFound("code", "No such coupon.")
+        raise NotFound("code", gettext("No such coupon."))
     if not count:
         db.session.rollback()
         state = "expired" if coupon.status == "expired" or coupon.expires_at <= now else "used"
-        raise Conflict("code", f"This coupon is {state}.", state)
+        if state == "expired":
+            message = gettext("This coupon has expired.")
+        else:
+            message = gettext("This coupon is used.")
+        raise Conflict("code", message, state)
     db.session.commit()
     return coupon
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext, ngettext
 from flask_login import current_user, login_required
 
 from ..auth import role_required
@@ -24,12 +25,14 @@ def time_left(deadline: datetime) -> str:
     """Say how long until deadline, roughly: 3 days, 5 hours, 12 minutes, closed."""
     seconds = (deadline - utcnow()).total_seconds()
     if seconds <= 0:
-        return "deadline passed"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = int(seconds // size)
-            return f"{count} {unit}{'s' if count != 1 else ''} left"
-    return "less than a minute left"
+        return gettext("deadline passed")
+    if seconds >= 86400:
+        return ngettext("%(num)d day left", "%(num)d days left", int(seconds // 86400))
+    if seconds >= 3600:
+        return ngettext("%(num)d hour left", "%(num)d hours left", int(seconds // 3600))
+    if seconds >= 60:
+        return ngettext("%(num)d minute left", "%(num)d minutes left", int(seconds // 60))
+    return gettext("less than a minute left")
 
 
 @bp.app_context_processor
@@ -83,7 +86,7 @@ def pledge(campaign_id: int):
         # The page again, the amount as typed and the message beside it.
         page = _campaign_page(campaign_id, amount=amount, amount_error=error.message)
         return page, http_status(error)
-    flash("Thank you: your pledge is recorded.", "success")
+    flash(gettext("Thank you: your pledge is recorded."), "success")
     return redirect(back)
 
 
@@ -93,10 +96,13 @@ def toggle_follow(campaign_id: int):
     """Follow or unfollow from the campaign page."""
     if request.form.get("follow") == "1":
         services.follow(campaign_id, current_user.id)
-        flash("You will be reminded two days and again one day before the deadline.", "success")
+        flash(
+            gettext("You will be reminded two days and again one day before the deadline."),
+            "success",
+        )
     else:
         services.unfollow(campaign_id, current_user.id)
-        flash("You no longer follow this campaign.", "info")
+        flash(gettext("You no longer follow this campaign."), "info")
     return redirect(url_for("funding.campaign", campaign_id=campaign_id))
 
 
@@ -125,7 +131,13 @@ def confirm_redeem(code: str):
         return refused_to_page(error, back)
     status = coupon_status(coupon)
     if status != "active":
-        flash(f"Coupon {coupon.code} is {status}: it cannot be redeemed.", "info")
+        if status == "expired":
+            message = gettext(
+                "Coupon %(code)s has expired: it cannot be redeemed.", code=coupon.code
+            )
+        else:
+            message = gettext("Coupon %(code)s is used: it cannot be redeemed.", code=coupon.code)
+        flash(message, "info")
         return redirect(back)
     return render_template("funding/redeem.html", coupon=coupon, campaign=campaign)
 
@@ -139,7 +151,7 @@ def redeem(code: str):
         services.redeem_coupon(current_user.id, code)
     except Refused as error:
         return refused_to_page(error, back)
-    flash(f"Coupon {code} redeemed.", "success")
+    flash(gettext("Coupon %(code)s redeemed.", code=code), "success")
     return redirect(back)
 
 
@@ -188,7 +200,7 @@ def new_campaign():
         campaign_id = services.create_campaign(fields, current_user.id)
     except Refused as error:
         return _edit_page(None, request.form, error, http_status(error))
-    flash("Campaign created.", "success")
+    flash(gettext("Campaign created."), "success")
     return redirect(url_for("funding.campaign", campaign_id=campaign_id))
 
 
@@ -210,5 +222,5 @@ def edit_campaign(campaign_id: int):
         c = services.get_campaign(campaign_id).campaign  # closed meanwhile: say so
         form = _stored_form(c) if c.status != "open" else request.form
         return _edit_page(c, form, error, http_status(error))
-    flash("Campaign saved.", "success")
+    flash(gettext("Campaign saved."), "success")
     return redirect(url_for("funding.campaign", campaign_id=campaign_id))

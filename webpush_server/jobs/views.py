@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext
 
 from ..auth import role_required
 from ..errors import Refused, refused_to_page
@@ -32,5 +33,12 @@ def restart(execution_id: int):
     except Refused as error:
         return refused_to_page(error, back)
     shown = " ".join(f"{k}={v}" for k, v in params.items())
-    flash(f"Execution {execution_id} ({shown}) will resume on the worker.", "success")
+    flash(
+        gettext(
+            "Execution %(id)s (%(params)s) will resume on the worker.",
+            id=execution_id,
+            params=shown,
+        ),
+        "success",
+    )
     return redirect(back)

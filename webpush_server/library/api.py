@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Blueprint, jsonify, request
+from flask_babel import gettext
 from flask_login import current_user, login_required
 
 from ..apidoc import documented
@@ -41,7 +42,7 @@ bp = Blueprint("library_api", __name__, url_prefix="/api/library")
 def _body() -> dict:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise Invalid(None, "Send a JSON object.")
+        raise Invalid(None, gettext("Send a JSON object."))
     return data
 
 
@@ -125,7 +126,7 @@ def holds():
     """The caller's holds; everyone's for a librarian with ?all=1."""
     everyone = request.args.get("all") in ("1", "true")
     if everyone and not current_user.has_role("librarian"):
-        raise Forbidden("all", "Only librarians see every hold.")
+        raise Forbidden("all", gettext("Only librarians see every hold."))
     rows = services.holds_for(None if everyone else current_user.id)
     return jsonify(holds=[hold_json(hold, user.email) for hold, user in rows])
 
@@ -143,7 +144,7 @@ def cancel_hold(hold_id: int):
     """Cancel a hold (its owner or a librarian), with an optional {"note"}."""
     data = request.get_json(silent=True) if request.content_length else None
     if data is not None and not isinstance(data, dict):
-        raise Invalid(None, "Send a JSON object.")
+        raise Invalid(None, gettext("Send a JSON object."))
     services.cancel_hold(current_user, hold_id, (data or {}).get("note"))
     return "", 204
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from ..channels.preferences import kind_choice, load_rows
 from ..extensions import db
 from ..notifications.record import Notice, Recipients
+from ..notifications.text import N_, Later
 from ..timeutil import app_zone, local_time, utcnow
 from .events import (
     HoldBecameReady,
@@ -42,9 +43,12 @@ def book_available(event: HoldBecameReady) -> list[Notice]:
         Notice(
             user_id=hold.user_id,
             kind="book_available",
-            title=f"Your book is ready: {hold.book.title}",
-            body=f"Copy {hold.copy_id} is waiting for you at the desk until "
-            f"{local_time(hold.pickup_deadline, 'notice')}.",
+            title=N_("Your book is ready: %(title)s", title=hold.book.title),
+            body=N_(
+                "Copy %(copy)s is waiting for you at the desk until %(deadline)s.",
+                copy=hold.copy_id,
+                deadline=Later.of(local_time, hold.pickup_deadline, "notice"),
+            ),
             url=hold_url(hold.id),
             dedupe_key=f"hold-ready:{hold.id}",
             topic=f"hold-{hold.id}",
@@ -62,8 +66,14 @@ def hold_expiring(event: HoldExpiringSoon) -> list[Notice]:
         Notice(
             user_id=hold.user_id,
             kind="hold_expiring",
-            title=f"Pick up {hold.book.title} by {local_time(hold.pickup_deadline, 'notice')}",
-            body="Your copy is set aside for one more day; after that it goes to the next reader.",
+            title=N_(
+                "Pick up %(title)s by %(deadline)s",
+                title=hold.book.title,
+                deadline=Later.of(local_time, hold.pickup_deadline, "notice"),
+            ),
+            body=N_(
+                "Your copy is set aside for one more day; after that it goes to the next reader."
+            ),
             url=hold_url(hold.id),
             dedupe_key=f"hold-expiring:{hold.id}",
             topic=f"hold-{hold.id}",
@@ -78,9 +88,11 @@ def hold_expired(event: HoldExpired) -> list[Notice]:
         Notice(
             user_id=hold.user_id,
             kind="hold_expired",
-            title=f"Your hold on {hold.book.title} has lapsed",
-            body="The pickup deadline passed, so the copy went to the next reader. "
-            "You can reserve the book again.",
+            title=N_("Your hold on %(title)s has lapsed", title=hold.book.title),
+            body=N_(
+                "The pickup deadline passed, so the copy went to the next reader. "
+                "You can reserve the book again."
+            ),
             url=hold_url(hold.id),
             dedupe_key=f"hold-expired:{hold.id}",
             topic=f"hold-{hold.id}",
@@ -122,12 +134,21 @@ def loans_due(event: LoansDue) -> Iterator[Notice]:
         # Each borrower's own days_before (preferences), else the default.
         days_before = kind_choice(prefs.get(user_id), "loan_due_soon").get("days_before")
         if 0 <= ahead <= (days_before or DAYS_BEFORE):
-            when = "today" if ahead == 0 else "tomorrow" if ahead == 1 else f"on {due}"
+            due_on = Later.of(local_time, due)
+            if ahead == 0:
+                heading = N_("%(title)s is due today", title=title)
+            elif ahead == 1:
+                heading = N_("%(title)s is due tomorrow", title=title)
+            else:
+                heading = N_("%(title)s is due on %(due)s", title=title, due=due_on)
             yield Notice(
                 user_id=user_id,
                 kind="loan_due_soon",
-                title=f"{title} is due {when}",
-                body=f"Please return it by {due}, or renew it on My loans if nobody is waiting.",
+                title=heading,
+                body=N_(
+                    "Please return it by %(due)s, or renew it on My loans if nobody is waiting.",
+                    due=due_on,
+                ),
                 url=loan_url(loan_id),
                 dedupe_key=f"loan-due-soon:{loan_id}:{due}",
                 topic=loan_topic(loan_id),
@@ -143,9 +164,17 @@ def loans_due(event: LoansDue) -> Iterator[Notice]:
         yield Notice(
             user_id=user_id,
             kind="loan_overdue",
-            title=f"{title} is overdue",
-            body=f"It was due on {due} ({late} day{'s' if late != 1 else ''} ago). "
-            "Please bring it back to the desk.",
+            title=N_("%(title)s is overdue", title=title),
+            body=N_(
+                "It was due on %(due)s (1 day ago). Please bring it back to the desk.",
+                due=Later.of(local_time, due),
+            )
+            if late == 1
+            else N_(
+                "It was due on %(due)s (%(late)d days ago). Please bring it back to the desk.",
+                due=Later.of(local_time, due),
+                late=late,
+            ),
             url=loan_url(loan_id),
             dedupe_key=f"loan-overdue:{loan_id}:{due}:{stage}",
             topic=loan_topic(loan_id),
@@ -160,8 +189,12 @@ def loan_renewed(event: LoanRenewed) -> list[Notice]:
         Notice(
             user_id=loan.user_id,
             kind="loan_renewed",
-            title=f"Renewed: {title}, now due {loan.due_date}",
-            body=f"Renewal {loan.renewals} of 2. Enjoy the extra time.",
+            title=N_(
+                "Renewed: %(title)s, now due %(due)s",
+                title=title,
+                due=Later.of(local_time, loan.due_date),
+            ),
+            body=N_("Renewal %(n)d of 2. Enjoy the extra time.", n=loan.renewals),
             url=loan_url(loan.id),
             dedupe_key=f"loan-renewed:{loan.id}:{loan.renewals}",
             topic=loan_topic(loan.id),
@@ -178,13 +211,18 @@ def hold_position(event: HoldMovedUp) -> list[Notice]:
         return []
     position = queue_position(hold)
     today = utcnow().astimezone(app_zone()).date()
-    ahead = "You are next" if position == 1 else f"You are number {position}"
+    if position == 1:
+        heading = N_("You are next for %(title)s", title=hold.book.title)
+    else:
+        heading = N_(
+            "You are number %(position)s for %(title)s", position=position, title=hold.book.title
+        )
     return [
         Notice(
             user_id=hold.user_id,
             kind="hold_position",
-            title=f"{ahead} for {hold.book.title}",
-            body="Your place in the queue moved up. We will tell you when a copy is yours.",
+            title=heading,
+            body=N_("Your place in the queue moved up. We will tell you when a copy is yours."),
             url=hold_url(hold.id),
             dedupe_key=f"hold-position:{hold.id}:{today}",
             topic=hold_topic(hold.id),
@@ -195,12 +233,16 @@ def hold_position(event: HoldMovedUp) -> list[Notice]:
 def hold_cancelled(event: HoldCancelledByLibrary) -> list[Notice]:
     """The patron whose hold the library cancelled, with the librarian's note."""
     hold = db.session.get_one(Hold, event.hold_id)
-    note = f"The library says: {hold.note}" if hold.note else "Ask at the desk why."
+    note = (
+        N_("The library says: %(note)s", note=hold.note)
+        if hold.note
+        else N_("Ask at the desk why.")
+    )
     return [
         Notice(
             user_id=hold.user_id,
             kind="hold_cancelled",
-            title=f"Your hold on {hold.book.title} was cancelled",
+            title=N_("Your hold on %(title)s was cancelled", title=hold.book.title),
             body=note,
             url=hold_url(hold.id),
             dedupe_key=f"hold-cancelled:{hold.id}",
@@ -216,8 +258,8 @@ def hold_resumed(event: HoldResumed) -> list[Notice]:
         Notice(
             user_id=hold.user_id,
             kind="hold_resumed",
-            title=f"Your hold on {hold.book.title} is active again",
-            body="It kept its place in the queue; copies go to it again from today.",
+            title=N_("Your hold on %(title)s is active again", title=hold.book.title),
+            body=N_("It kept its place in the queue; copies go to it again from today."),
             url=hold_url(hold.id),
             dedupe_key=f"hold-resumed:{hold.id}:{event.until}",
             topic=hold_topic(hold.id),

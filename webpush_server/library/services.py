@@ -6,6 +6,7 @@ import re
 from datetime import date, datetime, timedelta
 
 from flask import current_app
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -34,6 +35,19 @@ from .notices import hold_topic, loan_topic
 MAX_COPIES_AT_ONCE = 100
 MAX_RENEWALS = 2
 NOTE_LIMIT = 500
+# Each input as its form labels it (the desk, the catalogue, My holds): messages name them so.
+LABELS = {
+    "title": lazy_gettext("Title"),
+    "author": lazy_gettext("Author"),
+    "isbn": lazy_gettext("ISBN"),
+    "copies": lazy_gettext("Copies"),
+    "count": lazy_gettext("How many"),
+    "copy_id": lazy_gettext("Copy number"),
+    "user_email": lazy_gettext("Patron e-mail"),
+    "note": lazy_gettext("Note to the patron"),
+    "suspended_until": lazy_gettext("Away until"),
+    "not_needed_after": lazy_gettext("Last day I still want it"),
+}
 
 
 def local_day(now: datetime) -> date:
@@ -59,7 +73,7 @@ def _lock_book(book_id: int) -> None:
         .execution_options(synchronize_session=False)
     )
     if touched == 0:
-        raise NotFound("book_id", "No such book.")
+        raise NotFound("book_id", gettext("No such book."))
 
 
 def _pickup_days() -> int:
@@ -208,7 +222,7 @@ def normalize_isbn(value: object) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise Invalid("isbn", "isbn must be a string.")
+        raise Invalid("isbn", gettext("%(label)s must be text.", label=LABELS["isbn"]))
     isbn = _ISBN_CHARS.sub("", value).upper()
     if re.fullmatch(r"\d{9}[\dX]", isbn):
         total = sum((10 - i) * (10 if c == "X" else int(c)) for i, c in enumerate(isbn))
@@ -218,15 +232,22 @@ def normalize_isbn(value: object) -> str | None:
     else:
         valid = False
     if not valid:
-        raise Invalid("isbn", "isbn is not a valid ISBN-10 or ISBN-13.")
+        raise Invalid(
+            "isbn", gettext("%(label)s is not a valid ISBN-10 or ISBN-13.", label=LABELS["isbn"])
+        )
     return isbn
 
 
 def _text(value: object, field: str, limit: int) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise Invalid(field, f"{field} is required.")
+        raise Invalid(field, gettext("%(label)s is required.", label=LABELS[field]))
     if len(value.strip()) > limit:
-        raise Invalid(field, f"{field} is longer than {limit} characters.")
+        raise Invalid(
+            field,
+            gettext(
+                "%(label)s is longer than %(limit)d characters.", label=LABELS[field], limit=limit
+            ),
+        )
     return value.strip()
 
 
@@ -235,9 +256,13 @@ def add_book(title: object, author: object, isbn: object, copies: object) -> tup
     title = _text(title, "title", 300)
     author = _text(author, "author", 200)
     isbn = normalize_isbn(isbn)
-    copies = whole_number(copies, "copies", 1, MAX_COPIES_AT_ONCE)
+    copies = whole_number(copies, "copies", 1, MAX_COPIES_AT_ONCE, label=LABELS["copies"])
     if isbn and db.session.scalar(select(Book.id).where(Book.isbn == isbn)):
-        raise Conflict("isbn", f"A book with ISBN {isbn} is already in the catalogue.", "exists")
+        raise Conflict(
+            "isbn",
+            gettext("A book with ISBN %(isbn)s is already in the catalogue.", isbn=isbn),
+            "exists",
+        )
     book = Book(title=title, author=author, isbn=isbn)
     db.session.add(book)
     new = [Copy(book=book) for _ in range(copies)]
@@ -246,14 +271,14 @@ def add_book(title: object, author: object, isbn: object, copies: object) -> tup
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
-        raise Conflict("isbn", "That ISBN is already in the catalogue.", "exists") from exc
+        raise Conflict("isbn", gettext("That ISBN is already in the catalogue."), "exists") from exc
     return book, [c.id for c in new]
 
 
 @retry_on_conflict
 def add_copies(book_id: int, count: object) -> list[int]:
     """Add copies to a book; waiting holds get them at once."""
-    count = whole_number(count, "count", 1, MAX_COPIES_AT_ONCE)
+    count = whole_number(count, "count", 1, MAX_COPIES_AT_ONCE, label=LABELS["count"])
     _lock_book(book_id)
     new = [Copy(book_id=book_id) for _ in range(count)]
     db.session.add_all(new)
@@ -293,9 +318,13 @@ def place_hold(user_id: int, book_id: int) -> Hold:
         )
     )
     if mine:
-        raise Conflict("book_id", "You already have a hold on this book.", "already_holding")
+        raise Conflict(
+            "book_id", gettext("You already have a hold on this book."), "already_holding"
+        )
     if _borrowing(user_id, book_id):
-        raise Conflict("book_id", "You are borrowing this book already.", "already_borrowing")
+        raise Conflict(
+            "book_id", gettext("You are borrowing this book already."), "already_borrowing"
+        )
     hold = Hold(book_id=book_id, user_id=user_id, status="waiting", created_at=utcnow())
     db.session.add(hold)
     db.session.flush()
@@ -325,9 +354,16 @@ def _note(note: object) -> str | None:
     if note is None or note == "":
         return None
     if not isinstance(note, str):
-        raise Invalid("note", "note must be text.")
+        raise Invalid("note", gettext("%(label)s must be text.", label=LABELS["note"]))
     if len(note.strip()) > NOTE_LIMIT:
-        raise Invalid("note", f"note is longer than {NOTE_LIMIT} characters.")
+        raise Invalid(
+            "note",
+            gettext(
+                "%(label)s is longer than %(limit)d characters.",
+                label=LABELS["note"],
+                limit=NOTE_LIMIT,
+            ),
+        )
     return note.strip() or None
 
 
@@ -340,12 +376,16 @@ def cancel_hold(actor: User, hold_id: int, note: object = None) -> Hold:
     """
     note = _note(note)
     if note is not None and not actor.has_role("librarian"):
-        raise Forbidden("note", "Only the library adds a note when it cancels a hold.")
+        raise Forbidden("note", gettext("Only the library adds a note when it cancels a hold."))
     hold = get_hold(actor, hold_id)
     _lock_book(hold.book_id)
     hold = db.session.get_one(Hold, hold_id, populate_existing=True)
     if hold.status not in ACTIVE_HOLD:
-        raise Conflict("hold_id", f"This hold is already {hold.status}.", "not_active")
+        raise Conflict(
+            "hold_id",
+            gettext("This hold is already %(status)s.", status=hold_status(hold.status)),
+            "not_active",
+        )
     now = utcnow()
     by_library = hold.user_id != actor.id
     events: list[object] = []
@@ -374,32 +414,50 @@ def update_hold(actor: User, hold_id: int, changes: object) -> Hold:
     A suspended hold keeps its place; resuming it may hand it a free copy at once.
     """
     if not isinstance(changes, dict):
-        raise Invalid(None, "Send a JSON object.")
+        raise Invalid(None, gettext("Send a JSON object."))
     unknown = sorted(set(changes) - {"suspended_until", "not_needed_after"})
     if unknown:
-        raise Invalid(unknown[0], f"{unknown[0]} cannot be changed.")
+        raise Invalid(unknown[0], gettext("%(field)s cannot be changed.", field=unknown[0]))
     if not changes:
-        raise Invalid("suspended_until", "Send suspended_until or not_needed_after.")
+        raise Invalid(
+            "suspended_until",
+            gettext(
+                "Send %(suspend)s or %(last)s.",
+                suspend=LABELS["suspended_until"],
+                last=LABELS["not_needed_after"],
+            ),
+        )
     now = utcnow()
     today = local_day(now)
     parsed = {name: _date(value, name) for name, value in changes.items()}
     suspend, last_day = parsed.get("suspended_until"), parsed.get("not_needed_after")
     if suspend is not None and suspend <= today:
-        raise Invalid("suspended_until", "suspended_until must be a day after today.")
+        raise Invalid(
+            "suspended_until",
+            gettext("%(label)s must be a day after today.", label=LABELS["suspended_until"]),
+        )
     if last_day is not None and last_day < today:
-        raise Invalid("not_needed_after", "not_needed_after cannot be in the past.")
+        raise Invalid(
+            "not_needed_after",
+            gettext("%(label)s cannot be in the past.", label=LABELS["not_needed_after"]),
+        )
     hold = get_hold(actor, hold_id)
     _lock_book(hold.book_id)
     hold = db.session.get_one(Hold, hold_id, populate_existing=True)
     if hold.status != "waiting":
         raise Conflict(
-            "hold_id", f"Only a waiting hold can change; this one is {hold.status}.", "not_waiting"
+            "hold_id",
+            gettext(
+                "Only a waiting hold can change; this one is %(status)s.",
+                status=hold_status(hold.status),
+            ),
+            "not_waiting",
         )
     until = parsed.get("suspended_until", hold.suspended_until)
     last = parsed.get("not_needed_after", hold.not_needed_after)
     if until is not None and last is not None and last < until:
         field = "not_needed_after" if "not_needed_after" in parsed else "suspended_until"
-        raise Invalid(field, "The hold would end before its suspension does.")
+        raise Invalid(field, gettext("The hold would end before its suspension does."))
     if hold.user_id != actor.id:
         audit.record("hold.update", f"hold {hold.id} (suspended until {until}, last day {last})")
     hold.suspended_until, hold.not_needed_after = until, last
@@ -412,11 +470,27 @@ def _date(value: object, field: str) -> date | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise Invalid(field, f"{field} must be a date (YYYY-MM-DD) or null.")
+        raise Invalid(field, _not_a_date(field))
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise Invalid(field, f"{field} must be a date (YYYY-MM-DD) or null.") from None
+        raise Invalid(field, _not_a_date(field)) from None
+
+
+def _not_a_date(field: str) -> str:
+    return gettext("%(label)s must be a date (YYYY-MM-DD) or empty.", label=LABELS[field])
+
+
+def hold_status(status: str) -> str:
+    """Name a hold's status in the current language (as the pages show it)."""
+    names = {
+        "waiting": gettext("waiting"),
+        "ready": gettext("ready"),
+        "fulfilled": gettext("fulfilled"),
+        "cancelled": gettext("cancelled"),
+        "expired": gettext("expired"),
+    }
+    return names.get(status, status)
 
 
 def _close(hold: Hold, status: str, now: datetime) -> None:
@@ -450,8 +524,10 @@ def holds_for(user_id: int | None) -> list[tuple[Hold, User]]:
 def _copy(copy_id: object) -> Copy:
     key = as_id(copy_id)
     if key is None:
-        raise Invalid("copy_id", "copy_id must be a copy number.")
-    return get_or_refuse(Copy, key, message=f"There is no copy {key}.")
+        raise Invalid(
+            "copy_id", gettext("%(label)s: enter the number on the copy.", label=LABELS["copy_id"])
+        )
+    return get_or_refuse(Copy, key, message=gettext("There is no copy %(id)s.", id=key))
 
 
 def _due_date(now: datetime) -> date:
@@ -463,18 +539,20 @@ def check_out(copy_id: object, user_email: object) -> Loan:
     """Lend a copy to a patron: a copy on the shelf, or the one set aside for their hold."""
     copy = _copy(copy_id)
     if not isinstance(user_email, str) or not user_email.strip():
-        raise Invalid("user_email", "user_email is required.")
+        raise Invalid("user_email", gettext("%(label)s is required.", label=LABELS["user_email"]))
     patron = find_user(user_email)
     if patron is None:
-        raise NotFound("user_email", f"No patron with e-mail {user_email}.")
+        raise NotFound("user_email", gettext("No patron with e-mail %(email)s.", email=user_email))
     _lock_book(copy.book_id)
     copy = db.session.get_one(Copy, copy.id, populate_existing=True)
     now = utcnow()
     if copy.status == "loaned":
-        raise Conflict("copy_id", f"Copy {copy.id} is already on loan.", "on_loan")
+        raise Conflict("copy_id", gettext("Copy %(id)s is already on loan.", id=copy.id), "on_loan")
     if _borrowing(patron.id, copy.book_id):
         raise Conflict(
-            "user_email", f"{patron.email} already borrows this book.", "already_borrowing"
+            "user_email",
+            gettext("%(email)s already borrows this book.", email=patron.email),
+            "already_borrowing",
         )
     own = db.session.scalar(
         select(Hold).where(
@@ -483,7 +561,11 @@ def check_out(copy_id: object, user_email: object) -> Loan:
     )
     if copy.status == "held":
         if own is None or own.copy_id != copy.id:
-            raise Conflict("copy_id", f"Copy {copy.id} is set aside for another patron.", "held")
+            raise Conflict(
+                "copy_id",
+                gettext("Copy %(id)s is set aside for another patron.", id=copy.id),
+                "held",
+            )
     else:
         first = db.session.scalar(
             select(Hold)
@@ -493,7 +575,7 @@ def check_out(copy_id: object, user_email: object) -> Loan:
         if first is not None and first.user_id != patron.id:
             raise Conflict(
                 "copy_id",
-                "Patrons are waiting for this book: the copy goes to the first of them.",
+                gettext("Patrons are waiting for this book: the copy goes to the first of them."),
                 "queue",
             )
     audit.record("loan.checkout", f"copy {copy.id} to {patron.email}")
@@ -522,7 +604,7 @@ def check_in(copy_id: object) -> tuple[Copy, Hold | None]:
         select(Loan).where(Loan.copy_id == copy.id, Loan.returned_at.is_(None))
     )
     if loan is None:
-        raise Conflict("copy_id", f"Copy {copy.id} is not on loan.", "not_on_loan")
+        raise Conflict("copy_id", gettext("Copy %(id)s is not on loan.", id=copy.id), "not_on_loan")
     now = utcnow()
     audit.record("loan.checkin", f"copy {copy.id} (loan {loan.id})")
     loan.returned_at = now
@@ -541,7 +623,11 @@ def pick_up(hold_id: int) -> Loan:
     _lock_book(hold.book_id)
     hold = db.session.get_one(Hold, hold_id, populate_existing=True)
     if hold.status != "ready":
-        raise Conflict("hold_id", f"This hold is {hold.status}, not ready.", "not_ready")
+        raise Conflict(
+            "hold_id",
+            gettext("This hold is %(status)s, not ready.", status=hold_status(hold.status)),
+            "not_ready",
+        )
     copy = db.session.get_one(Copy, hold.copy_id, populate_existing=True)
     audit.record("loan.checkout", f"copy {copy.id} for hold {hold.id} (user {hold.user_id})")
     return _lend(copy, hold.user_id, hold, utcnow())
@@ -668,10 +754,12 @@ def renew_loan(actor: User, loan_id: int) -> Loan:
     _lock_book(book_id)
     loan = db.session.get_one(Loan, loan_id, populate_existing=True)
     if loan.returned_at is not None:
-        raise Conflict("loan_id", "This loan has been returned.", "returned")
+        raise Conflict("loan_id", gettext("This loan has been returned."), "returned")
     if loan.renewals >= MAX_RENEWALS:
         raise Conflict(
-            "loan_id", f"This loan has been renewed {MAX_RENEWALS} times already.", "renewal_limit"
+            "loan_id",
+            gettext("This loan has been renewed %(n)d times already.", n=MAX_RENEWALS),
+            "renewal_limit",
         )
     waiting = db.session.scalar(
         select(func.count()).where(
@@ -682,7 +770,9 @@ def renew_loan(actor: User, loan_id: int) -> Loan:
     )
     if waiting:
         raise Conflict(
-            "loan_id", "Someone is waiting for this book, so it cannot be renewed.", "queue"
+            "loan_id",
+            gettext("Someone is waiting for this book, so it cannot be renewed."),
+            "queue",
         )
     if loan.user_id != actor.id:
         audit.record("loan.renew", f"loan {loan.id} (copy {loan.copy_id}, user {loan.user_id})")

@@ -6,13 +6,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from ..auth import role_required
 from ..errors import Invalid, Refused, as_id, refused_to_page, safe_back
 from ..extensions import db
-from ..timeutil import utcnow
+from ..timeutil import local_time, utcnow
 from . import services
 from .models import ACTIVE_HOLD, Book, Hold
 
@@ -79,9 +80,10 @@ def reserve(book_id: int):
     except Refused as error:
         return refused_to_page(error, url_for(".book", book_id=book_id))
     if hold.status == "ready":
-        flash("A copy was on the shelf: it is set aside for you now.", "success")
+        flash(gettext("A copy was on the shelf: it is set aside for you now."), "success")
     else:
-        flash(f"Reserved. You are number {services.queue_position(hold)} in the queue.", "success")
+        position = services.queue_position(hold)
+        flash(gettext("Reserved. You are number %(n)s in the queue.", n=position), "success")
     return redirect(url_for(".hold", hold_id=hold.id))
 
 
@@ -112,9 +114,18 @@ def cancel(hold_id: int):
     def action() -> str:
         hold = services.cancel_hold(current_user, hold_id, request.form.get("note"))
         if hold.user_id != current_user.id:
-            told = " with your note" if hold.note else ""
-            return f"Hold {hold.id} on {hold.book.title} cancelled; the patron has been told{told}."
-        return f"Hold on {hold.book.title} cancelled."
+            if hold.note:
+                return gettext(
+                    "Hold %(id)s on %(title)s cancelled; the patron has been told with your note.",
+                    id=hold.id,
+                    title=hold.book.title,
+                )
+            return gettext(
+                "Hold %(id)s on %(title)s cancelled; the patron has been told.",
+                id=hold.id,
+                title=hold.book.title,
+            )
+        return gettext("Hold on %(title)s cancelled.", title=hold.book.title)
 
     return _attempt(action, back)
 
@@ -136,9 +147,10 @@ def suspend(hold_id: int):
     return _change_hold(
         hold_id,
         {"suspended_until": request.form.get("suspended_until", "")},
-        lambda hold: (
-            f"Suspended until {hold.suspended_until}: you keep your place, and "
-            "copies pass you by until then. It resumes by itself."
+        lambda hold: gettext(
+            "Suspended until %(day)s: you keep your place, and "
+            "copies pass you by until then. It resumes by itself.",
+            day=local_time(hold.suspended_until),
         ),
     )
 
@@ -166,9 +178,12 @@ def not_needed(hold_id: int):
         hold_id,
         {"not_needed_after": request.form.get("not_needed_after", "")},
         lambda hold: (
-            f"Not needed after {hold.not_needed_after}: the hold ends then if no copy has come."
+            gettext(
+                "Not needed after %(day)s: the hold ends then if no copy has come.",
+                day=local_time(hold.not_needed_after),
+            )
             if hold.not_needed_after
-            else "The hold stays until you cancel it."
+            else gettext("The hold stays until you cancel it.")
         ),
     )
 
@@ -188,9 +203,12 @@ def renew(loan_id: int):
 
     def action() -> str:
         loan = services.renew_loan(current_user, loan_id)
-        return (
-            f"Renewed {loan.copy.book.title}: now due {loan.due_date} "
-            f"(renewal {loan.renewals} of {services.MAX_RENEWALS})."
+        return gettext(
+            "Renewed %(title)s: now due %(due)s (renewal %(n)s of %(max)s).",
+            title=loan.copy.book.title,
+            due=local_time(loan.due_date),
+            n=loan.renewals,
+            max=services.MAX_RENEWALS,
         )
 
     return _attempt(action, back)
@@ -223,7 +241,9 @@ def desk_check_out():
 
     def action() -> str:
         loan = services.check_out(request.form.get("copy_id", ""), request.form.get("email", ""))
-        return f"Copy {loan.copy_id} lent until {loan.due_date.isoformat()}."
+        return gettext(
+            "Copy %(id)s lent until %(due)s.", id=loan.copy_id, due=local_time(loan.due_date)
+        )
 
     return _attempt(action, url_for(".desk"))
 
@@ -236,11 +256,13 @@ def desk_check_in():
     def action() -> str:
         copy, hold = services.check_in(request.form.get("copy_id", ""))
         if hold is not None:
-            return (
-                f"Copy {copy.id} is set aside for hold {hold.id}: put it on the hold shelf. "
-                "The patron has been told."
+            return gettext(
+                "Copy %(id)s is set aside for hold %(hold)s: put it on the hold shelf. "
+                "The patron has been told.",
+                id=copy.id,
+                hold=hold.id,
             )
-        return f"Copy {copy.id} goes back on the shelf."
+        return gettext("Copy %(id)s goes back on the shelf.", id=copy.id)
 
     return _attempt(action, url_for(".desk"))
 
@@ -252,7 +274,12 @@ def desk_pick_up(hold_id: int):
 
     def action() -> str:
         loan = services.pick_up(hold_id)
-        return f"Hold {hold_id} collected: copy {loan.copy_id} lent until {loan.due_date}."
+        return gettext(
+            "Hold %(hold)s collected: copy %(id)s lent until %(due)s.",
+            hold=hold_id,
+            id=loan.copy_id,
+            due=local_time(loan.due_date),
+        )
 
     return _attempt(action, url_for(".desk"))
 
@@ -269,7 +296,11 @@ def desk_add_book():
             request.form.get("isbn"),
             request.form.get("copies", "1"),
         )
-        return f"Added {book.title} with copies {', '.join(map(str, copy_ids))}."
+        return gettext(
+            "Added %(title)s with copies %(ids)s.",
+            title=book.title,
+            ids=", ".join(map(str, copy_ids)),
+        )
 
     return _attempt(action, url_for(".desk"))
 
@@ -282,8 +313,8 @@ def desk_add_copies():
     def action() -> str:
         book_id = as_id(request.form.get("book_id", ""))
         if book_id is None:
-            raise Invalid("book_id", "Choose a book.")
+            raise Invalid("book_id", gettext("Choose a book."))
         ids = services.add_copies(book_id, request.form.get("count", "1"))
-        return f"Added copies {', '.join(map(str, ids))}."
+        return gettext("Added copies %(ids)s.", ids=", ".join(map(str, ids)))
 
     return _attempt(action, url_for(".desk"))

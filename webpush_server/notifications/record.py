@@ -40,6 +40,7 @@ from .kinds import KINDS, MAX_TTL
 from .models import Delivery, Notification
 from .outbox import hooks, remember_for_enqueue, remember_for_publish
 from .payload import notification_json
+from .text import Text, localize
 
 log = logging.getLogger(__name__)
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_:.-]")
@@ -55,8 +56,9 @@ class Notice:
 
     user_id: int
     kind: str
-    title: str
-    body: str
+    # Text: rendered in the recipient's language when recorded (text.py); str: as given.
+    title: str | Text
+    body: str | Text
     url: str
     dedupe_key: str
     topic: str | None = None
@@ -148,6 +150,7 @@ def record_notices(
     now = now or utcnow()
     created: list[int] = []
     for chunk in chunked(notices, CHUNK):
+        chunk = localize(chunk)
         rows = [_row(notice, now) for notice in chunk]
         route = routing if routing is not None else routing_for(chunk, now)
         inserted = insert_rows(
@@ -241,8 +244,8 @@ def _row(notice: Notice, now: datetime) -> dict:
     return {
         "user_id": notice.user_id,
         "kind": notice.kind,
-        "title": notice.title[:200],
-        "body": notice.body,
+        "title": str(notice.title)[:200],
+        "body": str(notice.body),
         "url": notice.url,
         "tag": tag,
         "urgency": notice.urgency or kind.urgency,

@@ -15,6 +15,7 @@ from ..timeutil import isoformat, utcnow
 from .models import Delivery, Notification, ResolvedTag
 from .outbox import remember_for_publish
 from .record import Notice, record_notices
+from .text import N_
 
 
 def send_test(user_id: int) -> int:
@@ -24,14 +25,16 @@ def send_test(user_id: int) -> int:
     )
     # With no device it reaches only the inbox and open tabs: its text must not claim push.
     body = (
-        "Push works on this device."
+        N_("Push works on this device.")
         if has_device is not None
-        else "Only in your inbox: no device has push turned on. Turn on push to get it there too."
+        else N_(
+            "Only in your inbox: no device has push turned on. Turn on push to get it there too."
+        )
     )
     notice = Notice(
         user_id=user_id,
         kind="test",
-        title="Test notification",
+        title=N_("Test notification"),
         body=body,
         url="/notifications",
         dedupe_key=f"test:{user_id}:{uuid.uuid4().hex}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext, ngettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -170,7 +171,7 @@ def retry(delivery_id: int):
         services.retry_dead(delivery_id)
     except Refused as error:
         return refused_to_page(error, url_for("ops.index"))
-    flash(f"Delivery {delivery_id} is queued again.", "success")
+    flash(gettext("Delivery %(id)s is queued again.", id=delivery_id), "success")
     return redirect(url_for("ops.index") + "#dead")
 
 
@@ -181,7 +182,7 @@ def discard(delivery_id: int):
         services.discard_dead(delivery_id, current_user.email)
     except Refused as error:
         return refused_to_page(error, url_for("ops.index"))
-    flash(f"Delivery {delivery_id} is discarded.", "success")
+    flash(gettext("Delivery %(id)s is discarded.", id=delivery_id), "success")
     return redirect(url_for("ops.index") + "#dead")
 
 
@@ -197,14 +198,23 @@ def send_test():
     if not devices:
         # Nothing went out by push: saying "sent" would send the admin looking in vain.
         flash(
-            f"{email.strip()} has no device with push turned on, so nothing was sent by push: "
-            f"test notification {notification_id} is only in their inbox.",
+            gettext(
+                "%(email)s has no device with push turned on, so nothing was sent by push: "
+                "test notification %(id)s is only in their inbox.",
+                email=email.strip(),
+                id=notification_id,
+            ),
             "info",
         )
     else:
         flash(
-            f"Test notification {notification_id} sent to {email.strip()} on "
-            f"{devices} device{'' if devices == 1 else 's'}.",
+            ngettext(
+                "Test notification %(id)s sent to %(email)s on %(num)d device.",
+                "Test notification %(id)s sent to %(email)s on %(num)d devices.",
+                devices,
+                id=notification_id,
+                email=email.strip(),
+            ),
             "success",
         )
     return redirect(url_for("ops.index"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
+from flask_babel import gettext
 from flask_login import current_user, login_required
 
 from ..apidoc import documented
@@ -34,7 +35,7 @@ def vapid_public_key():
     except ConfigError as exc:
         current_app.logger.error("%s", exc)
         raise Unavailable(
-            None, "Push is not configured on this server.", "push_not_configured"
+            None, gettext("Push is not configured on this server."), "push_not_configured"
         ) from exc
     return jsonify(publicKey=key)
 

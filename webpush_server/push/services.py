@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from flask_babel import gettext
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -128,7 +129,10 @@ def save_subscription(
             db.session.rollback()
             raise Conflict(
                 "endpoint",
-                f"You already have {limit} devices; remove one on the notifications page.",
+                gettext(
+                    "You already have %(n)d devices; remove one on the notifications page.",
+                    n=limit,
+                ),
                 "too_many_devices",
             )
     if row is None:

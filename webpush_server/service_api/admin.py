@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 
 from ..auth import role_required
 from ..errors import Refused, refused_to_page
@@ -40,5 +41,5 @@ def revoke_api_key(key_id: int):
         key = keys.revoke_key(key_id)
     except Refused as error:
         return refused_to_page(error, url_for(".api_keys"))
-    flash(f"Revoked key {key.id} ({key.name}).", "success")
+    flash(gettext("Revoked key %(id)s (%(name)s).", id=key.id, name=key.name), "success")
     return redirect(url_for(".api_keys"))

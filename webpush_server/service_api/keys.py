@@ -14,6 +14,7 @@ import hmac
 import secrets
 from datetime import timedelta
 
+from flask_babel import gettext
 from sqlalchemy import or_, select, update
 
 from ..database import get_or_refuse, rows_changed
@@ -36,9 +37,9 @@ def create_key(name: str, site: str = "all") -> tuple[ApiKey, str]:
     """Create a key; return the row and the secret (shown once, never stored)."""
     name = (name or "").strip()
     if not name or len(name) > 120:
-        raise Invalid("name", "Give the key a name of 1 to 120 characters.")
+        raise Invalid("name", gettext("Give the key a name of 1 to 120 characters."))
     if site not in SITES:
-        raise Invalid("site", f"site must be one of {', '.join(SITES)}.")
+        raise Invalid("site", gettext("Site must be one of %(sites)s.", sites=", ".join(SITES)))
     secret = PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(name=name, site=site, key_hash=hash_key(secret), prefix=secret[:12])
     db.session.add(key)
@@ -53,9 +54,9 @@ def list_keys() -> list[ApiKey]:
 
 def revoke_key(key_id: object) -> ApiKey:
     """Revoke a key: it is refused from the next request on."""
-    key = get_or_refuse(ApiKey, key_id, field="id", message="No such API key.")
+    key = get_or_refuse(ApiKey, key_id, field="id", message=gettext("No such API key."))
     if key.revoked_at is not None:
-        raise Conflict("id", "That key is already revoked.", "already_revoked")
+        raise Conflict("id", gettext("That key is already revoked."), "already_revoked")
     key.revoked_at = utcnow()
     db.session.commit()
     return key
