@@ -2,6 +2,7 @@
 // subscription with the server on every page load (docs/architecture.md, "Web Push rules").
 
 import { api } from './api.js';
+import { t } from './i18n.js';
 
 const SERVICE_WORKER_URL = '/service-worker.js';
 const SUBSCRIPTIONS_URL = '/api/push/subscriptions';
@@ -60,7 +61,7 @@ let vapidKeyPromise = null;
 /** Register /service-worker.js at scope '/' once per page; resolve to the registration. */
 export function registerServiceWorker() {
   if (!('serviceWorker' in navigator)) {
-    return Promise.reject(new Error('This browser has no service workers.'));
+    return Promise.reject(new Error(t('This browser has no service workers.')));
   }
   registrationPromise ??= navigator.serviceWorker
     .register(SERVICE_WORKER_URL, { scope: '/', updateViaCache: 'none' })
@@ -76,7 +77,7 @@ async function activeRegistration() {
   await registerServiceWorker();
   let timer;
   const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error('The service worker did not start. Reload the page and try again.')),
+    timer = setTimeout(() => reject(new Error(t('The service worker did not start. Reload the page and try again.'))),
       READY_TIMEOUT_MS);
   });
   try {
@@ -141,19 +142,22 @@ export async function pushState() {
   return { state: 'off', subscription };
 }
 
-const BLOCKED_MESSAGE = 'Notifications are blocked for this site. Allow them in your browser\'s '
-  + 'site settings (the icon at the left of the address bar), then turn push on again.';
-const SUBSCRIBE_FAILED_MESSAGE = 'Push stays off: your browser could not reach its push service. '
-  + 'Check your connection and try again in a minute. Your inbox here still gets every notification.';
+// Functions, not constants: t() reads the page's catalog, and each message stays one literal
+// so that Babel's extractor finds it.
+function blockedMessage() {
+  return t("Notifications are blocked for this site. Allow them in your browser's site settings (the icon at the left of the address bar), then turn push on again.");
+}
+
+function subscribeFailedMessage() {
+  return t('Push stays off: your browser could not reach its push service. Check your connection and try again in a minute. Your inbox here still gets every notification.');
+}
 
 /** Say why this browser cannot turn push on, and what would work instead. */
 function unsupportedMessage() {
   if (isIOS() && !isStandalone()) {
-    return 'On iPhone and iPad, push works only from the Home Screen: tap Share, then '
-      + '"Add to Home Screen", open the app from there and turn push on.';
+    return t('On iPhone and iPad, push works only from the Home Screen: tap Share, then "Add to Home Screen", open the app from there and turn push on.');
   }
-  return 'This browser cannot receive push notifications. Use a current Firefox, Chrome, Edge '
-    + 'or Safari; until then your inbox here still gets every notification.';
+  return t('This browser cannot receive push notifications. Use a current Firefox, Chrome, Edge or Safari; until then your inbox here still gets every notification.');
 }
 
 /**
@@ -165,8 +169,8 @@ function unsupportedMessage() {
 export async function enablePush() {
   if (!pushSupported()) throw new Error(unsupportedMessage());
   const answer = await Notification.requestPermission();
-  if (answer === 'denied') throw new Error(BLOCKED_MESSAGE);
-  if (answer !== 'granted') throw new Error('Push stays off: the permission prompt was dismissed.');
+  if (answer === 'denied') throw new Error(blockedMessage());
+  if (answer !== 'granted') throw new Error(t('Push stays off: the permission prompt was dismissed.'));
 
   const [registration, publicKey] = await Promise.all([activeRegistration(), vapidPublicKey()]);
   let subscription = await registration.pushManager.getSubscription();
@@ -182,7 +186,7 @@ export async function enablePush() {
     // The browser's own words ("AbortError: Registration failed - push service error") tell
     // a person nothing: say what happened and what to do.
     console.warn('push subscription failed', err);
-    throw new Error(err && err.name === 'NotAllowedError' ? BLOCKED_MESSAGE : SUBSCRIBE_FAILED_MESSAGE);
+    throw new Error(err && err.name === 'NotAllowedError' ? blockedMessage() : subscribeFailedMessage());
   }
   try {
     await saveSubscription(subscription, oldEndpoint);

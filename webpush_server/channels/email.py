@@ -59,7 +59,6 @@ def words() -> dict[str, str]:
     }
 
 
-
 @dataclass(frozen=True)
 class MailServer:
     """Where and how to hand mail over: MAIL_URL parsed."""
