@@ -146,7 +146,14 @@ const hidden = [root, document.body].filter(
   (el) => ['hidden', 'clip'].includes(getComputedStyle(el).overflowX)).map((el) => el.localName);
 const name = (el) => el.localName + (el.id ? '#' + el.id : '') +
   (el.classList.length ? '.' + [...el.classList].join('.') : '');
+// A closed <details> shows only its summary; Firefox still lays out the rest (its content is
+// content-visibility: hidden), so a rect alone would count what nobody can see.
+const folded = (el) => {
+  const details = el.closest('details:not([open])');
+  return details !== null && details !== el && !el.closest('summary');
+};
 const visible = (el) => {
+  if (folded(el)) return false;
   const r = el.getBoundingClientRect();
   const s = getComputedStyle(el);
   return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && !el.closest('[hidden]');
