@@ -63,7 +63,10 @@ class InvalidFields(Invalid):
 
     def __init__(self, errors: dict[str, str]) -> None:
         field, message = next(iter(errors.items()))
-        super().__init__(field, message)
+        fields: list[dict[str, str | None]] = [
+            {"field": name, "message": text} for name, text in errors.items()
+        ]
+        super().__init__(field, message, fields=fields)
         self.errors = dict(errors)
 
 

@@ -137,3 +137,35 @@ def test_the_settings_page_is_a_stacked_matrix_that_saves_without_script(app, pa
     refused = patron_api.client.post("/settings/notifications", data=form)
     assert refused.status_code == 400 and "must reach you" in refused.text
     assert patron_api.get("/api/preferences").json["kinds"]["hold_expired"]["email"] is True
+
+
+def test_put_names_every_bad_field_at_once(patron_api):
+    before = patron_api.get("/api/preferences").json
+    body = {"timezone": "Mars/Olympus", "digest_hour": 24, "language": "en"}
+    answer = patron_api.put("/api/preferences", body)
+    assert answer.status_code == 400, answer.text
+    error = answer.json["error"]
+    assert error["field"] == "timezone" and "Time zone" in error["message"]
+    assert [item["field"] for item in error["fields"]] == ["timezone", "digest_hour"]
+    assert "Digest hour" in error["fields"][1]["message"]
+    assert patron_api.get("/api/preferences").json == before
+
+
+def test_the_settings_page_shows_each_error_beside_its_field_and_keeps_the_typing(patron_api):
+    page = patron_api.get("/settings/notifications").text
+    form = {"csrf_token": csrf_from(page), "language": "en", "timezone": "Mars/Olympus"}
+    form |= {"quiet_start": "22:00", "quiet_end": "22:00", "digest_hour": "31"}
+    form |= {"hold_expired.email": "on", "book_available.email": "on"}
+    refused = patron_api.client.post("/settings/notifications", data=form)
+    assert refused.status_code == 400
+    text = refused.text
+    assert "3 fields need a change" in text
+    assert 'id="timezone-error"' in text and 'id="digest_hour-error"' in text
+    assert 'id="quiet_end-error"' in text
+    zone = text[text.index('id="timezone"') : text.index('id="timezone-error"')]
+    assert 'value="Mars/Olympus"' in zone and 'aria-invalid="true"' in zone
+    assert "Time zone: an IANA time zone" in text[text.index('id="timezone-error"') :][:200]
+    hour = text[text.index('id="digest_hour"') : text.index('id="digest_hour-error"')]
+    assert 'value="31"' in hour and 'aria-describedby="digest_hour-error"' in hour
+    assert 'id="timezone-error" data-field="timezone" role="alert"' in text
+    assert patron_api.get("/api/preferences").json["timezone"] != "Mars/Olympus"

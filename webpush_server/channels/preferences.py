@@ -18,7 +18,7 @@ from flask_babel import gettext, lazy_gettext
 from sqlalchemy import select
 
 from ..auth.models import User
-from ..errors import Invalid
+from ..errors import Invalid, InvalidFields
 from ..extensions import db
 from ..i18n.locale import current_language
 from ..notifications.kinds import KINDS
@@ -163,8 +163,19 @@ def update_preferences(user: User, data: object) -> dict[str, Any]:
     if row is None:
         row = Preference(user_id=user.id, language=current_language(), digest_hour=8, kinds={})
     values: dict[str, Any] = {}
-    if "language" in data:
-        if data["language"] not in LANGUAGES:
+    # Every field is checked before refusing, so one answer names all that are wrong.
+    errors: dict[str, str] = {}
+
+    def check(name: str, fn: Any) -> None:
+        if name not in data:
+            return
+        try:
+            fn(data[name])
+        except Invalid as refused:
+            errors[refused.field or name] = refused.message
+
+    def language(value: object) -> None:
+        if value not in LANGUAGES:
             raise Invalid(
                 "language",
                 gettext(
@@ -173,21 +184,32 @@ def update_preferences(user: User, data: object) -> dict[str, Any]:
                     values=", ".join(LANGUAGES),
                 ),
             )
-        values["language"] = data["language"]
-    if "timezone" in data:
-        values["timezone"] = _check_zone(data["timezone"])
-    if "digest_hour" in data:
-        hour = data["digest_hour"]
+        values["language"] = value
+
+    def zone(value: object) -> None:
+        values["timezone"] = _check_zone(value)
+
+    def digest_hour(hour: object) -> None:
         if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
             raise Invalid(
                 "digest_hour",
                 gettext("%(label)s: a whole hour from 0 to 23.", label=LABELS["digest_hour"]),
             )
         values["digest_hour"] = hour
-    if "quiet_hours" in data:
-        values["quiet_start"], values["quiet_end"] = _check_quiet(data["quiet_hours"])
-    if "kinds" in data:
-        values["kinds"] = _merge_kinds(row.kinds or {}, data["kinds"])
+
+    def quiet(value: object) -> None:
+        values["quiet_start"], values["quiet_end"] = _check_quiet(value)
+
+    def kinds(value: object) -> None:
+        values["kinds"] = _merge_kinds(row.kinds or {}, value)
+
+    check("language", language)
+    check("timezone", zone)
+    check("digest_hour", digest_hour)
+    check("quiet_hours", quiet)
+    check("kinds", kinds)
+    if errors:
+        raise InvalidFields(errors)
     for name, value in values.items():
         setattr(row, name, value)
     if fresh:

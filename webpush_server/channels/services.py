@@ -14,7 +14,7 @@ from flask_babel import gettext, lazy_gettext
 from sqlalchemy import select, update
 
 from ..auth.models import User
-from ..errors import Conflict, Invalid
+from ..errors import Conflict, Invalid, Refused
 from ..extensions import db
 from ..i18n.locale import current_language
 from ..notifications.kinds import KINDS
@@ -148,6 +148,47 @@ def form_to_update(form: Mapping[str, str]) -> dict[str, Any]:
             int(raw_hour) if raw_hour.isascii() and raw_hour.isdigit() else raw_hour
         )
     return update
+
+
+def keep_typed(prefs: dict[str, Any], typed: Mapping[str, Any], form: Mapping[str, str]) -> None:
+    """Overlay a refused form's values on prefs, so the page shows what was typed."""
+    for kind, cells in (typed.get("kinds") or {}).items():
+        if kind in prefs["kinds"]:
+            prefs["kinds"][kind] = {**prefs["kinds"][kind], **cells}
+    if "timezone" in form:
+        prefs["timezone"] = form["timezone"]
+    if "digest_hour" in form:
+        prefs["digest_hour"] = form["digest_hour"]
+    start, end = form.get("quiet_start", ""), form.get("quiet_end", "")
+    prefs["quiet_hours"] = {"start": start, "end": end} if start or end else None
+    if form.get("language"):
+        prefs["typed_language"] = form["language"]
+
+
+def errors_by_input(error: Refused) -> tuple[dict[str, str], list[str]]:
+    """Return the refusal's messages keyed by the settings form's input ids, and the rest."""
+    pairs: list[tuple[str | None, str]] = (
+        [(item["field"], str(item["message"] or "")) for item in error.fields]
+        if error.fields
+        else [(error.field, error.message)]
+    )
+    by_input: dict[str, str] = {}
+    others: list[str] = []
+    for field, message in pairs:
+        if not field or field.startswith("kinds") and not field.endswith(".days_before"):
+            # No one input holds it (a whole kind, the matrix): said above the form.
+            others.append(message)
+            continue
+        if field in ("quiet_hours", "quiet_hours.start"):
+            key = "quiet_start"
+        elif field == "quiet_hours.end":
+            key = "quiet_end"
+        elif field.startswith("kinds.") and field.endswith(".days_before"):
+            key = field.split(".")[1] + "-days_before"
+        else:
+            key = field
+        by_input.setdefault(key, message)
+    return by_input, others
 
 
 # -- phone numbers ----------------------------------------------------------------------------

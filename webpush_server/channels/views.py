@@ -83,22 +83,33 @@ def verify_phone():
 def settings_page():
     """The kind × channel matrix, language, time zone, quiet hours and digest hour."""
     error = None
+    update: dict | None = None
     if request.method == "POST":
+        update = services.form_to_update(request.form)
         try:
-            preferences.update_preferences(current_user, services.form_to_update(request.form))
+            preferences.update_preferences(current_user, update)
         except Refused as refused:
             error = refused
         else:
             flash(gettext("Notification settings saved."), "success")
             return redirect(url_for("channels.settings_page"))
+    prefs = preferences.preferences_json(current_user)
+    field_errors: dict[str, str] = {}
+    other_errors: list[str] = []
+    if error is not None and update is not None:
+        # Show what was typed, not what is stored, and each message beside its input.
+        services.keep_typed(prefs, update, request.form)
+        field_errors, other_errors = services.errors_by_input(error)
     page = render_template(
         "channels/settings.html",
-        prefs=preferences.preferences_json(current_user),
+        prefs=prefs,
         required=preferences.REQUIRED,
         labels=services.kind_labels(),
         zones=services.common_zones(),
         sms_available=sms.available(),
         error=error,
+        field_errors=field_errors,
+        other_errors=other_errors,
     )
     return (page, http_status(error)) if error else page
 
