@@ -16,6 +16,7 @@ from tests.helpers import count, csrf_from
 from webpush_server.extensions import db
 from webpush_server.funding.models import Campaign, Coupon, Pledge
 from webpush_server.funding.services import close_campaign
+from webpush_server.library.models import Loan
 from webpush_server.timeutil import utcnow
 
 NEW = "/funding/admin/campaigns/new"
@@ -247,3 +248,20 @@ def test_my_pledges_says_a_failed_campaigns_pledge_is_not_charged(app, login_as)
     assert "not charged" in rows["Arcade"] and "not charged" not in rows["Lanterns"]
     assert '<table id="pledges" class="stack">' in page
     assert '<td data-label="Campaign status">' in page
+
+
+def test_the_desk_check_out_names_both_bad_fields_and_keeps_the_input(app, login_as):
+    desk = login_as("desk@webpush-server.dev", "librarian")
+    page = desk.post("/library/desk/checkout", data={"copy_id": "999999", "email": "no@x.dev"})
+    assert page.status_code == 400
+    text = page.text
+    copy = text[text.index('id="checkout-copy"') : text.index('id="checkout-copy-error"')]
+    assert 'value="999999"' in copy and 'aria-invalid="true"' in copy
+    assert 'aria-describedby="checkout-copy-error"' in copy
+    email = text[text.index('id="checkout-email"') : text.index('id="checkout-email-error"')]
+    assert 'value="no@x.dev"' in email and 'aria-invalid="true"' in email
+    copy_error = re.search(r'id="checkout-copy-error"[^>]*role="alert">([^<]*)</p>', text)
+    assert copy_error is not None and copy_error.group(1) == "There is no copy 999999."
+    email_error = re.search(r'id="checkout-email-error" data-field="user_email">([^<]*)</p>', text)
+    assert email_error is not None and email_error.group(1) == "No patron with e-mail no@x.dev."
+    assert count(app, Loan) == 0

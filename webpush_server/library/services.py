@@ -14,7 +14,16 @@ from ..admin import audit
 from ..auth.models import User
 from ..auth.services import find_user
 from ..database import Raced, get_or_refuse, retry_on_conflict, rows_changed
-from ..errors import Conflict, Forbidden, Invalid, NotFound, as_id, whole_number
+from ..errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    InvalidFields,
+    NotFound,
+    Refused,
+    as_id,
+    whole_number,
+)
 from ..extensions import db
 from ..notifications.record import record
 from ..notifications.services import resolve_tag
@@ -537,12 +546,29 @@ def _due_date(now: datetime) -> date:
 @retry_on_conflict
 def check_out(copy_id: object, user_email: object) -> Loan:
     """Lend a copy to a patron: a copy on the shelf, or the one set aside for their hold."""
-    copy = _copy(copy_id)
+    # Both fields are checked before refusing, so the desk sees every mistake at once.
+    refusals: dict[str, Refused] = {}
+    copy: Copy | None = None
+    patron: User | None = None
+    try:
+        copy = _copy(copy_id)
+    except Refused as bad_copy:
+        refusals["copy_id"] = bad_copy
     if not isinstance(user_email, str) or not user_email.strip():
-        raise Invalid("user_email", gettext("%(label)s is required.", label=LABELS["user_email"]))
-    patron = find_user(user_email)
-    if patron is None:
-        raise NotFound("user_email", gettext("No patron with e-mail %(email)s.", email=user_email))
+        refusals["user_email"] = Invalid(
+            "user_email", gettext("%(label)s is required.", label=LABELS["user_email"])
+        )
+    else:
+        patron = find_user(user_email)
+        if patron is None:
+            refusals["user_email"] = NotFound(
+                "user_email", gettext("No patron with e-mail %(email)s.", email=user_email)
+            )
+    if len(refusals) > 1:
+        raise InvalidFields({name: each.message for name, each in refusals.items()})
+    for only in refusals.values():
+        raise only
+    assert copy is not None and patron is not None
     _lock_book(copy.book_id)
     copy = db.session.get_one(Copy, copy.id, populate_existing=True)
     now = utcnow()

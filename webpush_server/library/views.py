@@ -11,7 +11,15 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from ..auth import role_required
-from ..errors import Invalid, Refused, as_id, refused_to_page, safe_back
+from ..errors import (
+    Invalid,
+    InvalidFields,
+    Refused,
+    as_id,
+    http_status,
+    refused_to_page,
+    safe_back,
+)
 from ..extensions import db
 from ..timeutil import local_time, utcnow
 from . import services
@@ -221,6 +229,11 @@ def renew(loan_id: int):
 @role_required("librarian")
 def desk():
     """Holds to put aside and awaiting pickup, the queue, check out and in, add books."""
+    return _desk_page()
+
+
+def _desk_page(checkout: dict[str, str] | None = None, errors: dict[str, str] | None = None):
+    """Render the desk; a refused check-out shows what was typed and each field's message."""
     rows = services.holds_for(None)
     ready = [(h, u) for h, u in rows if h.status == "ready"]
     waiting = [(h, u, services.queue_position(h)) for h, u in rows if h.status == "waiting"]
@@ -231,21 +244,27 @@ def desk():
         waiting=waiting,
         loans=services.loans_for(None),
         books=books,
+        checkout=checkout or {},
+        checkout_errors=errors or {},
     )
 
 
 @bp.post("/desk/checkout")
 @role_required("librarian")
 def desk_check_out():
-    """Lend a copy to a patron."""
-
-    def action() -> str:
-        loan = services.check_out(request.form.get("copy_id", ""), request.form.get("email", ""))
-        return gettext(
-            "Copy %(id)s lent until %(due)s.", id=loan.copy_id, due=local_time(loan.due_date)
-        )
-
-    return _attempt(action, url_for(".desk"))
+    """Lend a copy to a patron; several bad fields re-render the form with each message."""
+    typed = {"copy_id": request.form.get("copy_id", ""), "email": request.form.get("email", "")}
+    try:
+        loan = services.check_out(typed["copy_id"], typed["email"])
+    except InvalidFields as error:
+        return _desk_page(typed, error.errors), http_status(error)
+    except Refused as error:
+        return refused_to_page(error, url_for(".desk"))
+    flash(
+        gettext("Copy %(id)s lent until %(due)s.", id=loan.copy_id, due=local_time(loan.due_date)),
+        "success",
+    )
+    return redirect(url_for(".desk"))
 
 
 @bp.post("/desk/checkin")
