@@ -265,3 +265,18 @@ def test_the_desk_check_out_names_both_bad_fields_and_keeps_the_input(app, login
     email_error = re.search(r'id="checkout-email-error" data-field="user_email">([^<]*)</p>', text)
     assert email_error is not None and email_error.group(1) == "No patron with e-mail no@x.dev."
     assert count(app, Loan) == 0
+
+
+def test_the_password_form_names_both_bad_fields_beside_them(app, login_as):
+    pat = login_as("pat@webpush-server.dev")
+    typed = {"current_password": "not-my-password", "new_password": "short"}
+    page = pat.post("/account/password", data=typed)
+    assert page.status_code == 400
+    text = page.text
+    current = re.search(r'id="current_password-error"[^>]*role="alert">([^<]*)</p>', text)
+    assert current is not None and current.group(1) == "The current password is wrong."
+    new = re.search(r'id="new_password-error" data-field="new_password">([^<]*)</p>', text)
+    assert new is not None and "New password" in unescape(new.group(1))
+    assert 'aria-describedby="current_password-error"' in text
+    assert 'aria-describedby="new_password-error"' in text
+    assert "not-my-password" not in text and 'value="short"' not in text  # passwords never echoed

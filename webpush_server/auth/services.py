@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..database import rows_changed
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, Invalid, InvalidFields, NotFound, Refused
 from ..extensions import db
 from ..timeutil import utcnow
 from .models import ROLES, User, UserSession
@@ -71,13 +71,26 @@ def authenticate(email: str, password: str) -> User | None:
 
 def change_password(user: User, current: object, new: object, keep_session: str | None) -> None:
     """Set a new password after checking the current one; end every other session."""
+    # Both fields are checked before refusing, so the form shows every mistake at once.
+    refusals: dict[str, Refused] = {}
     if not isinstance(current, str) or not user.check_password(current):
-        raise Invalid(
+        refusals["current_password"] = Invalid(
             "current_password", gettext("The current password is wrong."), "wrong_password"
         )
-    new = check_password_policy(new, "new_password")
-    if new == current:
-        raise Invalid("new_password", gettext("New password must differ from the current one."))
+    try:
+        new = check_password_policy(new, "new_password")
+    except Refused as weak:
+        refusals["new_password"] = weak
+    else:
+        if new == current:
+            refusals["new_password"] = Invalid(
+                "new_password", gettext("New password must differ from the current one.")
+            )
+    if len(refusals) > 1:
+        raise InvalidFields({name: each.message for name, each in refusals.items()})
+    for only in refusals.values():
+        raise only
+    assert isinstance(new, str)
     user.set_password(new)
     _end_sessions(user.id, keep_session)
     db.session.commit()

@@ -115,7 +115,10 @@ def password():
     except Refused as error:
         if as_json:
             return refusal_response(error)
-        page = render_template("auth/password.html", min_length=MIN_LENGTH, error=error)
+        errors = getattr(error, "errors", None) or {error.field: error.message}
+        page = render_template(
+            "auth/password.html", min_length=MIN_LENGTH, error=error, errors=errors
+        )
         return page, http_status(error)
     if as_json:
         return jsonify(changed=True)
