@@ -483,3 +483,20 @@ def test_desk_cancels_with_a_note_and_renews(app, login_as, librarian):
     assert notice.body == "The library says: We are withdrawing this edition."
     renewed = form(librarian, f"/library/loans/{loan_id}/renew", back="/library/desk")
     assert "Renewed Beloved" in renewed.text and 'data-label="Renewals">1 of 2<' in renewed.text
+
+
+def test_a_hold_change_names_both_bad_dates_at_once(app, login_as, librarian):
+    book_id, (copy_id,) = add_book(librarian)
+    lend(librarian, copy_id, login_as("out9@webpush-server.dev").email)
+    patron = login_as("twodates@webpush-server.dev")
+    hold_id = patron.post(f"/api/library/books/{book_id}/holds").json["id"]
+    past = (today(app) - timedelta(days=2)).isoformat()
+    body = {"suspended_until": today(app).isoformat(), "not_needed_after": past}
+    answer = patch(patron, f"/api/library/holds/{hold_id}", body)
+    assert answer.status_code == 400, answer.text
+    error = answer.json["error"]
+    assert error["field"] == "suspended_until"
+    fields = [item["field"] for item in error["fields"]]
+    assert fields == ["suspended_until", "not_needed_after"]
+    hold = rows(app, Hold)[0]
+    assert hold.suspended_until is None and hold.not_needed_after is None

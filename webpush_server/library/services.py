@@ -438,18 +438,29 @@ def update_hold(actor: User, hold_id: int, changes: object) -> Hold:
         )
     now = utcnow()
     today = local_day(now)
-    parsed = {name: _date(value, name) for name, value in changes.items()}
+    # Both dates are checked before refusing, so one answer names every bad one.
+    refusals: dict[str, Refused] = {}
+    parsed: dict[str, date | None] = {}
+    for name, value in changes.items():
+        try:
+            parsed[name] = _date(value, name)
+        except Refused as bad_date:
+            refusals[name] = bad_date
     suspend, last_day = parsed.get("suspended_until"), parsed.get("not_needed_after")
     if suspend is not None and suspend <= today:
-        raise Invalid(
+        refusals["suspended_until"] = Invalid(
             "suspended_until",
             gettext("%(label)s must be a day after today.", label=LABELS["suspended_until"]),
         )
     if last_day is not None and last_day < today:
-        raise Invalid(
+        refusals["not_needed_after"] = Invalid(
             "not_needed_after",
             gettext("%(label)s cannot be in the past.", label=LABELS["not_needed_after"]),
         )
+    if len(refusals) > 1:
+        raise InvalidFields({name: each.message for name, each in refusals.items()})
+    for only in refusals.values():
+        raise only
     hold = get_hold(actor, hold_id)
     _lock_book(hold.book_id)
     hold = db.session.get_one(Hold, hold_id, populate_existing=True)
