@@ -16,7 +16,7 @@ from tests.helpers import count, csrf_from
 from webpush_server.extensions import db
 from webpush_server.funding.models import Campaign, Coupon, Pledge
 from webpush_server.funding.services import close_campaign
-from webpush_server.library.models import Loan
+from webpush_server.library.models import Book, Loan
 from webpush_server.timeutil import utcnow
 
 NEW = "/funding/admin/campaigns/new"
@@ -280,3 +280,23 @@ def test_the_password_form_names_both_bad_fields_beside_them(app, login_as):
     assert 'aria-describedby="current_password-error"' in text
     assert 'aria-describedby="new_password-error"' in text
     assert "not-my-password" not in text and 'value="short"' not in text  # passwords never echoed
+
+
+def test_adding_a_book_names_every_bad_field_and_keeps_the_input(app, login_as):
+    desk = login_as("desk@webpush-server.dev", "librarian")
+    books = count(app, Book)
+    typed = {"title": "Dune", "author": "  ", "isbn": "978-0-00-000000-1", "copies": "0"}
+    page = desk.post("/library/desk/books", data=typed)
+    assert page.status_code == 400
+    text = page.text
+    title = text[text.index('id="book-title"') :]
+    assert title.split(">", 1)[0].count('value="Dune"') == 1  # kept, and not marked wrong
+    assert "aria-invalid" not in title.split(">", 1)[0]
+    for name, label in (("author", "Author"), ("isbn", "ISBN"), ("copies", "Copies")):
+        field = text[text.index(f'id="book-{name}"') : text.index(f'id="book-{name}-error"')]
+        assert 'aria-invalid="true"' in field, name
+        error = re.search(rf'id="book-{name}-error" data-field="{name}"[^>]*>([^<]*)</p>', text)
+        assert error is not None and label in unescape(error.group(1)), name
+    assert 'value="978-0-00-000000-1"' in text
+    assert re.search(r'id="book-author-error"[^>]*role="alert"', text)  # the first is announced
+    assert count(app, Book) == books  # nothing half-written

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from flask_babel import gettext, lazy_gettext
@@ -261,11 +262,29 @@ def _text(value: object, field: str, limit: int) -> str:
 
 
 def add_book(title: object, author: object, isbn: object, copies: object) -> tuple[Book, list[int]]:
-    """Add a book and its copies."""
-    title = _text(title, "title", 300)
-    author = _text(author, "author", 200)
-    isbn = normalize_isbn(isbn)
-    copies = whole_number(copies, "copies", 1, MAX_COPIES_AT_ONCE, label=LABELS["copies"])
+    """Add a book and its copies; every bad field is named at once."""
+    refusals: dict[str, Refused] = {}
+    checks = (
+        ("title", lambda: _text(title, "title", 300)),
+        ("author", lambda: _text(author, "author", 200)),
+        ("isbn", lambda: normalize_isbn(isbn)),
+        (
+            "copies",
+            lambda: whole_number(copies, "copies", 1, MAX_COPIES_AT_ONCE, label=LABELS["copies"]),
+        ),
+    )
+    good: dict[str, Any] = {}
+    for name, check in checks:
+        try:
+            good[name] = check()
+        except Refused as refusal:
+            refusals[name] = refusal
+    if len(refusals) > 1:
+        raise InvalidFields({name: each.message for name, each in refusals.items()})
+    for only in refusals.values():
+        raise only
+    title, author, isbn = good["title"], good["author"], good["isbn"]
+    count: int = good["copies"]
     if isbn and db.session.scalar(select(Book.id).where(Book.isbn == isbn)):
         raise Conflict(
             "isbn",
@@ -274,7 +293,7 @@ def add_book(title: object, author: object, isbn: object, copies: object) -> tup
         )
     book = Book(title=title, author=author, isbn=isbn)
     db.session.add(book)
-    new = [Copy(book=book) for _ in range(copies)]
+    new = [Copy(book=book) for _ in range(count)]
     db.session.add_all(new)
     try:
         db.session.commit()

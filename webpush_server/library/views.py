@@ -232,8 +232,14 @@ def desk():
     return _desk_page()
 
 
-def _desk_page(checkout: dict[str, str] | None = None, errors: dict[str, str] | None = None):
-    """Render the desk; a refused check-out shows what was typed and each field's message."""
+def _desk_page(
+    checkout: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    *,
+    new_book: dict[str, str] | None = None,
+    book_errors: dict[str, str] | None = None,
+):
+    """Render the desk; a refused form shows what was typed and each field's message."""
     rows = services.holds_for(None)
     ready = [(h, u) for h, u in rows if h.status == "ready"]
     waiting = [(h, u, services.queue_position(h)) for h, u in rows if h.status == "waiting"]
@@ -246,6 +252,8 @@ def _desk_page(checkout: dict[str, str] | None = None, errors: dict[str, str] | 
         books=books,
         checkout=checkout or {},
         checkout_errors=errors or {},
+        new_book=new_book or {},
+        book_errors=book_errors or {},
     )
 
 
@@ -306,22 +314,25 @@ def desk_pick_up(hold_id: int):
 @bp.post("/desk/books")
 @role_required("librarian")
 def desk_add_book():
-    """Add a book with copies."""
-
-    def action() -> str:
+    """Add a book with copies; several bad fields re-render the form with each message."""
+    typed = {name: request.form.get(name, "") for name in ("title", "author", "isbn", "copies")}
+    try:
         book, copy_ids = services.add_book(
-            request.form.get("title"),
-            request.form.get("author"),
-            request.form.get("isbn"),
-            request.form.get("copies", "1"),
+            typed["title"], typed["author"], typed["isbn"], typed["copies"] or "1"
         )
-        return gettext(
+    except InvalidFields as error:
+        return _desk_page(new_book=typed, book_errors=error.errors), http_status(error)
+    except Refused as error:
+        return refused_to_page(error, url_for(".desk"))
+    flash(
+        gettext(
             "Added %(title)s with copies %(ids)s.",
             title=book.title,
             ids=", ".join(map(str, copy_ids)),
-        )
-
-    return _attempt(action, url_for(".desk"))
+        ),
+        "success",
+    )
+    return redirect(url_for(".desk"))
 
 
 @bp.post("/desk/copies")
