@@ -38,17 +38,17 @@ from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
+from delivery import reset_database  # noqa: E402
+from sqlalchemy import func, insert, select  # noqa: E402
 
 from tests.mailserver import MailServer  # noqa: E402
 from tests.pushservice import PushService, Reply  # noqa: E402
 from webpush_server import create_app, redis_server  # noqa: E402
 from webpush_server.auth.models import User  # noqa: E402
-from webpush_server.config import normalize_database_url  # noqa: E402
 from webpush_server.devrun import flask_command  # noqa: E402
 from webpush_server.extensions import db  # noqa: E402
 from webpush_server.jobs.delivery import notification_topic  # noqa: E402
@@ -383,15 +383,6 @@ class Overdue:
         )
         if self.last > self.most:
             self.most, self.most_at = self.last, elapsed
-
-
-def reset_database(url: str) -> None:
-    """Empty the PostgreSQL database the bench was given: it is migrated from scratch."""
-    engine = create_engine(normalize_database_url(url))
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def kill_plan(args: argparse.Namespace) -> list[tuple[float, str]]:
