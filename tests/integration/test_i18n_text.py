@@ -131,12 +131,23 @@ def test_json_errors_speak_the_requests_language_with_stable_code_and_field(logi
         "code": "invalid",
         "field": "copy_id",
         "message": "소장본 번호: 소장본에 적힌 번호를 입력하세요.",
+        "fields": [
+            {"field": "copy_id", "message": "소장본 번호: 소장본에 적힌 번호를 입력하세요."},
+            {
+                "field": "user_email",
+                "message": "이메일이 reader@webpush-server.dev인 이용자가 없습니다.",
+            },
+        ],
     }
     en = desk.post("/api/library/loans", json=bad, headers=EN)
     assert en.json["error"] == {
         "code": "invalid",
         "field": "copy_id",
         "message": "Copy number: enter the number on the copy.",
+        "fields": [
+            {"field": "copy_id", "message": "Copy number: enter the number on the copy."},
+            {"field": "user_email", "message": "No patron with e-mail reader@webpush-server.dev."},
+        ],
     }
     # The user's preference wins over the browser's header.
     assert desk.put("/api/preferences", {"language": "ko"}).status_code == 200
