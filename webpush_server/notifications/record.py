@@ -150,9 +150,9 @@ def record_notices(
     now = now or utcnow()
     created: list[int] = []
     for chunk in chunked(notices, CHUNK):
-        chunk = localize(chunk)
-        rows = [_row(notice, now) for notice in chunk]
         route = routing if routing is not None else routing_for(chunk, now)
+        chunk = localize(chunk, route.prefs)
+        rows = [_row(notice, now) for notice in chunk]
         inserted = insert_rows(
             Notification.__table__,
             rows,

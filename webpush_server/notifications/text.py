@@ -81,12 +81,23 @@ def language_of(language: str | None) -> str:
     return current_app.config.get("BABEL_DEFAULT_LOCALE", "ko")
 
 
-def readers(user_ids: set[int]) -> dict[int, tuple[str, str]]:
-    """Return each user's (language, time zone name); users without preferences get defaults."""
+def readers(
+    user_ids: set[int], prefs: Mapping[int, Any] | None = None
+) -> dict[int, tuple[str, str]]:
+    """Return each user's (language, time zone name); users without preferences get defaults.
+
+    prefs: these users' preference rows, already read (record's routing): no second read.
+    """
     from ..channels.models import Preference
 
     zone = current_app.config["APP_TIMEZONE"]
     found: dict[int, tuple[str, str]] = dict.fromkeys(user_ids, (language_of(None), zone))
+    if prefs is not None:
+        for user_id in user_ids:
+            row = prefs.get(user_id)
+            if row is not None:
+                found[user_id] = (language_of(row.language), row.timezone or zone)
+        return found
     ids = sorted(user_ids)
     for start in range(0, len(ids), 500):
         rows = db.session.execute(
@@ -106,10 +117,11 @@ def rendering_for(language: str, zone: str) -> Iterator[Callable[[str], str]]:
         yield get_translations().ugettext
 
 
-def localize(notices: list[Notice]) -> list[Notice]:
+def localize(notices: list[Notice], prefs: Mapping[int, Any] | None = None) -> list[Notice]:
     """Render each notice's Text title and body in its recipient's language and zone.
 
-    One preference read for the lot and one locale switch per (language, zone); a Text shared
+    One preference read for the lot (none when prefs, the routing's rows, are given) and one
+    locale switch per (language, zone); a Text shared
     by many notices (one campaign's followers) renders once per language. Notices whose text
     is plain (the service API's) come back as they are, at no cost.
     """
@@ -120,7 +132,7 @@ def localize(notices: list[Notice]) -> list[Notice]:
     ]
     if not lazy:
         return notices
-    who = readers({notices[i].user_id for i in lazy})
+    who = readers({notices[i].user_id for i in lazy}, prefs)
     groups: dict[tuple[str, str], list[int]] = {}
     for i in lazy:
         groups.setdefault(who[notices[i].user_id], []).append(i)
