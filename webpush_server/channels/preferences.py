@@ -15,13 +15,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import current_app
 from flask_babel import gettext, lazy_gettext
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..auth.models import User
 from ..errors import Invalid, InvalidFields
 from ..extensions import db
 from ..i18n.locale import current_language
 from ..notifications.kinds import KINDS
+from ..util import chunked
 from .models import Preference
 
 CHANNEL_FIELDS = ("push", "email", "sms", "digest")
@@ -118,8 +119,14 @@ def load_rows(user_ids: Iterable[int]) -> dict[int, Preference]:
     ids = sorted(set(user_ids))
     if not ids:
         return {}
-    rows = db.session.scalars(select(Preference).where(Preference.user_id.in_(ids)))
+    rows: list[Preference] = []
+    for chunk in chunked(ids, 500):
+        rows.extend(db.session.scalars(_ROWS, {"ids": chunk}))
     return {row.user_id: row for row in rows}
+
+
+# Built once: an expanding IN is bound per call instead of building a clause per user.
+_ROWS = select(Preference).where(Preference.user_id.in_(bindparam("ids", expanding=True)))
 
 
 def preferences_json(user: User) -> dict[str, Any]:

@@ -8,13 +8,15 @@ def init_app(app: Flask) -> None:
     add `flask jobs` and the admins' /admin/jobs page."""
     from ..notifications.outbox import hooks
     from . import cli, delivery, lane, models, retention, views  # noqa: F401 - models: tables
-    from .queues import enqueue_deliveries
+    from .queues import connection, enqueue_deliveries
     from .schedule import ScheduledJob, register
 
     for defaults in (retention.DEFAULTS, lane.DEFAULTS, delivery.DEFAULTS):
         for name, value in defaults.items():
             app.config.setdefault(name, value)
     hooks(app).enqueue = enqueue_deliveries
+    # MULTI/EXEC, as RQ's own enqueue_many pipeline: a job is saved whole with its queue entry.
+    hooks(app).pipeline = lambda: connection().pipeline()
     register(
         app,
         # A plain job, not a batch job: each sweep is whole on its own and repeats nothing, so

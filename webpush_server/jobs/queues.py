@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from flask import Flask, current_app
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
 
 from ..logs import current_request_id
@@ -33,8 +34,13 @@ def queue(name: str = DEFAULT_QUEUE) -> Queue:
     return Queue(name, connection=connection())
 
 
-def enqueue_deliveries(delivery_ids: Sequence[int], *, at_front: bool = False) -> int:
-    """Enqueue delivery jobs carrying batches of ids; return how many jobs."""
+def enqueue_deliveries(
+    delivery_ids: Sequence[int], *, at_front: bool = False, pipe: Pipeline | None = None
+) -> int:
+    """Enqueue delivery jobs carrying batches of ids; return how many jobs.
+
+    pipe: a Redis pipeline to add them to (the caller executes it).
+    """
     size = current_app.config["DELIVERY_BATCH_SIZE"]
     q = queue(DELIVERY_QUEUE)
     meta = job_meta()
@@ -52,7 +58,7 @@ def enqueue_deliveries(delivery_ids: Sequence[int], *, at_front: bool = False) -
         )
         for batch in chunked(sorted(delivery_ids), size)
     ]
-    q.enqueue_many(jobs)
+    q.enqueue_many(jobs, pipeline=pipe)
     return len(jobs)
 
 

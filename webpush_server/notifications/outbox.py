@@ -30,10 +30,16 @@ class OutboxHooks:
     Unset hooks are skipped: the rows stay committed and the sweeper enqueues them.
     """
 
-    enqueue: Callable[[list[int]], Any] | None = None  # delivery ids → delivery jobs
-    publish: Callable[[list[dict]], Any] | None = None  # live messages → open tabs
+    # delivery ids → delivery jobs; live messages → open tabs. Both take pipe=: a Redis
+    # pipeline (from `pipeline`) to add their commands to instead of sending them.
+    enqueue: Callable[..., Any] | None = None
+    publish: Callable[..., Any] | None = None
     visible_users: Callable[[set[int]], set[int]] | None = None  # who has a visible tab
     connected_users: Callable[[set[int]], set[int]] | None = None  # who has any open tab
+    # Both of those at once, one round trip: (visible among the first, open among the second).
+    presence: Callable[[set[int], set[int]], tuple[set[int], set[int]]] | None = None
+    # A Redis pipeline that publish and enqueue both fill, sent as one round trip.
+    pipeline: Callable[[], Any] | None = None
 
 
 _HOOKS = "webpush_server.outbox"
@@ -62,16 +68,55 @@ def remember_for_enqueue(delivery_ids: Iterable[int]) -> None:
     db.session.info.setdefault(_KEY, []).extend(delivery_ids)
 
 
-def remember_for_publish(messages: Iterable[dict]) -> None:
-    """Queue live messages ({"user_id", ...}) for publishing when the transaction commits."""
-    db.session.info.setdefault(_LIVE_KEY, []).extend(messages)
+def remember_for_publish(messages: Iterable[dict] | Callable[[], list[dict]]) -> None:
+    """Queue live messages ({"user_id", ...}) for publishing when the transaction commits.
+
+    messages may be a function that builds them: it is called after the commit, so building
+    them (JSON of every notification) is left out of SQLite's write lock.
+    """
+    live = db.session.info.setdefault(_LIVE_KEY, [])
+    if callable(messages):
+        live.append(messages)
+    else:
+        live.extend(messages)
+
+
+def _built(live: list | None) -> list[dict] | None:
+    """Return the remembered live messages, the deferred ones built now."""
+    if not live:
+        return live
+    messages: list[dict] = []
+    for item in live:
+        if callable(item):
+            messages.extend(item())
+        else:
+            messages.append(item)
+    return messages
 
 
 def _hand_over_after_commit(session: Session) -> None:
     live, deliveries = session.info.pop(_LIVE_KEY, None), session.info.pop(_KEY, None)
     if not (live or deliveries):
         return
+    try:
+        live = _built(live)
+    except Exception:
+        # Committed either way: open tabs catch up from the inbox; the pushes still go.
+        log.warning("could not build the live messages", exc_info=True)
+        live = None
     registered = hooks()
+    if live and deliveries and registered.pipeline and registered.publish and registered.enqueue:
+        # One Redis round trip for both (a request's latency and the web dyno's CPU). A
+        # failure falls back to one at a time: a message or job sent twice is harmless (tabs
+        # drop ids they have, a claimed delivery is not sent again).
+        try:
+            pipe = registered.pipeline()
+            registered.publish(live, pipe=pipe)
+            registered.enqueue(deliveries, pipe=pipe)
+            pipe.execute()
+            return
+        except Exception:
+            log.warning("could not hand over in one round trip; one at a time", exc_info=True)
     # Live first: an open tab hears at once; delivery jobs take a worker round trip anyway.
     # Push still goes out if publishing fails; open tabs catch up from the inbox.
     _hand_over(live, registered.publish, "live messages")

@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 from flask import Flask, current_app
@@ -125,14 +126,14 @@ def routing_for(notices: Iterable[Notice], now: datetime) -> Routing:
     prefs = load_rows({notice.user_id for notice in notices})
     devices = _devices({notice.user_id for notice in notices if notice.push})
     due = [notice for notice in notices if (notice.visible_at or now) <= now]
-    quiet = _visible_users(
+    quiet, connected = _presence(
         {
             notice.user_id
             for notice in due
             if notice.user_id in devices and not KINDS[notice.kind].push_when_visible
-        }
+        },
+        {notice.user_id for notice in due},
     )
-    connected = _connected_users({notice.user_id for notice in due})
     return Routing(devices, quiet, connected, _unread_counts(connected, now), prefs)
 
 
@@ -198,7 +199,7 @@ def record_notices(
                 for user_id, n in added.items()
                 if user_id in route.connected
             }
-            remember_for_publish(_messages(now_rows, by_key, unread))
+            remember_for_publish(partial(_messages, now_rows, by_key, unread))
             if routing is not None:
                 # A shared routing's counts move on with each chunk.
                 route.unread.update(unread)
@@ -305,6 +306,19 @@ def _fan_out(
         ids = [id_ for (id_,) in insert_rows(Delivery.__table__, batch, returning=("id",))]
         if not scheduled:
             remember_for_enqueue(ids)
+
+
+def _presence(visible: set[int], connected: set[int]) -> tuple[set[int], set[int]]:
+    """Return (_visible_users(visible), _connected_users(connected)), in one lookup if we can."""
+    lookup = hooks().presence
+    if lookup is None or not (visible and connected):
+        return _visible_users(visible), _connected_users(connected)
+    try:
+        return lookup(visible, connected)
+    except Exception:
+        # As each lookup alone: push to everyone, count every recipient's inbox.
+        log.warning("presence lookup failed; sending by Web Push", exc_info=True)
+        return set(), connected
 
 
 def _visible_users(user_ids: set[int]) -> set[int]:

@@ -39,6 +39,7 @@ def init_app(app: Flask) -> None:
     outbox.publish = broker.publish
     outbox.visible_users = broker.visible_users
     outbox.connected_users = broker.connected_users
+    outbox.presence = broker.presence
     app.before_request(guard_websocket)
     app.register_blueprint(ws.bp)
     app.register_blueprint(sse.bp)

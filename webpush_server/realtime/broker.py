@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from flask import Flask, current_app
 from redis import Redis
+from redis.client import Pipeline
 
 from ..jobs.queues import connection
 from ..redis_server import resolve_url
@@ -33,13 +34,18 @@ PRESENCE_PREFIX = "webpush:presence:"
 PUBLISH_BATCH = 500
 
 
-def publish(messages: Sequence[dict]) -> None:
-    """Publish live messages to every web process (one PUBLISH per batch)."""
-    redis = connection()
-    with redis.pipeline(transaction=False) as pipe:
+def publish(messages: Sequence[dict], pipe: Pipeline | None = None) -> None:
+    """Publish live messages to every web process (one PUBLISH per batch).
+
+    pipe: a pipeline to add the PUBLISHes to (the caller executes it); else one of our own.
+    """
+    if pipe is not None:
         for batch in chunked(messages, PUBLISH_BATCH):
             pipe.publish(CHANNEL, json.dumps(batch, separators=(",", ":")))
-        pipe.execute()
+        return
+    with connection().pipeline(transaction=False) as own:
+        publish(messages, own)
+        own.execute()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,6 +93,25 @@ def _holding(prefix: str, user_ids: Iterable[int]) -> set[int]:
     for batch in chunked(ids, 1000):
         hits = redis.eval(_ANY_LATER, len(batch), *(f"{prefix}{u}" for u in batch), now)
         found.update(batch[i - 1] for i in hits)
+    return found
+
+
+def presence(visible: Iterable[int], connected: Iterable[int]) -> tuple[set[int], set[int]]:
+    """Return (those of visible with a visible tab, those of connected with any open tab).
+
+    Both lookups of a recording in one Redis round trip (one script call per 1,000 keys).
+    """
+    keys = [(PRESENCE_PREFIX, u) for u in visible] + [(SLOTS_PREFIX, u) for u in connected]
+    if not keys:
+        return set(), set()
+    redis = connection()
+    now = repr(time.time())
+    found: tuple[set[int], set[int]] = (set(), set())
+    for batch in chunked(keys, 1000):
+        hits = redis.eval(_ANY_LATER, len(batch), *(f"{p}{u}" for p, u in batch), now)
+        for i in hits:
+            prefix, user_id = batch[i - 1]
+            found[prefix == SLOTS_PREFIX].add(user_id)
     return found
 
 
