@@ -67,7 +67,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/latency.py --samples 50
 	$(BIN)/python bench/live.py --sockets 200 --rounds 2 --singles 50
 	$(BIN)/python bench/coupons.py --coupons 20000 --expiring 2000 --users 2000
-	$(BIN)/python bench/api.py --requests 40 --concurrency 4
+	$(BIN)/python bench/api.py --requests 40 --concurrency 4 --rounds 1
 	$(BIN)/python bench/chaos.py --n 500 --worker-kills 1 --redis-kills 1
 
 clean:

@@ -1,7 +1,7 @@
 """POST /api/v1/notifications: requests/s, p50/p99 latency, notifications recorded per second.
 
     python bench/api.py                         # SQLite, 1 and 100 recipients, 400 requests each
-    python bench/api.py --requests 1000 --concurrency 16
+    python bench/api.py --requests 1000 --concurrency 16 --rounds 5 --phases 100
     python bench/api.py --database-url postgresql://postgres@127.0.0.1:55432/bench  # emptied!
 
 Starts a private redis-server, migrates a fresh SQLite database in a temp dir (or the one
@@ -41,6 +41,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs per phase (medians)")
+    parser.add_argument(
+        "--phases", default="1,100", help="recipients per request in each phase (≤ --users)"
+    )
     args = parser.parse_args()
 
     from sqlalchemy import func, insert, select, text
@@ -107,7 +111,9 @@ def main() -> int:
             "PYTHONPATH": str(ROOT),
         }
         # As the Procfile's web dyno, access log off (it would measure the terminal).
-        argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "2",
+        argv = [sys.executable, "-m", "gunicorn", "--config",
+                "python:webpush_server.ops.gunicorn_conf",
+                "--worker-class", "gthread", "--workers", "2",
                 "--threads", "1000", "--worker-connections", "2100",
                 "--bind", f"127.0.0.1:{web_port}", "wsgi:app"]  # fmt: skip
         log = open(tmp / "web.log", "wb")  # noqa: SIM115 - closed with the process
@@ -121,18 +127,31 @@ def main() -> int:
               f"load average {load:.2f}")  # fmt: skip
         expected = 0
         figures = []
-        for n in (1, args.users):
+        for n in (int(phase) for phase in args.phases.split(",")):
             recipients = [{"user_id": u} for u in user_ids[:n]]
             _phase(web_port, secret, recipients, args)  # warm-up: connections, caches
-            result = _phase(web_port, secret, recipients, args)
-            # Each client sends requests // concurrency: the warm-up and the timed run.
-            expected += 2 * (args.requests // args.concurrency) * args.concurrency * n
+            runs = []
+            for _ in range(args.rounds):
+                cpu_before = _cpu_seconds(web.pid)
+                run = _phase(web_port, secret, recipients, args)
+                run["cpu_ms"] = (_cpu_seconds(web.pid) - cpu_before) * 1000 / run["count"]
+                runs.append(run)
+                print(f"  {n} recipient(s), round {len(runs)}: {run['rps']:.1f} requests/s, "
+                      f"{run['rps'] * n:.0f} recorded/s")  # fmt: skip
+            # Each client sends requests // concurrency per run: the warm-up and the rounds.
+            per_run = (args.requests // args.concurrency) * args.concurrency * n
+            expected += (1 + args.rounds) * per_run
+            # Medians over the rounds: this machine is shared and one run can be 30 % off.
+            result = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+            cpu_ms = result["cpu_ms"]
             print(f"{n:>4} recipient{'s' if n > 1 else ' '}: {result['rps']:8.1f} requests/s  "
                   f"p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms  "
-                  f"{result['rps'] * n:9.0f} notifications recorded/s")  # fmt: skip
+                  f"{result['rps'] * n:9.0f} notifications recorded/s  "
+                  f"web CPU {cpu_ms:5.1f} ms/request  (medians of {args.rounds})")  # fmt: skip
             figures.append(
                 f"rps_{n}={result['rps']:.1f} p50_{n}={result['p50']:.1f} "
-                f"p99_{n}={result['p99']:.1f} recorded_{n}={result['rps'] * n:.0f}"
+                f"p99_{n}={result['p99']:.1f} recorded_{n}={result['rps'] * n:.0f} "
+                f"cpu_ms_{n}={cpu_ms:.1f}"
             )
         with app.app_context():
             stored = db.session.scalar(select(func.count()).select_from(Notification))
@@ -200,10 +219,22 @@ def _phase(port: int, secret: str, recipients: list[dict], args) -> dict:
         raise SystemExit(f"FAILED: {len(errors)} bad answers, first: {errors[0]}")
     latencies.sort()
     return {
+        "count": len(latencies),
         "rps": len(latencies) / elapsed,
         "p50": statistics.median(latencies) * 1000,
         "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) gunicorn's workers have used so far."""
+    import psutil
+
+    total = 0.0
+    for worker in psutil.Process(pid).children():
+        times = worker.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def _free_port() -> int:

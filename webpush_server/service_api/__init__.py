@@ -18,6 +18,10 @@ def init_app(app: Flask) -> None:
 
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
+    # Triggers recording at once per process (api._slots): one on SQLite, whose single
+    # writer they queue for anyway; a few on PostgreSQL, whose round trips they can overlap.
+    sqlite = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    app.config.setdefault("SERVICE_API_CONCURRENCY", 1 if sqlite else 4)
     csrf.exempt(api.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)

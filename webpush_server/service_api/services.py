@@ -11,18 +11,21 @@ import hashlib
 import json
 import logging
 import math
+import secrets
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from ..auth.models import User
 from ..auth.services import normalize_email
 from ..channels import quiet as quiet_hours
 from ..channels.route import email_available
 from ..database import (
+    Raced,
     insert_ignoring_conflicts,
     insert_rows,
     keyset_ids,
@@ -140,37 +143,45 @@ def trigger(caller: Caller, raw: bytes, req: TriggerRequest, idempotency_key: st
     users, skipped = _resolve(req)
     push = req.channels is None or "push" in req.channels
 
-    def notices(request_id: int) -> list[Notice]:
-        return [
-            Notice(
-                user_id=user_id,
-                kind=req.kind,
-                title=req.title,
-                body=req.body,
-                url=req.url,
-                dedupe_key=f"api:{request_id}:{user_id}",
-                topic=req.topic,
-                expires_at=expires_at,
-                urgency=req.urgency,
-                visible_at=send_at if scheduled else None,
-                data=req.data,
-                push=push,
-                channels=frozenset(req.channels) if req.channels is not None else None,
-            )
-            for user_id in users
-        ]
-
-    routing = routing_for(notices(0), now)
-    request_id = _claim_request(caller, idempotency_key, digest, now, send_at, scheduled, req)
-    if isinstance(request_id, dict):
-        return request_id  # the first answer, replayed
+    # Built once, before the first write: the dedupe keys need a name unique to this request
+    # that exists before its row does (a random one; the row links its notifications).
+    name = secrets.token_hex(8)
+    channels = frozenset(req.channels) if req.channels is not None else None
+    notices = [
+        Notice(
+            user_id=user_id,
+            kind=req.kind,
+            title=req.title,
+            body=req.body,
+            url=req.url,
+            dedupe_key=f"api:{name}:{user_id}",
+            topic=req.topic,
+            expires_at=expires_at,
+            urgency=req.urgency,
+            visible_at=send_at if scheduled else None,
+            data=req.data,
+            push=push,
+            channels=channels,
+        )
+        for user_id in users
+    ]
+    routing = routing_for(notices, now)
+    if idempotency_key is not None:
+        replayed = _earlier_answer(caller, idempotency_key, digest, now)
+        if replayed is not None:
+            return replayed  # the first answer, and nothing written
     for channel in unavailable_channels():
         if req.channels and channel in req.channels:
             skipped.extend(
                 {"recipient": given, "reason": "channel_unavailable", "channel": channel}
                 for given in users.values()
             )
-    created = record_notices(notices(request_id), now, routing=routing)
+    # The notifications are the first write, the request row the next: on SQLite everything
+    # record_notices prepares before its first INSERT stays out of the database lock.
+    created = record_notices(notices, now, routing=routing)
+    request_id = _claim_request(caller, idempotency_key, digest, now, send_at, scheduled, req)
+    if isinstance(request_id, dict):
+        return request_id  # a twin committed first: its answer, and ours rolled back
     if created:
         for batch in chunked(created, 1000):
             insert_rows(
@@ -183,9 +194,8 @@ def trigger(caller: Caller, raw: bytes, req: TriggerRequest, idempotency_key: st
         "recipients": len(created),
         "skipped": skipped,
     }
-    db.session.execute(
-        update(ApiRequest).where(ApiRequest.id == request_id).values(response=json.dumps(answer))
-    )
+    # Core, not the ORM's bulk UPDATE: its per-call setup cost 0.7 ms inside the write lock.
+    db.session.execute(_SAVE_ANSWER, {"request_id": request_id, "answer": json.dumps(answer)})
     db.session.commit()
     if scheduled and send_at is not None:
         _wake_at(send_at)
@@ -224,29 +234,54 @@ def _claim_request(
         ).scalar_one_or_none()
         if inserted is not None:
             return inserted
-        earlier = db.session.execute(
-            select(
-                ApiRequest.id, ApiRequest.body_hash, ApiRequest.response, ApiRequest.created_at
-            ).where(
-                ApiRequest.api_key_id == caller.key_id,
-                ApiRequest.idempotency_key == idempotency_key,
-            )
-        ).one()
-        if earlier.created_at < now - IDEMPOTENCY_TTL:
+        earlier = _earlier(caller, idempotency_key)
+        if earlier is not None and earlier.created_at < now - IDEMPOTENCY_TTL:
             # Kept 24 h: an older key is free again (the old request keeps its rows).
             db.session.execute(
                 update(ApiRequest).where(ApiRequest.id == earlier.id).values(idempotency_key=None)
             )
             continue
-        if earlier.body_hash != digest:
-            raise Unprocessable(
-                "Idempotency-Key",
-                "This Idempotency-Key was used with a different body.",
-                "idempotency_conflict",
-            )
-        db.session.rollback()
-        return json.loads(earlier.response)
+        try:
+            answer = _earlier_answer(caller, idempotency_key, digest, now, earlier)
+        finally:
+            db.session.rollback()  # what this request wrote, before answering for its twin
+        if answer is None:
+            raise Raced  # the twin's row went away meanwhile: run the whole request again
+        return answer
     raise AssertionError("unreachable: the expired key was freed")
+
+
+def _earlier(caller: Caller, idempotency_key: str) -> Any:
+    """Return the (id, body_hash, response, created_at) of this key's request, or None."""
+    return db.session.execute(
+        select(
+            ApiRequest.id, ApiRequest.body_hash, ApiRequest.response, ApiRequest.created_at
+        ).where(
+            ApiRequest.api_key_id == caller.key_id,
+            ApiRequest.idempotency_key == idempotency_key,
+        )
+    ).one_or_none()
+
+
+_UNREAD = object()
+
+
+def _earlier_answer(
+    caller: Caller, idempotency_key: str, digest: str, now: datetime, earlier: Any = _UNREAD
+) -> dict | None:
+    """Return the stored answer of an earlier request with this key and body (None if none
+    within 24 h); raise Unprocessable for the same key with another body."""
+    if earlier is _UNREAD:
+        earlier = _earlier(caller, idempotency_key)
+    if earlier is None or earlier.created_at < now - IDEMPOTENCY_TTL:
+        return None
+    if earlier.body_hash != digest:
+        raise Unprocessable(
+            "Idempotency-Key",
+            "This Idempotency-Key was used with a different body.",
+            "idempotency_conflict",
+        )
+    return json.loads(earlier.response)
 
 
 def _resolve(req: TriggerRequest) -> tuple[dict[int, dict], list[dict]]:
@@ -256,13 +291,10 @@ def _resolve(req: TriggerRequest) -> tuple[dict[int, dict], list[dict]]:
     known_ids: set[int] = set()
     by_email: dict[str, int] = {}
     for chunk in chunked(sorted(ids), 500):
-        known_ids.update(db.session.scalars(select(User.id).where(User.id.in_(chunk))))
+        known_ids.update(db.session.scalars(_KNOWN_IDS, {"ids": chunk}))
     for batch in chunked(sorted(emails), 500):
         by_email.update(
-            (email, user_id)
-            for user_id, email in db.session.execute(
-                select(User.id, User.email).where(User.email.in_(batch))
-            )
+            (email, user_id) for user_id, email in db.session.execute(_BY_EMAIL, {"emails": batch})
         )
     users: dict[int, dict] = {}
     skipped: list[dict] = []
@@ -279,6 +311,16 @@ def _resolve(req: TriggerRequest) -> tuple[dict[int, dict], list[dict]]:
         else:
             users[user_id] = given
     return users, skipped
+
+
+_SAVE_ANSWER = (
+    ApiRequest.__table__.update()
+    .where(ApiRequest.__table__.c.id == bindparam("request_id"))
+    .values(response=bindparam("answer"))
+)
+# Built once: an expanding IN is bound per call instead of building a clause per recipient.
+_KNOWN_IDS = select(User.id).where(User.id.in_(bindparam("ids", expanding=True)))
+_BY_EMAIL = select(User.id, User.email).where(User.email.in_(bindparam("emails", expanding=True)))
 
 
 def _wake_at(when: datetime) -> None:
