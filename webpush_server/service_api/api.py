@@ -7,6 +7,7 @@ forged cross-site request to ride on and the blueprint is exempt from CSRF.
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager, nullcontext
 
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.wrappers import Response
@@ -75,8 +76,9 @@ def trigger():
     return jsonify(answer), 202
 
 
-def _slots() -> threading.BoundedSemaphore:
-    """Return this process's trigger slots: SERVICE_API_CONCURRENCY triggers record at once.
+def _slots() -> AbstractContextManager:
+    """Return this process's trigger slots: SERVICE_API_CONCURRENCY triggers record at once
+    (0: no limit).
 
     CPython runs one thread's Python at a time, so more triggers at once in one process only
     take turns at the GIL; on SQLite that stretches the write lock the one holding it has to
@@ -85,6 +87,8 @@ def _slots() -> threading.BoundedSemaphore:
     before their first read, and none is refused.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.config["SERVICE_API_CONCURRENCY"]:
+        return nullcontext()
     slots = app.extensions.get(_SLOTS)
     if slots is None:
         with _slots_lock:
