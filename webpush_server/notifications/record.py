@@ -311,8 +311,10 @@ def _fan_out(
 def _presence(visible: set[int], connected: set[int]) -> tuple[set[int], set[int]]:
     """Return (_visible_users(visible), _connected_users(connected)), in one lookup if we can."""
     lookup = hooks().presence
-    if lookup is None or not (visible and connected):
+    if lookup is None:
         return _visible_users(visible), _connected_users(connected)
+    if not (visible or connected):
+        return set(), set()
     try:
         return lookup(visible, connected)
     except Exception:

@@ -17,9 +17,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import force_locale, get_translations
-from sqlalchemy import select
 
-from ..extensions import db
 from ..timeutil import in_zone
 
 if TYPE_CHECKING:
@@ -88,25 +86,15 @@ def readers(
 
     prefs: these users' preference rows, already read (record's routing): no second read.
     """
-    from ..channels.models import Preference
+    from ..channels.preferences import load_rows
 
     zone = current_app.config["APP_TIMEZONE"]
+    rows = load_rows(user_ids) if prefs is None else prefs
     found: dict[int, tuple[str, str]] = dict.fromkeys(user_ids, (language_of(None), zone))
-    if prefs is not None:
-        for user_id in user_ids:
-            row = prefs.get(user_id)
-            if row is not None:
-                found[user_id] = (language_of(row.language), row.timezone or zone)
-        return found
-    ids = sorted(user_ids)
-    for start in range(0, len(ids), 500):
-        rows = db.session.execute(
-            select(Preference.user_id, Preference.language, Preference.timezone).where(
-                Preference.user_id.in_(ids[start : start + 500])
-            )
-        )
-        for user_id, language, timezone in rows:
-            found[user_id] = (language_of(language), timezone or zone)
+    for user_id in user_ids:
+        row = rows.get(user_id)
+        if row is not None:
+            found[user_id] = (language_of(row.language), row.timezone or zone)
     return found
 
 

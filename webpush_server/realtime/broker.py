@@ -82,36 +82,34 @@ return found
 """
 
 
-def _holding(prefix: str, user_ids: Iterable[int]) -> set[int]:
-    """Return those of user_ids whose sorted set under prefix has an unlapsed member."""
-    ids = list(user_ids)
-    if not ids:
-        return set()
+def _unlapsed(keys: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Return those (prefix, user id) whose sorted set has an unlapsed member (one script
+    call per 1,000 keys)."""
+    if not keys:
+        return []
     redis = connection()
     now = repr(time.time())
-    found: set[int] = set()
-    for batch in chunked(ids, 1000):
-        hits = redis.eval(_ANY_LATER, len(batch), *(f"{prefix}{u}" for u in batch), now)
-        found.update(batch[i - 1] for i in hits)
+    found: list[tuple[str, int]] = []
+    for batch in chunked(keys, 1000):
+        hits = redis.eval(_ANY_LATER, len(batch), *(f"{p}{u}" for p, u in batch), now)
+        found.extend(batch[i - 1] for i in hits)
     return found
+
+
+def _holding(prefix: str, user_ids: Iterable[int]) -> set[int]:
+    """Return those of user_ids whose sorted set under prefix has an unlapsed member."""
+    return {user_id for _, user_id in _unlapsed([(prefix, u) for u in user_ids])}
 
 
 def presence(visible: Iterable[int], connected: Iterable[int]) -> tuple[set[int], set[int]]:
     """Return (those of visible with a visible tab, those of connected with any open tab).
 
-    Both lookups of a recording in one Redis round trip (one script call per 1,000 keys).
+    Both lookups of a recording in one Redis round trip.
     """
     keys = [(PRESENCE_PREFIX, u) for u in visible] + [(SLOTS_PREFIX, u) for u in connected]
-    if not keys:
-        return set(), set()
-    redis = connection()
-    now = repr(time.time())
     found: tuple[set[int], set[int]] = (set(), set())
-    for batch in chunked(keys, 1000):
-        hits = redis.eval(_ANY_LATER, len(batch), *(f"{p}{u}" for p, u in batch), now)
-        for i in hits:
-            prefix, user_id = batch[i - 1]
-            found[prefix == SLOTS_PREFIX].add(user_id)
+    for prefix, user_id in _unlapsed(keys):
+        found[prefix == SLOTS_PREFIX].add(user_id)
     return found
 
 

@@ -167,7 +167,7 @@ def trigger(caller: Caller, raw: bytes, req: TriggerRequest, idempotency_key: st
     ]
     routing = routing_for(notices, now)
     if idempotency_key is not None:
-        replayed = _earlier_answer(caller, idempotency_key, digest, now)
+        replayed = _earlier_answer(_earlier(caller, idempotency_key), digest, now)
         if replayed is not None:
             return replayed  # the first answer, and nothing written
     for channel in unavailable_channels():
@@ -242,7 +242,7 @@ def _claim_request(
             )
             continue
         try:
-            answer = _earlier_answer(caller, idempotency_key, digest, now, earlier)
+            answer = _earlier_answer(earlier, digest, now)
         finally:
             db.session.rollback()  # what this request wrote, before answering for its twin
         if answer is None:
@@ -263,16 +263,9 @@ def _earlier(caller: Caller, idempotency_key: str) -> Any:
     ).one_or_none()
 
 
-_UNREAD = object()
-
-
-def _earlier_answer(
-    caller: Caller, idempotency_key: str, digest: str, now: datetime, earlier: Any = _UNREAD
-) -> dict | None:
-    """Return the stored answer of an earlier request with this key and body (None if none
-    within 24 h); raise Unprocessable for the same key with another body."""
-    if earlier is _UNREAD:
-        earlier = _earlier(caller, idempotency_key)
+def _earlier_answer(earlier: Any, digest: str, now: datetime) -> dict | None:
+    """Return the stored answer of the earlier request (_earlier) if it had this body and is
+    within 24 h (else None); raise Unprocessable for the same key with another body."""
     if earlier is None or earlier.created_at < now - IDEMPOTENCY_TTL:
         return None
     if earlier.body_hash != digest:
