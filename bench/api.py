@@ -46,6 +46,12 @@ def main() -> int:
         "--phases", default="1,100", help="recipients per request in each phase (≤ --users)"
     )
     args = parser.parse_args()
+    try:
+        phases = [int(phase) for phase in args.phases.split(",")]
+    except ValueError:
+        parser.error("--phases: whole numbers separated by commas, e.g. 1,100")
+    if args.rounds < 1 or not all(1 <= n <= args.users for n in phases):
+        parser.error("--rounds must be at least 1, and each phase from 1 to --users recipients")
 
     from sqlalchemy import func, insert, select, text
 
@@ -127,7 +133,7 @@ def main() -> int:
               f"load average {load:.2f}")  # fmt: skip
         expected = 0
         figures = []
-        for n in (int(phase) for phase in args.phases.split(",")):
+        for n in phases:
             recipients = [{"user_id": u} for u in user_ids[:n]]
             _phase(web_port, secret, recipients, args)  # warm-up: connections, caches
             runs = []
