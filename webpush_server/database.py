@@ -21,12 +21,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
-from sqlalchemy import JSON, CursorResult, DateTime, Executable, Select, literal, tuple_
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    CursorResult,
+    DateTime,
+    Executable,
+    Select,
+    any_,
+    bindparam,
+    literal,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
 from .errors import NotFound, as_id
@@ -88,6 +101,43 @@ def _is_conflict(exc: DBAPIError) -> bool:
     return "database is locked" in str(exc.orig)
 
 
+class _OneOf(ColumnElement[bool]):
+    """column IN (:key…) that PostgreSQL receives as column = ANY(:key), one array parameter."""
+
+    inherit_cache = True
+    type = Boolean()
+    # A comparison, not a boolean column: SQLite must not get "IN (…) = 1", which no index serves.
+    _is_implicitly_boolean = True
+    _traverse_internals = [
+        ("expanded", InternalTraversal.dp_clauseelement),
+        ("array", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: Any, key: str) -> None:
+        self.expanded = column.in_(bindparam(key, expanding=True))
+        self.array = column == any_(bindparam(key, type_=postgresql.ARRAY(column.type)))
+
+
+@compiles(_OneOf)
+def _one_of_expanded(element: _OneOf, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.expanded, **kw)
+
+
+@compiles(_OneOf, "postgresql")
+def _one_of_array(element: _OneOf, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.array, **kw)
+
+
+def one_of(column: Any, key: str) -> ColumnElement[bool]:
+    """Return `column IN :key` for a statement built once and bound per call with a list.
+
+    An expanded IN renders one placeholder per value, a new statement text on each call
+    that psycopg splits by regex (measured at ~6% of a 100-recipient trigger's CPU); on
+    PostgreSQL the list goes as one array, so the text stays the same and is prepared once.
+    """
+    return _OneOf(column, key)
+
+
 def rows_changed(statement: Executable) -> int:
     """Execute an UPDATE or DELETE in the current transaction; return how many rows it changed."""
     return cast(CursorResult[Any], db.session.execute(statement)).rowcount
@@ -139,11 +189,6 @@ def insert_rows(
     names = given + list(defaults)
     columns = [table.c[name] for name in names]
     processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
-    if dialect.name == "postgresql":
-        # JSON is handed over as text: say what it is (the ORM's insert renders the same cast).
-        marks = ["%s::JSON" if isinstance(column.type, JSON) else "%s" for column in columns]
-    else:
-        marks = ["?"] * len(columns)
     per_column = []
     for name, process in zip(names, processors, strict=True):
         raw = [defaults[name]] * len(rows) if name in defaults else [row[name] for row in rows]
@@ -152,21 +197,50 @@ def insert_rows(
             cache: dict[Any, Any] = {}
             raw = [_bound(value, process, cache) for value in raw]
         per_column.append(raw)
-    params: list[Any] = []
-    for values in zip(*per_column, strict=True):
-        params.extend(values)
-    row_marks = "(" + ", ".join(marks) + ")"
-    quote = dialect.identifier_preparer.quote
-    sql = (
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
-        f"VALUES {', '.join([row_marks] * len(rows))}"
+    # The statement depends on the batch size only on SQLite (one VALUES tuple per row).
+    size = len(rows) if dialect.name == "sqlite" else 0
+    sql = _insert_sql(
+        table, tuple(names), dialect, size, tuple(returning), tuple(skip_conflicts_on)
     )
+    if dialect.name == "postgresql":
+        params: list[Any] = per_column
+    else:
+        params = []
+        for values in zip(*per_column, strict=True):
+            params.extend(values)
+    result = connection.exec_driver_sql(sql, tuple(params))
+    return [tuple(row) for row in result] if returning else []
+
+
+@lru_cache(maxsize=256)
+def _insert_sql(
+    table: Any,
+    names: tuple[str, ...],
+    dialect: Any,
+    size: int,
+    returning: tuple[str, ...],
+    skip_conflicts_on: tuple[str, ...],
+) -> str:
+    """The INSERT statement insert_rows sends: built once per table, columns and batch shape."""
+    quote = dialect.identifier_preparer.quote
+    sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
+    if dialect.name == "postgresql":
+        # One array per column, unnested into rows: the statement text is the same whatever
+        # the batch size (psycopg parses and prepares it once, where a VALUES list of
+        # thousands of placeholders is split by regex on every call), and there is no
+        # limit on binds. %b sends the arrays in binary: no per-element quoting in Python.
+        # Measured per 100-row notification insert: 6.8 ms of client CPU as VALUES, 5.8 ms
+        # as text arrays, 2.4 ms as binary arrays.
+        types = [table.c[name].type.compile(dialect=dialect) for name in names]
+        sql += f"SELECT * FROM unnest({', '.join(f'%b::{type_}[]' for type_ in types)})"
+    else:
+        row_marks = "(" + ", ".join(["?"] * len(names)) + ")"
+        sql += f"VALUES {', '.join([row_marks] * size)}"
     if skip_conflicts_on:
         sql += f" ON CONFLICT ({', '.join(quote(name) for name in skip_conflicts_on)}) DO NOTHING"
     if returning:
         sql += f" RETURNING {', '.join(quote(name) for name in returning)}"
-    result = connection.exec_driver_sql(sql, tuple(params))
-    return [tuple(row) for row in result] if returning else []
+    return sql
 
 
 def _bound(value: Any, process: Callable[[Any], Any], cache: dict[Any, Any]) -> Any:

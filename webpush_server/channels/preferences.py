@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import current_app
 from flask_babel import gettext, lazy_gettext
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from ..auth.models import User
+from ..database import one_of
 from ..errors import Invalid, InvalidFields
 from ..extensions import db
 from ..i18n.locale import current_language
@@ -125,8 +126,8 @@ def load_rows(user_ids: Iterable[int]) -> dict[int, Preference]:
     return {row.user_id: row for row in rows}
 
 
-# Built once: an expanding IN is bound per call instead of building a clause per user.
-_ROWS = select(Preference).where(Preference.user_id.in_(bindparam("ids", expanding=True)))
+# Built once: the id list is bound per call instead of building a clause per user.
+_ROWS = select(Preference).where(one_of(Preference.user_id, "ids"))
 
 
 def preferences_json(user: User) -> dict[str, Any]:

@@ -26,13 +26,13 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from flask import Flask, current_app
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 
 from ..channels import quiet as quiet_hours
 from ..channels import route as channels
 from ..channels.models import Preference
 from ..channels.preferences import load_rows
-from ..database import insert_rows
+from ..database import insert_rows, one_of
 from ..extensions import db
 from ..push.models import Subscription
 from ..timeutil import utcnow
@@ -229,10 +229,8 @@ def _devices(user_ids: set[int]) -> dict[int, list[int]]:
     return devices
 
 
-# Built once: an expanding IN is bound per call instead of building a clause per id.
-_DEVICES = select(Subscription.id, Subscription.user_id).where(
-    Subscription.user_id.in_(bindparam("ids", expanding=True))
-)
+# Built once: the id list is bound per call instead of building a clause per id.
+_DEVICES = select(Subscription.id, Subscription.user_id).where(one_of(Subscription.user_id, "ids"))
 
 
 def _row(notice: Notice, now: datetime) -> dict:

@@ -29,6 +29,7 @@ from ..database import (
     insert_ignoring_conflicts,
     insert_rows,
     keyset_ids,
+    one_of,
     retry_on_conflict,
     rows_changed,
 )
@@ -311,9 +312,9 @@ _SAVE_ANSWER = (
     .where(ApiRequest.__table__.c.id == bindparam("request_id"))
     .values(response=bindparam("answer"))
 )
-# Built once: an expanding IN is bound per call instead of building a clause per recipient.
-_KNOWN_IDS = select(User.id).where(User.id.in_(bindparam("ids", expanding=True)))
-_BY_EMAIL = select(User.id, User.email).where(User.email.in_(bindparam("emails", expanding=True)))
+# Built once: the lists are bound per call instead of building a clause per recipient.
+_KNOWN_IDS = select(User.id).where(one_of(User.id, "ids"))
+_BY_EMAIL = select(User.id, User.email).where(one_of(User.email, "emails"))
 
 
 def _wake_at(when: datetime) -> None:
