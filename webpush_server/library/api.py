@@ -209,8 +209,8 @@ def check_out():
 @role_required("librarian")
 def check_in(copy_id: int):
     """Take a copy back: it goes to the first waiting hold or to the shelf."""
-    copy, hold = services.check_in(copy_id)
-    return jsonify(copy_status=copy.status, hold_id=hold.id if hold else None)
+    returned = services.check_in(copy_id)
+    return jsonify(copy_status=returned.copy_status, hold_id=returned.hold_id)
 
 
 @bp.post("/holds/<int:hold_id>/pickup")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
 from flask_babel import gettext, lazy_gettext
@@ -128,9 +128,9 @@ def fill_holds(book_id: int, now: datetime) -> list[HoldBecameReady | HoldMovedU
         if not (claimed and readied):
             raise Raced(f"copy {copy.id} or hold {hold.id} changed under us")
         events.append(HoldBecameReady(hold.id))
+    # Before expire_all: moved_up reads the departed holds' places, which have not changed.
+    events.extend(moved_up(book_id, list(waiting[: len(events)])))
     db.session.expire_all()
-    handed_out = list(waiting[: len(events)])
-    events.extend(moved_up(book_id, handed_out))
     return events
 
 
@@ -651,25 +651,38 @@ def _lend(copy: Copy, user_id: int, hold: Hold | None, now: datetime) -> Loan:
     return loan
 
 
+class CheckedIn(NamedTuple):
+    """Where a returned copy went: to a hold (status "held", hold_id) or to the shelf."""
+
+    copy_id: int
+    copy_status: str
+    hold_id: int | None
+
+
 @retry_on_conflict
-def check_in(copy_id: object) -> tuple[Copy, Hold | None]:
+def check_in(copy_id: object) -> CheckedIn:
     """Take a returned copy back: to the first waiting hold (now ready) or to the shelf."""
     copy = _copy(copy_id)
-    _lock_book(copy.book_id)
+    # Plain values: the ORM objects expire at the commit and would each be read again.
+    copy_id, book_id = copy.id, copy.book_id
+    _lock_book(book_id)
     loan = db.session.scalar(
-        select(Loan).where(Loan.copy_id == copy.id, Loan.returned_at.is_(None))
+        select(Loan).where(Loan.copy_id == copy_id, Loan.returned_at.is_(None))
     )
     if loan is None:
-        raise Conflict("copy_id", gettext("Copy %(id)s is not on loan.", id=copy.id), "not_on_loan")
+        raise Conflict("copy_id", gettext("Copy %(id)s is not on loan.", id=copy_id), "not_on_loan")
     now = utcnow()
-    audit.record("loan.checkin", f"copy {copy.id} (loan {loan.id})")
+    audit.record("loan.checkin", f"copy {copy_id} (loan {loan.id})")
     loan.returned_at = now
     resolve_tag(loan.user_id, loan_topic(loan.id), now)
-    db.session.execute(update(Copy).where(Copy.id == copy.id).values(status="shelf"))
-    events = fill_holds(copy.book_id, now)
-    hold = db.session.scalar(select(Hold).where(Hold.copy_id == copy.id, Hold.status == "ready"))
+    db.session.execute(update(Copy).where(Copy.id == copy_id).values(status="shelf"))
+    events = fill_holds(book_id, now)
+    hold_id = db.session.scalar(
+        select(Hold.id).where(Hold.copy_id == copy_id, Hold.status == "ready")
+    )
     _commit(events)
-    return db.session.get_one(Copy, copy.id), hold
+    # Under the book lock the copy went to this hold or stayed on the shelf: nothing to reread.
+    return CheckedIn(copy_id, "shelf" if hold_id is None else "held", hold_id)
 
 
 @retry_on_conflict

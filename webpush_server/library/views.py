@@ -281,15 +281,15 @@ def desk_check_in():
     """Take a returned copy back."""
 
     def action() -> str:
-        copy, hold = services.check_in(request.form.get("copy_id", ""))
-        if hold is not None:
+        returned = services.check_in(request.form.get("copy_id", ""))
+        if returned.hold_id is not None:
             return gettext(
                 "Copy %(id)s is set aside for hold %(hold)s: put it on the hold shelf. "
                 "The patron has been told.",
-                id=copy.id,
-                hold=hold.id,
+                id=returned.copy_id,
+                hold=returned.hold_id,
             )
-        return gettext("Copy %(id)s goes back on the shelf.", id=copy.id)
+        return gettext("Copy %(id)s goes back on the shelf.", id=returned.copy_id)
 
     return _attempt(action, url_for(".desk"))
 
