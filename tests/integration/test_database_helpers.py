@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from webpush_server.auth.models import User
 from webpush_server.database import insert_rows, one_of
@@ -82,3 +83,14 @@ def test_one_of_matches_exactly_the_listed_values(app, make_user):
         assert list(db.session.scalars(by_id, {"ids": []})) == []
         emails = ["one-of-1@example.com", "nobody'@example.com", 'x"{y}@example.com']
         assert list(db.session.scalars(by_email, {"emails": emails})) == [emails[0]]
+
+
+def test_one_of_is_a_plain_in_on_sqlite_and_one_array_on_postgresql():
+    statement = select(User.id).where(one_of(User.id, "ids"))
+    # Not "IN (…) = 1", SQLite's form for a boolean column, which no index serves.
+    assert str(statement.compile(dialect=sqlite.dialect())).endswith(
+        "WHERE user_account.id IN (__[POSTCOMPILE_ids])"
+    )
+    assert str(statement.compile(dialect=postgresql.dialect())).endswith(
+        "WHERE user_account.id = ANY (%(ids)s::INTEGER[])"
+    )
