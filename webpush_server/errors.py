@@ -154,11 +154,14 @@ def whole_number(value: object, field: str, low: int, high: int, *, label: objec
     return value
 
 
-MAX_ID = 2**63 - 1
+# Row ids are INTEGER columns: 4 bytes on PostgreSQL. A larger id names no row, and
+# PostgreSQL refuses to compare one with an INTEGER ("integer out of range": a 500), so it is
+# refused here, the same on both databases.
+MAX_ID = 2**31 - 1
 
 
 def as_id(value: object, lowest: int = 1) -> int | None:
-    """Return value as a row id (an int from lowest to 2^63 - 1, or such a string), else None.
+    """Return value as a row id (an int from lowest to MAX_ID, or such a string), else None.
 
     A keyset cursor ("replay what came after id N") passes lowest=0.
     """

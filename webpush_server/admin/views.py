@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, render_template, request
 
 from ..apidoc import documented
 from ..auth import role_required
-from ..errors import whole_number
+from ..errors import MAX_ID, whole_number
 from . import audit
 from .schemas import AuditEvents, AuditQuery
 
@@ -20,7 +20,7 @@ def _page_args() -> tuple[int, int | None]:
     """Return limit (default 50) and before (an event id) from the query string."""
     limit = whole_number(request.args.get("limit", "50"), "limit", 1, MAX_LIMIT)
     raw = request.args.get("before")
-    before = whole_number(raw, "before", 1, 2**62) if raw not in (None, "") else None
+    before = whole_number(raw, "before", 1, MAX_ID) if raw not in (None, "") else None
     return limit, before
 
 

@@ -8,7 +8,7 @@ from flask_wtf.csrf import generate_csrf
 
 from ..apidoc import documented
 from ..auth import same_origin_only
-from ..errors import whole_number
+from ..errors import MAX_ID, whole_number
 from ..extensions import configured_limit, limiter
 from . import services
 from .schemas import (
@@ -43,7 +43,7 @@ def inbox():
         current_user.id,
         unread_only=request.args.get("unread") in ("1", "true"),
         limit=_int_arg("limit", 1, 200) or 50,
-        before=_int_arg("before", 1, 2**63 - 1),
+        before=_int_arg("before", 1, MAX_ID),
     )
     return jsonify(
         notifications=[row.to_json() for row in rows],

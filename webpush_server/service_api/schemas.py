@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import Invalid, safe_back
+from ..errors import MAX_ID, Invalid, safe_back
 
 MAX_RECIPIENTS = 1000
 MAX_DATA_BYTES = 2048
@@ -40,7 +40,7 @@ class Strict(BaseModel):
 class Recipient(Strict):
     """One recipient: a user id or an account's e-mail address."""
 
-    user_id: Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)] | None = None
+    user_id: Annotated[int, Field(strict=True, ge=1, le=MAX_ID)] | None = None
     email: Annotated[str, Field(min_length=3, max_length=254)] | None = None
 
     @model_validator(mode="after")
