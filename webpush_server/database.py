@@ -197,17 +197,15 @@ def insert_rows(
             cache: dict[Any, Any] = {}
             raw = [_bound(value, process, cache) for value in raw]
         per_column.append(raw)
-    # The statement depends on the batch size only on SQLite (one VALUES tuple per row).
-    size = len(rows) if dialect.name == "sqlite" else 0
+    if dialect.name == "postgresql":
+        size, params = 0, per_column  # one array per column, whatever the batch size
+    else:
+        # One VALUES tuple per row: the statement depends on the batch size.
+        size = len(rows)
+        params = [value for values in zip(*per_column, strict=True) for value in values]
     sql = _insert_sql(
         table, tuple(names), dialect, size, tuple(returning), tuple(skip_conflicts_on)
     )
-    if dialect.name == "postgresql":
-        params: list[Any] = per_column
-    else:
-        params = []
-        for values in zip(*per_column, strict=True):
-            params.extend(values)
     result = connection.exec_driver_sql(sql, tuple(params))
     return [tuple(row) for row in result] if returning else []
 
