@@ -114,6 +114,34 @@ def test_a_worker_outlives_a_redis_restart_and_runs_new_and_scheduled_jobs(
     assert "working again" in worker.output() or "Redis is back" in worker.output()
 
 
+def test_a_worker_registers_again_when_redis_comes_back_empty_without_an_error(
+    make_app, make_user, settings, push_service, own_redis, tmp_path
+):
+    # A Redis restarted within redis-py's own retry of a command: the worker sees no error,
+    # only an empty Redis. Emptying it between two commands is that, every time.
+    app = make_app(REDIS_URL=own_redis.url)
+    user = make_user("emptied@outage.webpush-server.dev")
+    add_device(app, user, push_service)
+    env = process_env(settings, app.instance_path, REDIS_URL=own_redis.url)
+    worker = Process(flask_command("jobs", "worker", "--name", "emptied"), env, tmp_path / "w.log")
+    connection = Redis.from_url(own_redis.url)
+    try:
+        wait_until(lambda: len(Worker.all(connection=connection)) == 1, "the worker listening")
+        connection.flushall()
+        assert Worker.all(connection=connection) == []
+        notification = notify(app, user, "after the flush")
+        wait_until(lambda: delivery_statuses(app, notification) == ["sent"], "the push sent")
+        wait_until(
+            lambda: [w.name for w in Worker.all(connection=connection)] == ["emptied"],
+            "the worker registered again",
+        )
+        assert worker.process.poll() is None, worker.output()[-3000:]
+    finally:
+        worker.stop()
+        connection.close()
+    assert "Redis lost its registration; registering again" in worker.output()
+
+
 def cron_ids(connection: Redis) -> set[str]:
     return {job.id for job in Scheduler(connection=connection).get_jobs()}
 

@@ -10,7 +10,8 @@ import logging
 import time
 from typing import Any
 
-from rq import SimpleWorker
+from redis.client import Pipeline
+from rq import SimpleWorker, worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import StopRequested
 from rq.executions import Execution
@@ -105,6 +106,25 @@ class Worker(SimpleWorker):
             if not self._wait_for_redis(backoff, error):
                 return worked
             log.warning("worker %s: Redis answers; working again", self.name)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """RQ's heartbeat in one round trip; registers the worker again if Redis lost it.
+
+        redis-py retries a command that met a closed connection: a Redis restarted within
+        that window comes back empty and RQ's loop never notices, so the worker kept working
+        but was missing from Worker.all() (the RQ dashboard) until it was restarted.
+        """
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline=pipeline)
+            return
+        with self.connection.pipeline(transaction=False) as batch:
+            super().heartbeat(timeout, pipeline=batch)
+            batch.sismember(worker_registration.REDIS_WORKER_KEYS, self.key)
+            registered = batch.execute()[-1]
+        if not registered:
+            log.warning("worker %s: Redis lost its registration; registering again", self.name)
+            self.connection.delete(self.key)  # the heartbeat's own half-made hash
+            self.register_birth()
 
     def _wait_for_redis(self, backoff: Backoff, error: BaseException) -> bool:
         """Sleep with backoff until Redis answers; False if a stop was asked meanwhile."""
