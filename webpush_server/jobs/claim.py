@@ -14,6 +14,7 @@ from ..database import rows_changed
 from ..extensions import db
 from ..notifications.models import Delivery, Notification
 from ..push.models import Subscription
+from ..util import chunked
 
 
 @dataclass(slots=True)
@@ -43,10 +44,12 @@ class Claimed:
     address: str | None = None  # the e-mail address or number of an email or sms row
     fallback: bool = False
     user_id: int | None = None
-    # The recipient's unread count when sent (the message's app_badge); filled by delivery.
+    # The recipient's unread count when claimed (the message's app_badge).
     unread: int | None = None
 
 
+# Users per grouped count: well inside SQLite's bound-parameter limit.
+CHUNK = 500
 _D, _N, _S = Delivery.__table__.c, Notification.__table__.c, Subscription.__table__.c
 # Core rows, not ORM objects: building three entities per row cost more than encrypting it.
 _CLAIMED_COLUMNS = (
@@ -82,9 +85,9 @@ _CLAIMED_FROM = Delivery.__table__.join(
 def claim(delivery_ids: list[int], now: datetime) -> list[Claimed]:
     """Atomically take the due pending deliveries among ids; another worker gets none of them.
 
-    One UPDATE and one joined SELECT in one transaction, on the session's connection (Core,
-    no ORM layer): on the latency path a transaction and a statement cost more than the
-    rows they carry.
+    One UPDATE, one joined SELECT and the recipients' unread counts in one transaction, on
+    the session's connection (Core, no ORM layer): on the latency path a transaction and a
+    statement cost more than the rows they carry.
     """
     token = uuid.uuid4().hex
     ids = set(delivery_ids)
@@ -100,7 +103,15 @@ def claim(delivery_ids: list[int], now: datetime) -> list[Claimed]:
     ).rowcount
     # Read before the commit: the rows are ours either way, and one transaction is cheaper.
     claimed = load(_D.claim_token == token)
+    # The badges too (each push message's app_badge): a transaction of its own cost a ping,
+    # BEGIN and ROLLBACK on the latency path.
+    badges = unread_counts(
+        {item.user_id for item in claimed if item.channel == "push" and item.user_id}, now
+    )
     db.session.commit()
+    for item in claimed:
+        if item.channel == "push" and item.user_id:
+            item.unread = badges[item.user_id]
     # Every id claimed: none of them can be pending and early (not_yet_due needs no query).
     db.session.info[_ALL_CLAIMED] = (frozenset(ids), now) if taken == len(ids) else None
     return claimed
@@ -149,18 +160,14 @@ def load(condition) -> list[Claimed]:
 
 
 def unread_counts(user_ids: Iterable[int], now: datetime) -> dict[int, int]:
-    """Return each user's unread inbox count (the push message's app badge), in one query."""
-    ids = sorted(set(user_ids))
-    if not ids:
-        return {}
-    rows = (
-        db.session.connection()
-        .execute(
-            select(_N.user_id, func.count())
-            .where(_N.user_id.in_(ids), _N.read_at.is_(None), _N.visible_at <= now)
-            .group_by(_N.user_id)
+    """Return each of these users' unread inbox count: one grouped query per chunk of users."""
+    unread = dict.fromkeys(user_ids, 0)
+    for ids in chunked(sorted(unread), CHUNK):
+        unread.update(
+            db.session.execute(
+                select(_N.user_id, func.count())
+                .where(_N.user_id.in_(ids), _N.read_at.is_(None), _N.visible_at <= now)
+                .group_by(_N.user_id)
+            ).all()
         )
-        .all()
-    )
-    db.session.rollback()
-    return {user_id: count for user_id, count in rows}
+    return unread

@@ -25,7 +25,7 @@ from ..push import host_policy, signer
 from ..push.policy import Outcome, RetrySettings
 from ..push.sender import PushRequest, PushResult, Sender, SyncSender, origin_of
 from ..timeutil import utcnow
-from .claim import Claimed, claim, not_yet_due, unread_counts
+from .claim import Claimed, claim, not_yet_due
 from .context import app_context
 from .lane import RetryLane, current_lane
 from .lease import Lease
@@ -235,9 +235,6 @@ def send_claimed(claimed: list[Claimed], now: datetime) -> dict[str, int]:
                 settled.append(item)
             else:
                 sendable.append(item)
-        badges = unread_counts((item.user_id for item in sendable if item.user_id), now)
-        for item in sendable:
-            item.unread = badges.get(item.user_id or 0)
         # 413: the service wants less. Those are resent at once as tickles (id only), and
         # settled when the tickle's answer is in.
         resend = batch.send(sendable, settled)

@@ -26,7 +26,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from flask import Flask, current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..channels import quiet as quiet_hours
 from ..channels import route as channels
@@ -34,6 +34,7 @@ from ..channels.models import Preference
 from ..channels.preferences import load_rows
 from ..database import insert_rows, one_of
 from ..extensions import db
+from ..jobs.claim import unread_counts
 from ..push.models import Subscription
 from ..timeutil import utcnow
 from ..util import chunked
@@ -134,7 +135,7 @@ def routing_for(notices: Iterable[Notice], now: datetime) -> Routing:
         },
         {notice.user_id for notice in due},
     )
-    return Routing(devices, quiet, connected, _unread_counts(connected, now), prefs)
+    return Routing(devices, quiet, connected, unread_counts(connected, now), prefs)
 
 
 def record_notices(
@@ -350,25 +351,7 @@ def live_messages(inserted: Sequence, rows_by_key: dict[str, dict]) -> list[dict
     recipient's inbox. A tab that opens meanwhile counts its inbox itself when it connects.
     """
     connected = _connected_users({row.user_id for row in inserted})
-    return _messages(inserted, rows_by_key, _unread_counts(connected, utcnow()))
-
-
-def _unread_counts(user_ids: set[int], now: datetime) -> dict[int, int]:
-    """Return each of these users' unread count (one grouped query per chunk of users)."""
-    unread = dict.fromkeys(user_ids, 0)
-    for ids in chunked(sorted(user_ids), CHUNK):
-        unread.update(
-            db.session.execute(
-                select(Notification.user_id, func.count())
-                .where(
-                    Notification.user_id.in_(ids),
-                    Notification.read_at.is_(None),
-                    Notification.visible_at <= now,
-                )
-                .group_by(Notification.user_id)
-            ).all()
-        )
-    return unread
+    return _messages(inserted, rows_by_key, unread_counts(connected, utcnow()))
 
 
 def _messages(inserted: Sequence, rows_by_key: dict[str, dict], unread: dict[int, int]) -> list:
