@@ -6,7 +6,10 @@ from datetime import date
 
 @dataclass(frozen=True)
 class HoldBecameReady:
+    """A waiting hold was given a copy, now set aside for it."""
+
     hold_id: int
+    copy_id: int
 
 
 @dataclass(frozen=True)

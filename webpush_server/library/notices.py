@@ -38,20 +38,25 @@ def hold_url(hold_id: int) -> str:
 
 def book_available(event: HoldBecameReady) -> list[Notice]:
     """The patron whose hold became ready: pick it up before the deadline."""
-    hold = db.session.get_one(Hold, event.hold_id)
+    # One read of the hold with its book's title: on the check-in's latency path.
+    hold = db.session.execute(
+        select(Hold.user_id, Hold.pickup_deadline, Book.title)
+        .join(Book, Book.id == Hold.book_id)
+        .where(Hold.id == event.hold_id)
+    ).one()
     return [
         Notice(
             user_id=hold.user_id,
             kind="book_available",
-            title=N_("Your book is ready: %(title)s", title=hold.book.title),
+            title=N_("Your book is ready: %(title)s", title=hold.title),
             body=N_(
                 "Copy %(copy)s is waiting for you at the desk until %(deadline)s.",
-                copy=hold.copy_id,
+                copy=event.copy_id,
                 deadline=Later.of(local_time, hold.pickup_deadline, "notice"),
             ),
-            url=hold_url(hold.id),
-            dedupe_key=f"hold-ready:{hold.id}",
-            topic=f"hold-{hold.id}",
+            url=hold_url(event.hold_id),
+            dedupe_key=f"hold-ready:{event.hold_id}",
+            topic=f"hold-{event.hold_id}",
             expires_at=hold.pickup_deadline,
         )
     ]

@@ -127,7 +127,7 @@ def fill_holds(book_id: int, now: datetime) -> list[HoldBecameReady | HoldMovedU
         )
         if not (claimed and readied):
             raise Raced(f"copy {copy.id} or hold {hold.id} changed under us")
-        events.append(HoldBecameReady(hold.id))
+        events.append(HoldBecameReady(hold.id, copy.id))
     # Before expire_all: moved_up reads the departed holds' places, which have not changed.
     events.extend(moved_up(book_id, list(waiting[: len(events)])))
     db.session.expire_all()
@@ -560,12 +560,17 @@ def holds_for(user_id: int | None) -> list[tuple[Hold, User]]:
 # -- The desk --------------------------------------------------------------------------------
 
 
-def _copy(copy_id: object) -> Copy:
+def _copy_key(copy_id: object) -> int:
     key = as_id(copy_id)
     if key is None:
         raise Invalid(
             "copy_id", gettext("%(label)s: enter the number on the copy.", label=LABELS["copy_id"])
         )
+    return key
+
+
+def _copy(copy_id: object) -> Copy:
+    key = _copy_key(copy_id)
     return get_or_refuse(Copy, key, message=gettext("There is no copy %(id)s.", id=key))
 
 
@@ -662,27 +667,38 @@ class CheckedIn(NamedTuple):
 @retry_on_conflict
 def check_in(copy_id: object) -> CheckedIn:
     """Take a returned copy back: to the first waiting hold (now ready) or to the shelf."""
-    copy = _copy(copy_id)
-    # Plain values: the ORM objects expire at the commit and would each be read again.
-    copy_id, book_id = copy.id, copy.book_id
-    _lock_book(book_id)
-    loan = db.session.scalar(
-        select(Loan).where(Loan.copy_id == copy_id, Loan.returned_at.is_(None))
+    key = _copy_key(copy_id)
+    # The copy's book locked and found in one statement: on the latency path each statement
+    # is a round trip to PostgreSQL.
+    book_id = db.session.scalar(
+        update(Book)
+        .where(Book.id == select(Copy.book_id).where(Copy.id == key).scalar_subquery())
+        .values(id=Book.id)
+        .returning(Book.id)
+        .execution_options(synchronize_session=False)
     )
-    if loan is None:
-        raise Conflict("copy_id", gettext("Copy %(id)s is not on loan.", id=copy_id), "not_on_loan")
+    if book_id is None:
+        raise NotFound("copy_id", gettext("There is no copy %(id)s.", id=key))
     now = utcnow()
-    audit.record("loan.checkin", f"copy {copy_id} (loan {loan.id})")
-    loan.returned_at = now
+    loan = db.session.execute(
+        update(Loan)
+        .where(Loan.copy_id == key, Loan.returned_at.is_(None))
+        .values(returned_at=now)
+        .returning(Loan.id, Loan.user_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if loan is None:
+        raise Conflict("copy_id", gettext("Copy %(id)s is not on loan.", id=key), "not_on_loan")
+    audit.record("loan.checkin", f"copy {key} (loan {loan.id})")
     resolve_tag(loan.user_id, loan_topic(loan.id), now)
-    db.session.execute(update(Copy).where(Copy.id == copy_id).values(status="shelf"))
+    db.session.execute(update(Copy).where(Copy.id == key).values(status="shelf"))
     events = fill_holds(book_id, now)
-    hold_id = db.session.scalar(
-        select(Hold.id).where(Hold.copy_id == copy_id, Hold.status == "ready")
+    hold_id = next(
+        (e.hold_id for e in events if isinstance(e, HoldBecameReady) and e.copy_id == key), None
     )
     _commit(events)
     # Under the book lock the copy went to this hold or stayed on the shelf: nothing to reread.
-    return CheckedIn(copy_id, "shelf" if hold_id is None else "held", hold_id)
+    return CheckedIn(key, "shelf" if hold_id is None else "held", hold_id)
 
 
 @retry_on_conflict
