@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..channels.preferences import kind_choice, load_rows
 from ..extensions import db
@@ -36,14 +36,17 @@ def hold_url(hold_id: int) -> str:
     return f"/library/holds/{hold_id}"
 
 
+# One read of the hold with its book's title, built once: on the check-in's latency path.
+_HOLD_WITH_TITLE = (
+    select(Hold.user_id, Hold.pickup_deadline, Book.title)
+    .join(Book, Book.id == Hold.book_id)
+    .where(Hold.id == bindparam("hold_id"))
+)
+
+
 def book_available(event: HoldBecameReady) -> list[Notice]:
     """The patron whose hold became ready: pick it up before the deadline."""
-    # One read of the hold with its book's title: on the check-in's latency path.
-    hold = db.session.execute(
-        select(Hold.user_id, Hold.pickup_deadline, Book.title)
-        .join(Book, Book.id == Hold.book_id)
-        .where(Hold.id == event.hold_id)
-    ).one()
+    hold = db.session.execute(_HOLD_WITH_TITLE, {"hold_id": event.hold_id}).one()
     return [
         Notice(
             user_id=hold.user_id,

@@ -8,13 +8,14 @@ from typing import Any, NamedTuple
 
 from flask import current_app
 from flask_babel import gettext, lazy_gettext
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import BindParameter
 
 from ..admin import audit
 from ..auth.models import User
 from ..auth.services import find_user
-from ..database import Raced, get_or_refuse, retry_on_conflict, rows_changed
+from ..database import Raced, get_or_refuse, retry_on_conflict, rows_changed, run
 from ..errors import (
     Conflict,
     Forbidden,
@@ -65,7 +66,7 @@ def local_day(now: datetime) -> date:
     return now.astimezone(app_zone()).date()
 
 
-def not_suspended(day: date):
+def not_suspended(day: date | BindParameter[Any]):
     """Return the condition that a hold is not suspended on day (it may get a copy)."""
     return or_(Hold.suspended_until.is_(None), Hold.suspended_until <= day)
 
@@ -90,6 +91,45 @@ def _pickup_days() -> int:
     return int(current_app.config["HOLD_PICKUP_DAYS"])
 
 
+# fill_holds' statements, built once: it runs inside every check-in, and building a
+# statement anew costs more Python than sending it.
+_FREE_COPIES = (
+    select(Copy)
+    .where(Copy.book_id == bindparam("book_id"), Copy.status == "shelf")
+    .order_by(Copy.id)
+)
+_NEXT_WAITING = (
+    select(Hold)
+    .where(
+        Hold.book_id == bindparam("book_id"),
+        Hold.status == "waiting",
+        not_suspended(bindparam("today")),
+    )
+    .order_by(Hold.created_at, Hold.id)
+    .limit(bindparam("copies"))
+)
+# Core statements on the tables, run on the session's connection (database.run): the ORM
+# layer around a statement cost more Python than the statement, and fill_holds expires the
+# session right after, so there are no loaded objects to keep in step.
+_COPIES, _HOLDS = Copy.__table__.c, Hold.__table__.c
+_CLAIM_COPY = (
+    update(Copy.__table__)
+    .where(_COPIES.id == bindparam("copy_id"), _COPIES.status == "shelf")
+    .values(status="held")
+)
+_READY_HOLD = (
+    update(Hold.__table__)
+    .where(_HOLDS.id == bindparam("hold_id"), _HOLDS.status == "waiting")
+    .values(
+        status="ready",
+        copy_id=bindparam("given_copy"),
+        ready_at=bindparam("now"),
+        pickup_deadline=bindparam("deadline"),
+        suspended_until=None,
+    )
+)
+
+
 def fill_holds(book_id: int, now: datetime) -> list[HoldBecameReady | HoldMovedUp]:
     """Give each free copy of the book to the next waiting hold, first come first served.
 
@@ -97,34 +137,20 @@ def fill_holds(book_id: int, now: datetime) -> list[HoldBecameReady | HoldMovedU
     ready and those behind them that moved up. The caller holds the book lock; the
     conditional updates are a second line of defence.
     """
-    free = db.session.scalars(
-        select(Copy).where(Copy.book_id == book_id, Copy.status == "shelf").order_by(Copy.id)
-    ).all()
+    free = db.session.scalars(_FREE_COPIES, {"book_id": book_id}).all()
     if not free:
         return []
     waiting = db.session.scalars(
-        select(Hold)
-        .where(Hold.book_id == book_id, Hold.status == "waiting", not_suspended(local_day(now)))
-        .order_by(Hold.created_at, Hold.id)
-        .limit(len(free))
+        _NEXT_WAITING, {"book_id": book_id, "today": local_day(now), "copies": len(free)}
     ).all()
     deadline = now + timedelta(days=_pickup_days())
     events: list[HoldBecameReady | HoldMovedUp] = []
     for copy, hold in zip(free, waiting, strict=False):
-        claimed = rows_changed(
-            update(Copy).where(Copy.id == copy.id, Copy.status == "shelf").values(status="held")
-        )
-        readied = rows_changed(
-            update(Hold)
-            .where(Hold.id == hold.id, Hold.status == "waiting")
-            .values(
-                status="ready",
-                copy_id=copy.id,
-                ready_at=now,
-                pickup_deadline=deadline,
-                suspended_until=None,
-            )
-        )
+        claimed = run(_CLAIM_COPY, {"copy_id": copy.id}).rowcount
+        readied = run(
+            _READY_HOLD,
+            {"hold_id": hold.id, "given_copy": copy.id, "now": now, "deadline": deadline},
+        ).rowcount
         if not (claimed and readied):
             raise Raced(f"copy {copy.id} or hold {hold.id} changed under us")
         events.append(HoldBecameReady(hold.id, copy.id))
@@ -140,18 +166,24 @@ def moved_up(book_id: int, departed: list[Hold]) -> list[HoldMovedUp]:
         return []
     first = min(departed, key=lambda h: (h.created_at, h.id))
     behind = db.session.scalars(
-        select(Hold.id)
-        .where(
-            Hold.book_id == book_id,
-            Hold.status == "waiting",
-            or_(
-                Hold.created_at > first.created_at,
-                and_(Hold.created_at == first.created_at, Hold.id > first.id),
-            ),
-        )
-        .order_by(Hold.created_at, Hold.id)
+        _WAITING_BEHIND,
+        {"book_id": book_id, "created_at": first.created_at, "hold_id": first.id},
     )
     return [HoldMovedUp(hold_id) for hold_id in behind]
+
+
+_WAITING_BEHIND = (
+    select(Hold.id)
+    .where(
+        Hold.book_id == bindparam("book_id"),
+        Hold.status == "waiting",
+        or_(
+            Hold.created_at > bindparam("created_at"),
+            and_(Hold.created_at == bindparam("created_at"), Hold.id > bindparam("hold_id")),
+        ),
+    )
+    .order_by(Hold.created_at, Hold.id)
+)
 
 
 def _commit(events: list) -> None:
@@ -664,34 +696,44 @@ class CheckedIn(NamedTuple):
     hold_id: int | None
 
 
+# The check-in's statements, built once on the tables (it is on the latency path,
+# bench/latency.py). The copy's book locked and found in one statement: on PostgreSQL each
+# statement is a round trip.
+_BOOKS, _LOANS = Book.__table__.c, Loan.__table__.c
+_LOCK_BOOK_OF_COPY = (
+    update(Book.__table__)
+    .where(
+        _BOOKS.id
+        == select(_COPIES.book_id).where(_COPIES.id == bindparam("copy_id")).scalar_subquery()
+    )
+    .values(id=_BOOKS.id)
+    .returning(_BOOKS.id)
+)
+_CLOSE_LOAN = (
+    update(Loan.__table__)
+    .where(_LOANS.copy_id == bindparam("returned_copy"), _LOANS.returned_at.is_(None))
+    .values(returned_at=bindparam("now"))
+    .returning(_LOANS.id, _LOANS.user_id)
+)
+_SHELVE_COPY = (
+    update(Copy.__table__).where(_COPIES.id == bindparam("copy_id")).values(status="shelf")
+)
+
+
 @retry_on_conflict
 def check_in(copy_id: object) -> CheckedIn:
     """Take a returned copy back: to the first waiting hold (now ready) or to the shelf."""
     key = _copy_key(copy_id)
-    # The copy's book locked and found in one statement: on the latency path each statement
-    # is a round trip to PostgreSQL.
-    book_id = db.session.scalar(
-        update(Book)
-        .where(Book.id == select(Copy.book_id).where(Copy.id == key).scalar_subquery())
-        .values(id=Book.id)
-        .returning(Book.id)
-        .execution_options(synchronize_session=False)
-    )
+    book_id = run(_LOCK_BOOK_OF_COPY, {"copy_id": key}).scalar()
     if book_id is None:
         raise NotFound("copy_id", gettext("There is no copy %(id)s.", id=key))
     now = utcnow()
-    loan = db.session.execute(
-        update(Loan)
-        .where(Loan.copy_id == key, Loan.returned_at.is_(None))
-        .values(returned_at=now)
-        .returning(Loan.id, Loan.user_id)
-        .execution_options(synchronize_session=False)
-    ).first()
+    loan = run(_CLOSE_LOAN, {"returned_copy": key, "now": now}).first()
     if loan is None:
         raise Conflict("copy_id", gettext("Copy %(id)s is not on loan.", id=key), "not_on_loan")
     audit.record("loan.checkin", f"copy {key} (loan {loan.id})")
     resolve_tag(loan.user_id, loan_topic(loan.id), now)
-    db.session.execute(update(Copy).where(Copy.id == key).values(status="shelf"))
+    run(_SHELVE_COPY, {"copy_id": key})
     events = fill_holds(book_id, now)
     hold_id = next(
         (e.hold_id for e in events if isinstance(e, HoldBecameReady) and e.copy_id == key), None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from ..database import get_or_refuse, rows_changed
 from ..errors import Invalid
@@ -186,6 +186,12 @@ def open_notification(user_id: int, notification_id: int) -> Notification:
 RESOLVED_DAYS = 30
 
 
+# Built once: every settled loan and hold asks it, mostly to find nothing.
+_TAGGED = select(Notification.id).where(
+    Notification.user_id == bindparam("user_id"), Notification.tag == bindparam("tag")
+)
+
+
 def resolve_tag(user_id: int, tag: str, now: datetime | None = None) -> list[int]:
     """Mark the user's notifications with tag read and remember it settled; return ids read.
 
@@ -195,11 +201,7 @@ def resolve_tag(user_id: int, tag: str, now: datetime | None = None) -> list[int
     time their service worker runs.
     """
     now = now or utcnow()
-    ids = list(
-        db.session.scalars(
-            select(Notification.id).where(Notification.user_id == user_id, Notification.tag == tag)
-        )
-    )
+    ids = list(db.session.scalars(_TAGGED, {"user_id": user_id, "tag": tag}))
     if not ids:
         return []
     unread = list(
