@@ -310,7 +310,8 @@ def refusal_response(error: Refused) -> tuple[Response, int]:
 
 def wants_json() -> bool:
     """Tell whether this request should get JSON errors rather than a page."""
-    return request.path.startswith("/api/") or request.path == "/ws"
+    # /i18n/: the JS catalog, read by scripts and the service worker, not by people.
+    return request.path.startswith(("/api/", "/i18n/")) or request.path == "/ws"
 
 
 def safe_back(target: str | None, default: str) -> str:

@@ -12,7 +12,7 @@ from tests.service_api import bearer, make_key, notify_body
 from webpush_server.service_api.openapi import NOT_JSON
 
 
-def test_the_document_is_valid_openapi_3_1_and_lists_every_api_route(app, client):
+def test_the_document_is_valid_openapi_3_1_and_lists_every_api_route(app, client, login_as):
     response = client.get("/api/openapi.json")
     assert response.status_code == 200
     spec = response.json
@@ -30,7 +30,8 @@ def test_the_document_is_valid_openapi_3_1_and_lists_every_api_route(app, client
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         routes.update((path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"})
     assert routes - documented == set(), "undocumented /api/ routes"
-    assert documented - routes == set()
+    outside = {path for path in spec["paths"] if not path.startswith("/api/")}
+    assert documented - routes == {(path, "get") for path in outside}
     # What the not-JSON marker leaves out: the docs page and its files, nothing else.
     left_out = {
         r.rule
@@ -38,6 +39,22 @@ def test_the_document_is_valid_openapi_3_1_and_lists_every_api_route(app, client
         if r.rule.startswith("/api/") and getattr(app.view_functions[r.endpoint], NOT_JSON, False)
     }
     assert left_out == {"/api/docs", "/api/docs/vendor/<path:filename>"}
+    # Outside /api/: every GET that answers JSON is documented, and nothing else is. An
+    # admin asks, so that no page is hidden behind a login redirect.
+    assert outside == {"/healthz", "/readyz", "/i18n/{language}.json"}
+    admin = login_as("ops@openapi.webpush-server.dev", "admin")
+    answered_json = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith(("/api/", "/static/", "/admin/rq/", "/ws")) or rule.arguments:
+            continue
+        if "GET" not in rule.methods:
+            continue
+        with admin.get(rule.rule) as answer:  # a file response holds its file open
+            assert answer.status_code < 400, rule.rule
+            if answer.mimetype == "application/json":
+                answered_json.add(rule.rule)
+    assert client.get("/i18n/ko.json").mimetype == "application/json"
+    assert answered_json | {"/i18n/{language}.json"} == outside
 
     trigger = spec["paths"]["/api/v1/notifications"]["post"]
     assert trigger["security"] == [{"apiKey": []}]
@@ -93,6 +110,10 @@ def test_real_answers_match_the_documented_shapes(app, client, login_as, make_us
             client.post("/api/v1/notifications", json={}, headers=bearer(key)),
         ),
         ("/api/notifications/{notification_id}", "get", reader.get("/api/notifications/999")),
+        ("/healthz", "get", client.get("/healthz")),
+        ("/readyz", "get", client.get("/readyz")),
+        ("/i18n/{language}.json", "get", client.get("/i18n/ko.json")),
+        ("/i18n/{language}.json", "get", client.get("/i18n/xx.json")),
     ]
     for path, method, response in checks:
         _validator(spec, path, method, response.status_code).validate(response.json)

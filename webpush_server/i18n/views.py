@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 from flask_login import current_user
+from pydantic import RootModel
 
+from ..apidoc import documented
 from ..errors import Invalid, NotFound, safe_back
 from .catalog import LANGUAGES
 from .locale import current_language
@@ -41,7 +43,18 @@ def switch_language():
     return response
 
 
+class Catalog(RootModel[dict[str, str | list[str]]]):
+    """The translations of the pages' and service worker's strings: msgid to text or forms."""
+
+
 @bp.get("/i18n/<language>.json")
+@documented(
+    "The translations static/ uses, for one language",
+    responses={200: Catalog},
+    auth="none",
+    tags=("pages",),
+    errors=(404,),
+)
 def js_catalog(language: str):
     """Serve the translations of static/ strings (the service worker reads them here)."""
     catalogs = current_app.extensions["js_catalogs"]

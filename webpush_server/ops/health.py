@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Literal
 
 from flask import Blueprint, Flask, current_app, jsonify
+from pydantic import BaseModel
 from redis import Redis
 from sqlalchemy import text
 
+from ..apidoc import documented
 from ..extensions import db
 from ..redis_server import resolve_url
 
@@ -25,13 +28,34 @@ READY_TIMEOUT_SECONDS = 1.0
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
 
 
+class Health(BaseModel):
+    """The process serves requests."""
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Whether the database and Redis answered, and what each check said."""
+
+    status: Literal["ok", "down"]
+    down: list[Literal["database", "redis"]]
+    checks: dict[str, str]
+
+
 @bp.get("/healthz")
+@documented("Liveness: the process is up", responses={200: Health}, auth="none", tags=("ops",))
 def healthz():
     """Answer 200 while the process serves requests."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
+@documented(
+    "Readiness: the database and Redis answer",
+    responses={200: Readiness, 503: Readiness},
+    auth="none",
+    tags=("ops",),
+)
 def readyz():
     """Answer 200 when the database and Redis answer, else 503 naming what is down."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]

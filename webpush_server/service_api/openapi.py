@@ -1,7 +1,8 @@
 """GET /api/openapi.json (OpenAPI 3.1, built from the views' own models) and GET /api/docs.
 
-The document is built from ``app.url_map``: every rule under /api/ whose view carries a
-contract (apidoc.documented). Request and response bodies are the views' pydantic models,
+The document is built from ``app.url_map``: every rule whose view carries a contract
+(apidoc.documented), which is every JSON view: all of /api/ and, outside it, /healthz,
+/readyz and the JS catalog. Request and response bodies are the views' pydantic models,
 rendered as JSON Schema 2020-12, which OpenAPI 3.1 uses as it is. /api/docs is Swagger UI
 served from the swagger-ui-bundle wheel (no CDN) and started by a script file of ours, so the
 page works under ``script-src 'self'``.
@@ -70,12 +71,11 @@ def not_json(view):
 
 
 def build(app: Flask) -> dict:
-    """Return the OpenAPI 3.1 document of every documented /api/ view of app."""
+    """Return the OpenAPI 3.1 document of every documented view of app (every JSON one)."""
     operations: list[tuple[str, str, Doc, list[dict]]] = []
     models: set[type[BaseModel]] = {ErrorResponse}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if not rule.rule.startswith("/api/"):
-            continue
+        # Outside /api/ only the JSON of operators' probes and the pages' catalog is documented.
         doc = doc_of(app.view_functions[rule.endpoint])
         if doc is None:
             continue
