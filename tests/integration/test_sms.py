@@ -84,6 +84,27 @@ def test_a_verified_number_gets_the_kinds_it_chose_by_sms(
     )
 
 
+def test_the_service_api_sends_sms_where_it_is_configured_and_does_not_call_it_unavailable(
+    app, client, patron_api, twilio, run_worker
+):
+    sms_on(patron_api)
+    verify(patron_api, twilio, run_worker)
+    (user,) = rows(app, User)
+    key = make_key(app)[1]
+    body = notify_body({"user_id": user.id}, title="SMS only", channels=["sms"])
+    answer = client.post("/api/v1/notifications", json=body, headers=bearer(key))
+    assert answer.status_code == 202, answer.text
+    assert answer.json["skipped"] == []
+    run_worker()
+    (row,) = sms_rows(app)
+    assert row.status == "sent" and row.address == NUMBER
+    assert twilio.to(NUMBER)[-1].body.startswith("SMS only: ")
+    status = client.get(f"/api/v1/notifications/{answer.json['id']}", headers=bearer(key)).json
+    (recipient,) = status["recipients"]
+    assert recipient["channels"]["sms"]["sent"] == 1
+    assert recipient["channels"]["push"]["sent"] == 0
+
+
 def test_bad_numbers_and_wrong_codes_are_refused(patron_api, twilio, run_worker):
     bad = patron_api.post("/api/preferences/phone", {"number": "12"})
     assert bad.status_code == 400 and bad.json["error"]["field"] == "number"

@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from ..auth.models import User
 from ..auth.services import normalize_email
 from ..channels import quiet as quiet_hours
+from ..channels import sms
 from ..channels.route import email_available
 from ..database import (
     Raced,
@@ -72,8 +73,9 @@ COUNTED_AS = {
 
 
 def unavailable_channels() -> tuple[str, ...]:
-    """Return the channels this deployment cannot send on (no mail server; SMS to come)."""
-    return ("sms",) if email_available() else ("email", "sms")
+    """Return the channels this deployment cannot send on (no mail server, no SMS provider)."""
+    available = {"email": email_available(), "sms": sms.available()}
+    return tuple(channel for channel, ok in available.items() if not ok)
 
 
 @dataclass(frozen=True)
