@@ -147,9 +147,9 @@ def run(statement: Executable, params: Mapping[str, Any] | None = None) -> Curso
     return db.session.connection().execute(statement, params)
 
 
-def rows_changed(statement: Executable, params: Mapping[str, Any] | None = None) -> int:
+def rows_changed(statement: Executable) -> int:
     """Execute an UPDATE or DELETE in the current transaction; return how many rows it changed."""
-    return cast(CursorResult[Any], db.session.execute(statement, params)).rowcount
+    return cast(CursorResult[Any], db.session.execute(statement)).rowcount
 
 
 def insert_ignoring_conflicts(table: Any, index_elements: list[str]) -> Any:

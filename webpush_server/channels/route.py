@@ -37,6 +37,11 @@ def email_available() -> bool:
     return bool(current_app.config.get("MAIL_URL"))
 
 
+def available_channels() -> tuple[str, ...]:
+    """Return the channels besides push that this deployment can send on (email, sms)."""
+    return tuple(c for c, ok in (("email", email_available()), ("sms", sms.available())) if ok)
+
+
 def choose(
     inserted: Sequence,
     narrowed: Mapping[str, frozenset[str] | None],
@@ -99,7 +104,7 @@ def write_email_deliveries(
     Returns the ids enqueued after the commit (fallbacks, held and scheduled ones wait).
     prefs: the users' preference rows, if the caller has read them already.
     """
-    channels = [c for c, ok in (("email", email_available()), ("sms", sms.available())) if ok]
+    channels = available_channels()
     wanted = [row for row in inserted if chosen.get(row.id, set()) & set(channels)]
     if not wanted:
         return []

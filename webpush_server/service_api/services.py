@@ -23,8 +23,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from ..auth.models import User
 from ..auth.services import normalize_email
 from ..channels import quiet as quiet_hours
-from ..channels import sms
-from ..channels.route import email_available
+from ..channels.route import available_channels
 from ..database import (
     Raced,
     insert_ignoring_conflicts,
@@ -74,8 +73,8 @@ COUNTED_AS = {
 
 def unavailable_channels() -> tuple[str, ...]:
     """Return the channels this deployment cannot send on (no mail server, no SMS provider)."""
-    available = {"email": email_available(), "sms": sms.available()}
-    return tuple(channel for channel, ok in available.items() if not ok)
+    available = available_channels()
+    return tuple(channel for channel in ("email", "sms") if channel not in available)
 
 
 @dataclass(frozen=True)
