@@ -1,22 +1,24 @@
 """Open tabs per web process: N authenticated WebSockets, delivery latency and memory per socket.
 
 Starts a private redis-server, a fresh SQLite database with N users, and one gunicorn web
-process as the Procfile runs it (or with --worker-class / --threads to compare), then opens N
-WebSockets from one asyncio client (one per user, each with a signed session cookie), records
+process as the Procfile runs it (one uvicorn worker, asgi:app), then opens N WebSockets from
+one asyncio process of its own (one per user, each with a signed session cookie), records
 notifications in this process as a service would, and times from just before the commit to
 the moment each socket has the message. Two loads: a fan-out (one notification to every user
 in one commit, repeated) and single notifications to one user at a time. Memory per socket is
 the web process's resident memory after opening the sockets minus before, over N. Loopback
 only; prints figures, fails only on errors.
 
-    .venv/bin/python bench/live.py [--sockets 1000] [--worker-class gthread|gevent]
+    .venv/bin/python bench/live.py [--sockets 1000] [--rounds 5] [--singles 200]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
+import json
 import os
 import random
 import resource
@@ -27,13 +29,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 
-import aiohttp
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,80 +100,159 @@ def setup_database(app, count: int) -> tuple[list[int], list[str]]:
     return ids, cookies
 
 
+class _Tab(asyncio.Protocol):
+    """One WebSocket client, frames parsed by hand: the bench must cost less than the server.
+
+    Records when each notification (by title) arrives; answers the server's pings.
+    """
+
+    def __init__(self, owner: _Tabs, index: int, request: bytes) -> None:
+        self.owner, self.index, self.request = owner, index, request
+        self.buffer = b""
+        self.upgraded = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc) -> None:
+        self.owner.lost += 1
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        self.buffer += data
+        if not self.upgraded:
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            if not head.startswith(b"HTTP/1.1 101"):
+                self.owner.failed.append(head[:200])
+                return
+            self.upgraded, self.buffer = True, rest
+        while len(self.buffer) >= 2:
+            opcode, length = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F
+            start = 2
+            if length == 126:
+                start, length = 4, int.from_bytes(self.buffer[2:4], "big")
+            elif length == 127:
+                start, length = 10, int.from_bytes(self.buffer[2:10], "big")
+            if len(self.buffer) < start + length:
+                return
+            payload = self.buffer[start : start + length]
+            self.buffer = self.buffer[start + length :]
+            if opcode == 0x9:  # ping: a pong carries the same data, masked (RFC 6455 5.3)
+                mask = os.urandom(4)
+                body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + mask + body)
+            elif opcode == 0x1:
+                self.owner.frame(self.index, payload, now)
+
+
+class _Tabs:
+    """N WebSockets in one event loop, in a process of its own (not the recorder's GIL)."""
+
+    def __init__(self, port: int, origin: str, cookies: list[str]) -> None:
+        self.port, self.origin, self.cookies = port, origin, cookies
+        self.opened = self.lost = 0
+        self.failed: list[bytes] = []
+        self.arrivals: dict[str, dict[int, float]] = {}
+
+    def frame(self, index: int, payload: bytes, now: float) -> None:
+        message = json.loads(payload)
+        if message["type"] == "unread_count" and index not in self.hello:
+            self.hello.add(index)
+            self.opened += 1
+        elif message["type"] == "notification":
+            self.arrivals.setdefault(message["notification"]["title"], {})[index] = now
+
+    def request(self, index: int) -> bytes:
+        key = base64.b64encode(os.urandom(16)).decode()
+        return (
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Origin: {self.origin}\r\nCookie: session={self.cookies[index]}\r\n\r\n"
+        ).encode()
+
+    async def run(self, pipe) -> None:
+        loop = asyncio.get_running_loop()
+        self.hello: set[int] = set()
+        transports = []
+        # Open in waves: a thousand handshakes at once would only measure the listen backlog.
+        for start in range(0, len(self.cookies), 100):
+            wave = range(start, min(start + 100, len(self.cookies)))
+            transports += await asyncio.gather(
+                *(loop.create_connection(
+                    lambda i=i: _Tab(self, i, self.request(i)), "127.0.0.1", self.port)
+                  for i in wave)
+            )  # fmt: skip
+            deadline = time.monotonic() + 60
+            while self.opened < wave.stop and not self.failed and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)  # polling the counter the tabs raise
+            if self.opened < wave.stop:
+                pipe.send(("failed", self.opened, [f.decode("latin-1") for f in self.failed]))
+                return
+        pipe.send(("opened", self.opened))
+        while True:
+            command = await loop.run_in_executor(None, pipe.recv)
+            if command[0] == "stop":
+                break
+            _, title, indexes, timeout = command
+            deadline = time.monotonic() + timeout
+            while len(self.arrivals.get(title, ())) < len(indexes):
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.002)  # polling what the tabs record
+            got = self.arrivals.pop(title, {})
+            pipe.send(("arrived", [got.get(i) for i in indexes], self.lost))
+        for transport, _ in transports:
+            transport.close()
+
+
+def _tabs_main(port: int, origin: str, cookies: list[str], pipe) -> None:
+    import uvloop
+
+    uvloop.run(_Tabs(port, origin, cookies).run(pipe))
+
+
 class Clients:
-    """N WebSockets in one asyncio loop on its own thread; arrival times by notification."""
+    """The tabs' process, and what the bench asks of it."""
 
     def __init__(self, url: str, cookies: list[str]) -> None:
-        self.url = url.replace("http://", "ws://") + "/ws"
-        self.origin = url
-        self.cookies = cookies
-        self.arrivals: dict[tuple[int, str], float] = {}  # (socket index, title) → time
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.opened = 0
-        self.error: BaseException | None = None
-        self._stop: asyncio.Event | None = None
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._main(),))
+        import multiprocessing
 
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            tasks = []
-            # Open in waves: a thousand handshakes at once would only measure the listen backlog.
-            for start in range(0, len(self.cookies), 100):
-                wave = [
-                    asyncio.create_task(self._socket(session, i))
-                    for i in range(start, min(start + 100, len(self.cookies)))
-                ]
-                tasks += wave
-                while self.opened < min(start + 100, len(self.cookies)):
-                    failed = [t for t in wave if t.done()]
-                    if failed:
-                        self.error = failed[0].exception() or RuntimeError("a socket closed")
-                        self.ready.set()
-                        for task in tasks:
-                            task.cancel()
-                        return
-                    await asyncio.sleep(0.01)  # polling a counter the socket tasks raise
-            self.ready.set()
-            await self._stop.wait()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _socket(self, session: aiohttp.ClientSession, index: int) -> None:
-        headers = {"Cookie": f"session={self.cookies[index]}", "Origin": self.origin}
-        async with session.ws_connect(self.url, headers=headers, heartbeat=None) as ws:
-            first = await ws.receive_json()
-            assert first["type"] == "unread_count", first
-            self.opened += 1
-            async for message in ws:
-                data = message.json()
-                if data["type"] == "notification":
-                    self.arrivals[(index, data["notification"]["title"])] = time.monotonic()
+        port = int(url.rsplit(":", 1)[1])
+        context = multiprocessing.get_context("spawn")
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(target=_tabs_main, args=(port, url, cookies, child))
+        self.count = len(cookies)
 
     def start(self) -> None:
-        self.thread.start()
-        if not self.ready.wait(300) or self.error is not None:
-            raise RuntimeError(
-                f"only {self.opened} of {len(self.cookies)} sockets opened: {self.error!r}"
-            )
+        self.process.start()
+        if not self.pipe.poll(600):
+            raise RuntimeError("the tabs did not open within 10 minutes")
+        answer = self.pipe.recv()
+        if answer[0] != "opened":
+            raise RuntimeError(f"only {answer[1]} of {self.count} sockets opened: {answer[2][:3]}")
 
-    def wait_for(self, keys: list[tuple[int, str]], timeout: float = 60) -> list[float]:
-        deadline = time.monotonic() + timeout
-        while True:
-            times = [self.arrivals.get(key) for key in keys]
-            if all(t is not None for t in times):
-                return times
-            if time.monotonic() > deadline:
-                missing = sum(t is None for t in times)
-                raise RuntimeError(f"{missing} of {len(keys)} messages never arrived")
-            time.sleep(0.002)  # polling the arrivals the client thread records
+    def wait_for(self, title: str, indexes: list[int], timeout: float = 60) -> list[float]:
+        self.pipe.send(("wait", title, indexes, timeout))
+        _, times, lost = self.pipe.recv()
+        missing = sum(t is None for t in times)
+        if missing:
+            raise RuntimeError(f"{missing} of {len(indexes)} messages never arrived ({lost} lost)")
+        return times
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self.thread.join(30)
+        if self.process.is_alive():
+            try:
+                self.pipe.send(("stop",))
+            except OSError:
+                pass
+            self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -190,15 +269,7 @@ def worker_rss(server: psutil.Process) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sockets", type=int, default=1000)
-    # gthread is the Procfile's choice; gevent (pip install gevent) is here to compare against.
-    parser.add_argument("--worker-class", default="gthread", choices=("gthread", "gevent"))
-    parser.add_argument("--threads", type=int, default=0, help="gthread pool (default sockets+100)")
-    parser.add_argument(
-        "--thread-stack",
-        type=int,
-        default=0,
-        help="gthread: stack size of the pool's threads in KiB (default: the platform's, 8 MiB)",
-    )
+    parser.add_argument("--threads", type=int, default=32, help="the web process's page threads")
     parser.add_argument("--rounds", type=int, default=5, help="fan-out rounds")
     parser.add_argument("--singles", type=int, default=200, help="one-user notifications")
     args = parser.parse_args()
@@ -220,22 +291,8 @@ def main() -> int:
         user_ids, cookies = setup_database(app, args.sockets)
 
         port = free_port()
-        threads = args.threads or args.sockets + 100
-        argv = web_command(f"127.0.0.1:{port}", threads, args.worker_class)
+        argv = web_command(f"127.0.0.1:{port}", args.threads)
         argv[argv.index("--access-logfile") + 1] = "/dev/null"
-        # gthread accepts at most worker_connections at once, gevent's greenlets too: room for
-        # every socket plus the bench's own requests.
-        argv[argv.index("--worker-connections") + 1] = str(args.sockets + 200)
-        if args.thread_stack:
-            # The shared settings plus a post_fork hook: the pool's threads start after it.
-            conf = tmp / "gunicorn_stack.py"
-            conf.write_text(
-                "from webpush_server.ops.gunicorn_conf import *  # noqa: F403\n"
-                "def post_fork(server, worker):\n"
-                "    import threading\n"
-                f"    threading.stack_size({args.thread_stack * 1024})\n"
-            )
-            argv[argv.index("--config") + 1] = str(conf)
         env = {
             **os.environ,
             "DATABASE_URL": settings["SQLALCHEMY_DATABASE_URI"],
@@ -274,22 +331,18 @@ def main() -> int:
         for r in range(args.rounds):
             title = f"fan-out {r}"
             started = record_titled(app, user_ids, title)
-            times = clients.wait_for([(i, title) for i in range(len(user_ids))])
+            times = clients.wait_for(title, list(range(len(user_ids))))
             fanout += [t - started for t in times]
         singles = []
         for s in range(args.singles):
             index = random.randrange(len(user_ids))
             title = f"single {s}"
             started = record_titled(app, [user_ids[index]], title)
-            (arrived,) = clients.wait_for([(index, title)])
+            (arrived,) = clients.wait_for(title, [index])
             singles.append(arrived - started)
 
-        stack = f", thread stack {args.thread_stack} KiB" if args.thread_stack else ""
         print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-        print(
-            f"worker class: {args.worker_class}"
-            + (f", threads {threads}{stack}" * (args.worker_class == "gthread"))
-        )
+        print(f"web: one gunicorn + uvicorn worker (asgi:app), {args.threads} page threads")
         print(f"sockets open: {args.sockets} in {opened_in:.1f} s")
         print(
             f"web process RSS: {before / 2**20:.1f} MiB before, {after / 2**20:.1f} MiB after; "
@@ -306,7 +359,7 @@ def main() -> int:
             f"p99 {one99:.1f} ms, mean {statistics.mean(singles) * 1000:.1f} ms"
         )
         print(
-            f"RESULT sockets={args.sockets} worker={args.worker_class}"
+            f"RESULT sockets={args.sockets} worker=uvicorn"
             f" kib_per_socket={(after - before) / args.sockets / 1024:.1f}"
             f" fanout_p50={fan50:.0f} fanout_p99={fan99:.0f} one_p50={one50:.1f}"
             f" one_p99={one99:.1f}"
@@ -317,10 +370,9 @@ def main() -> int:
             if clients is not None:
                 clients.stop()
         finally:
-            # SIGINT is gunicorn's quick shutdown: a graceful SIGTERM waits for every open
-            # WebSocket's thread (thousands) and outlasts any sensible wait.
+            # SIGTERM: uvicorn closes every socket (1012) and stops.
             try:
-                stop(server, signal.SIGINT, 30)
+                stop(server, signal.SIGTERM, 30)
             finally:
                 log.close()
                 try:

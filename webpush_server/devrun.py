@@ -22,22 +22,19 @@ INSTANCE = ROOT / "instance"
 DEV_SUBJECT = "mailto:webpush-dev@webpush-server.dev"
 # JSON logs for gunicorn's own lines, worker exits for metrics (ops/gunicorn_conf.py).
 GUNICORN_CONFIG = "python:webpush_server.ops.gunicorn_conf"
+WORKER_CLASS = "webpush_server.ops.asgi_worker.Worker"
 
 
-def web_command(
-    bind: str, threads: int, worker_class: str = "gthread", access_log: str = "-"
-) -> list[str]:
+def web_command(bind: str, threads: int, access_log: str = "-") -> list[str]:
     """Return the argv of the web server: gunicorn as in the Procfile.
 
-    Every open WebSocket or SSE stream holds a thread (gthread) or a greenlet (gevent), so
-    worker_connections, not threads, bounds the open tabs of a gevent process. access_log is
-    a file, or "-" for standard output.
+    One uvicorn worker (ops/asgi_worker.py) serving asgi:app: pages on `threads` threads,
+    open tabs (WebSocket, SSE) as coroutines. access_log is a file, or "-" for standard output.
     """
-    pool = ["--threads", str(threads)] if worker_class == "gthread" else []
     return [
         sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONFIG, "--bind", bind,
-        "--worker-class", worker_class, *pool, "--worker-connections", "4000",
-        "--workers", "1", "--access-logfile", access_log, "wsgi:app",
+        "--worker-class", WORKER_CLASS, "--threads", str(threads),
+        "--workers", "1", "--access-logfile", access_log, "asgi:app",
     ]  # fmt: skip
 
 
@@ -138,7 +135,7 @@ def main() -> int:
         specs = {
             # Each open tab holds a thread (its WebSocket or SSE stream): bench/live.py.
             # The access log goes to a file: the terminal keeps the URL and logins in view.
-            "web": web_command(f"127.0.0.1:{port}", threads=200, access_log=str(access_log)),
+            "web": web_command(f"127.0.0.1:{port}", threads=32, access_log=str(access_log)),
             "worker": flask_command("jobs", "worker"),
             "scheduler": flask_command("jobs", "scheduler"),
         }

@@ -8,7 +8,6 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_login import LoginManager, current_user
 from flask_migrate import Migrate
-from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import Engine, MetaData, Table, event
@@ -40,7 +39,6 @@ else:
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-sock = Sock()
 
 
 def rate_limit_key() -> str:
@@ -71,11 +69,10 @@ RATE_LIMIT_DEFAULTS = {
 
 
 def init_app(app: Flask) -> None:
-    """Bind the database, migrations, CSRF and WebSocket extensions, and SQLite's pragmas."""
+    """Bind the database, migrations and CSRF extensions, and SQLite's pragmas."""
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True)
     csrf.init_app(app)
-    sock.init_app(app)
     _init_limiter(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _create_private_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])

@@ -280,3 +280,40 @@ def test_heartbeats_notice_a_dead_connection_and_its_presence_lapses(
 def patron_push_device(app, user_id, push_service):
     """One push subscription of the live test user, stored directly."""
     return add_device(app, user_id, push_service)
+
+
+# -- what a web process subscribes to ------------------------------------------------------------
+
+
+def test_a_web_process_subscribes_to_the_shards_of_its_tabs_only(
+    app, live_server, user_id, make_user, login_as, redis_url
+):
+    from redis import Redis
+
+    from webpush_server.realtime.broker import CHANNEL_PREFIX, channel, shard_of
+
+    redis = Redis.from_url(redis_url)
+
+    def subscribed() -> set[bytes]:
+        return set(redis.pubsub_channels(f"{CHANNEL_PREFIX}*"))
+
+    other = make_user("other-shard@webpush-server.dev")
+    assert shard_of(other) != shard_of(user_id)  # consecutive ids
+    assert subscribed() == set()
+    first = LiveSocket(live_server, login_as(EMAIL, server=live_server))
+    first.receive_until(lambda m: m["type"] == "unread_count")
+    second = LiveSocket(live_server, login_as(EMAIL, server=live_server))
+    second.receive_until(lambda m: m["type"] == "unread_count")
+    # One subscription for the shard of the one user with tabs here; none for the other's.
+    assert subscribed() == {channel(shard_of(user_id)).encode()}
+    record_notification(app, user_id, title="For both tabs")
+    for tab in (first, second):
+        (note,) = notifications_in(tab.receive_until(lambda m: m["type"] == "notification"))
+        assert note["title"] == "For both tabs"
+    # The shard stays subscribed while one of its tabs is open, and ends with the last.
+    first.close()
+    second.visible(True)
+    wait_until(lambda: is_visible(app, user_id), "the second tab visible")
+    assert subscribed() == {channel(shard_of(user_id)).encode()}
+    second.close()
+    wait_until(lambda: subscribed() == set(), "the shard unsubscribed after the last tab")

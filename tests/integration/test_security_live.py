@@ -46,7 +46,10 @@ def open_socket(base: str, session: requests.Session, **kw) -> websocket.WebSock
 def open_stream(base: str, session: requests.Session) -> requests.Response:
     stream = session.get(base + "/api/notifications/stream", stream=True, timeout=10)
     if stream.status_code == 200:
-        next(stream.iter_lines())  # the first line arrives once the slot is held
+        # The first line arrives once the slot is held. Keep the iterator: a discarded one
+        # closes the connection (urllib3), and the server frees the slot at once.
+        stream.lines = stream.iter_lines()  # type: ignore[attr-defined]
+        next(stream.lines)  # type: ignore[attr-defined]
     return stream
 
 

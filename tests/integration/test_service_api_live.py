@@ -18,7 +18,7 @@ from webpush_server.devrun import flask_command
 from webpush_server.extensions import db
 from webpush_server.notifications.models import Delivery, Notification
 from webpush_server.realtime import slots
-from webpush_server.realtime.broker import CHANNEL
+from webpush_server.realtime.broker import channel, shard_of
 from webpush_server.service_api.models import ApiRequest
 from webpush_server.service_api.services import release_due
 from webpush_server.timeutil import utcnow
@@ -71,7 +71,7 @@ def test_a_scheduled_announcement_appears_when_due_across_a_worker_restart(
     device = add_device(app, reader, push_service)
     _, key = make_key(app)
     live = Redis.from_url(redis_url).pubsub()
-    live.subscribe(CHANNEL)
+    live.subscribe(channel(shard_of(reader)))
     with app.app_context():
         # The reader has a tab open (its live slot): live messages carry the unread count.
         assert slots.acquire(reader, "tab-1")

@@ -31,10 +31,6 @@ def init_app(app: Flask) -> None:
 
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
-    app.config.setdefault(
-        "SOCK_SERVER_OPTIONS",
-        {"ping_interval": app.config["LIVE_PING_SECONDS"], "max_message_size": 4096},
-    )
     outbox = hooks(app)
     outbox.publish = broker.publish
     outbox.visible_users = broker.visible_users

@@ -1,51 +1,89 @@
 """Redis pub/sub between the processes that record notifications and the web processes.
 
-Every web process holds one subscriber connection (not one per socket) and forwards each
-message to the open tabs of its user in this process. Presence (which users have a visible,
-connected tab) lives in Redis too, so a worker deciding whether to push can see every web
-process's tabs.
+Users are spread over SHARDS channels (channel()); a web process subscribes to the shards of
+the users whose tabs it holds (realtime.hub), so a process with few tabs receives little.
+Presence (which users have a visible, connected tab) lives in Redis too, so a worker deciding
+whether to push can see every web process's tabs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 import time
-import uuid
-from collections import deque
 from collections.abc import Iterable, Sequence
 
-from flask import Flask, current_app
-from redis import Redis
+from flask import current_app
 from redis.client import Pipeline
+from redis.commands.core import Script
 
 from ..jobs.queues import connection
-from ..redis_server import resolve_url
 from ..util import chunked
 from .slots import PREFIX as SLOTS_PREFIX
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "webpush:live"
+CHANNEL_PREFIX = "webpush:live:"
 PRESENCE_PREFIX = "webpush:presence:"
-# Messages per PUBLISH: a big fan-out costs a few Redis round trips, not one per user.
+# Live channels. Each carries batches (a JSON array per PUBLISH), so a fan-out to 10,000 tabs
+# is a few hundred pub/sub messages, not 10,000: reading one costs a web process ~50 µs.
+SHARDS = 256
+# Messages per PUBLISH, and PUBLISHes per script call.
 PUBLISH_BATCH = 500
+
+# ARGV[1] is one JSON array [channel, message, channel, message, ...]: one argument for the
+# client to pack instead of two per message. Channels are not keys, so nothing is declared.
+_PUBLISH_MANY = """
+local items = cjson.decode(ARGV[1])
+for i = 1, #items, 2 do
+  redis.call('PUBLISH', items[i], items[i + 1])
+end
+return #items / 2
+"""
+
+
+def shard_of(user_id: int) -> int:
+    """Return the live shard a user's messages go to."""
+    return user_id % SHARDS
+
+
+def channel(shard: int) -> str:
+    """Return a shard's live channel; the braces are a Redis Cluster hash tag (one slot)."""
+    return f"{CHANNEL_PREFIX}{{{shard}}}"
 
 
 def publish(messages: Sequence[dict], pipe: Pipeline | None = None) -> None:
-    """Publish live messages to every web process (one PUBLISH per batch).
+    """Publish live messages ({"user_id", ...}) to their users' shards, in batches.
 
-    pipe: a pipeline to add the PUBLISHes to (the caller executes it); else one of our own.
+    pipe: a pipeline to add the script calls to (the caller executes it); else one of our own.
     """
-    if pipe is not None:
-        for batch in chunked(messages, PUBLISH_BATCH):
-            pipe.publish(CHANNEL, json.dumps(batch, separators=(",", ":")))
+    if pipe is None:
+        with connection().pipeline(transaction=False) as own:
+            publish(messages, own)
+            own.execute()
         return
-    with connection().pipeline(transaction=False) as own:
-        publish(messages, own)
-        own.execute()
+    by_shard: dict[int, list[dict]] = {}
+    for message in messages:
+        by_shard.setdefault(shard_of(message["user_id"]), []).append(message)
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    flat: list[str] = []
+    for shard, shard_messages in by_shard.items():
+        for batch in chunked(shard_messages, PUBLISH_BATCH):
+            flat += (channel(shard), dumps(batch))
+    script = _publish_script()
+    for start in range(0, len(flat), 2 * PUBLISH_BATCH):
+        script(args=[dumps(flat[start : start + 2 * PUBLISH_BATCH])], client=pipe)
+
+
+def _publish_script() -> Script:
+    # One Script per process keeps the SHA; a pipeline loads the script where Redis lacks it.
+    global _PUBLISH_SCRIPT
+    if _PUBLISH_SCRIPT is None:
+        _PUBLISH_SCRIPT = connection().register_script(_PUBLISH_MANY)
+    return _PUBLISH_SCRIPT
+
+
+_PUBLISH_SCRIPT: Script | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,18 +92,25 @@ def publish(messages: Sequence[dict], pipe: Pipeline | None = None) -> None:
 
 def set_visible(user_id: int, connection_id: str, visible: bool) -> None:
     """Record whether this connection shows a visible tab; it lapses unless refreshed."""
-    redis = connection()
-    key = f"{PRESENCE_PREFIX}{user_id}"
+    if visible:
+        keep_visible([(user_id, connection_id)])
+    else:
+        connection().zrem(f"{PRESENCE_PREFIX}{user_id}", connection_id)
+
+
+def keep_visible(tabs: Sequence[tuple[int, str]]) -> None:
+    """Record (or refresh) these (user id, connection id) as visible tabs, in one round trip."""
+    if not tabs:
+        return
     ttl = current_app.config["LIVE_PRESENCE_SECONDS"]
     now = time.time()
-    with redis.pipeline(transaction=False) as pipe:
-        if visible:
+    with connection().pipeline(transaction=False) as pipe:
+        for user_id, connection_id in tabs:
+            key = f"{PRESENCE_PREFIX}{user_id}"
             pipe.zadd(key, {connection_id: now + ttl})
             # Members of a process that died lapse by score; the key itself by expiry.
             pipe.zremrangebyscore(key, "-inf", now)
             pipe.expire(key, int(ttl) + 1)
-        else:
-            pipe.zrem(key, connection_id)
         pipe.execute()
 
 
@@ -121,138 +166,6 @@ def visible_users(user_ids: Iterable[int]) -> set[int]:
 def connected_users(user_ids: Iterable[int]) -> set[int]:
     """Return those of user_ids with an open live connection (any tab, visible or not)."""
     return _holding(SLOTS_PREFIX, user_ids)
-
-
-# ---------------------------------------------------------------------------------------------
-# This process's side: one subscriber thread, and the open connections by user.
-
-
-class Listener:
-    """One open tab (a WebSocket or an SSE stream) waiting for its user's messages.
-
-    The broker thread only appends and wakes; the connection's own thread does the slow part
-    (writing to the socket), so one stalled client cannot hold up the others.
-    """
-
-    __slots__ = ("user_id", "id", "_pending", "_wake")
-
-    def __init__(self, user_id: int, wake: threading.Event) -> None:
-        self.user_id = user_id
-        self.id = uuid.uuid4().hex
-        self._pending: deque[dict] = deque(maxlen=1000)
-        self._wake = wake
-
-    def put(self, message: dict) -> None:
-        """Queue a message for this tab and wake its thread."""
-        self._pending.append(message)
-        self._wake.set()
-
-    def take(self) -> list[dict]:
-        """Return and forget the queued messages, oldest first."""
-        taken = []
-        while self._pending:
-            taken.append(self._pending.popleft())
-        return taken
-
-
-class Broker:
-    """This process's Redis subscriber and its registry of open connections."""
-
-    def __init__(self, redis_url: str) -> None:
-        self._redis_url = redis_url
-        self._listeners: dict[int, set[Listener]] = {}
-        self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._resync = False
-
-    def register(self, listener: Listener) -> None:
-        """Start forwarding the user's messages to listener (starts the subscriber once)."""
-        with self._lock:
-            self._listeners.setdefault(listener.user_id, set()).add(listener)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="live-broker", daemon=True)
-                self._thread.start()
-
-    def unregister(self, listener: Listener) -> None:
-        """Stop forwarding to listener."""
-        with self._lock:
-            listeners = self._listeners.get(listener.user_id)
-            if listeners is not None:
-                listeners.discard(listener)
-                if not listeners:
-                    del self._listeners[listener.user_id]
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Wait until the subscription is active, so nothing published from now on is missed."""
-        return self._ready.wait(timeout)
-
-    def connection_count(self) -> int:
-        """Return how many connections this process holds."""
-        with self._lock:
-            return sum(len(listeners) for listeners in self._listeners.values())
-
-    def dispatch(self, payload: bytes | str) -> None:
-        """Hand one published batch to the local listeners of its users."""
-        for message in json.loads(payload):
-            with self._lock:
-                listeners = tuple(self._listeners.get(message.get("user_id"), ()))
-            for listener in listeners:
-                listener.put(message)
-
-    def _run(self) -> None:
-        delay = 0.5
-        while True:
-            redis = Redis.from_url(self._redis_url, health_check_interval=30)
-            pubsub = redis.pubsub()
-            try:
-                pubsub.subscribe(CHANNEL)
-                # Wait for the server's confirmation: only then is nothing missed.
-                while (pubsub.get_message(timeout=5) or {}).get("type") != "subscribe":
-                    pass
-                self._ready.set()
-                delay = 0.5
-                if self._resync:
-                    self._broadcast({"type": "resync"})
-                while True:
-                    message = pubsub.get_message(timeout=30)
-                    if message is not None and message["type"] == "message":
-                        try:
-                            self.dispatch(message["data"])
-                        except (ValueError, TypeError, AttributeError):
-                            log.warning("dropped a malformed live message", exc_info=True)
-            except Exception:
-                self._ready.clear()
-                log.warning("live subscriber lost Redis; retrying in %.1f s", delay, exc_info=True)
-                # What was published meanwhile is lost here: tell every tab to catch up.
-                self._resync = True
-                time.sleep(delay)
-                delay = min(delay * 2, 15)
-            finally:
-                pubsub.close()
-                redis.close()
-
-    def _broadcast(self, message: dict) -> None:
-        self._resync = False
-        with self._lock:
-            listeners = [x for group in self._listeners.values() for x in group]
-        for listener in listeners:
-            listener.put(message)
-
-
-_broker_lock = threading.Lock()
-
-
-def broker(app: Flask | None = None) -> Broker:
-    """Return this process's broker (a forked child gets its own)."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    with _broker_lock:
-        cached = app.extensions.get("live_broker")
-        if cached is None or cached[0] != os.getpid():
-            url = resolve_url(app.config.get("REDIS_URL"), app.instance_path)
-            cached = (os.getpid(), Broker(url))
-            app.extensions["live_broker"] = cached
-        return cached[1]
 
 
 def to_client(message: dict) -> list[dict]:

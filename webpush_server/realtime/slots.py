@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from flask import current_app
 from redis.exceptions import RedisError
@@ -52,16 +53,20 @@ def acquire(user_id: int, connection_id: str) -> bool:
     return bool(taken)
 
 
-def refresh(user_id: int, connection_id: str) -> None:
-    """Keep this connection's slot from lapsing."""
+def refresh(held: Sequence[tuple[int, str]]) -> None:
+    """Keep these (user id, connection id) slots from lapsing, in one round trip."""
+    if not held:
+        return
     lease = _lease()
+    until = time.time() + lease
     try:
         with connection().pipeline(transaction=False) as pipe:
-            pipe.zadd(f"{PREFIX}{user_id}", {connection_id: time.time() + lease})
-            pipe.expire(f"{PREFIX}{user_id}", int(lease) + 1)
+            for user_id, connection_id in held:
+                pipe.zadd(f"{PREFIX}{user_id}", {connection_id: until})
+                pipe.expire(f"{PREFIX}{user_id}", int(lease) + 1)
             pipe.execute()
     except RedisError:
-        log.warning("could not refresh a live slot", exc_info=True)
+        log.warning("could not refresh the live slots", exc_info=True)
 
 
 def release(user_id: int, connection_id: str) -> None:
