@@ -6,7 +6,7 @@
 
 Starts a private redis-server, migrates a fresh SQLite database in a temp dir (or the one
 --database-url names: its tables are dropped and recreated), inserts users with one push
-device each, creates an API key, and runs gunicorn as the Procfile does (gthread, 2 workers).
+device each, creates an API key, and runs gunicorn as the Procfile does (uvicorn, 2 workers).
 No RQ worker runs: the figures are the web side (validation, recording the inbox rows and
 outbox deliveries in one commit, enqueueing the delivery jobs). Every request must answer 202
 with the expected recipient count; the counts in the database are checked at the end. Exits 0
@@ -119,16 +119,15 @@ def main() -> int:
         # As the Procfile's web dyno, access log off (it would measure the terminal).
         argv = [sys.executable, "-m", "gunicorn", "--config",
                 "python:webpush_server.ops.gunicorn_conf",
-                "--worker-class", "gthread", "--workers", "2",
-                "--threads", "1000", "--worker-connections", "2100",
-                "--bind", f"127.0.0.1:{web_port}", "wsgi:app"]  # fmt: skip
+                "--worker-class", "webpush_server.ops.asgi_worker.Worker", "--workers", "2",
+                "--threads", "32", "--bind", f"127.0.0.1:{web_port}", "asgi:app"]  # fmt: skip
         log = open(tmp / "web.log", "wb")  # noqa: SIM115 - closed with the process
         web = subprocess.Popen(
             argv, env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         _wait_for(f"http://127.0.0.1:{web_port}/login", web)
         load = os.getloadavg()[0]
-        print(f"gunicorn gthread 2 workers, {'PostgreSQL' if args.database_url else 'SQLite'}, "
+        print(f"gunicorn + uvicorn, 2 workers, {'PostgreSQL' if args.database_url else 'SQLite'}, "
               f"{args.requests} requests per phase, {args.concurrency} in flight, "
               f"load average {load:.2f}")  # fmt: skip
         expected = 0

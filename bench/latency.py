@@ -317,7 +317,7 @@ def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> int:
     print(f"database          {db_kind}")
     print(f"samples           {args.samples} per path (after {args.warmup} warm-up)")
     print(f"load average      {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start")
-    print("web               gunicorn gthread, 1 process; 1 `flask jobs worker`; nginx sink")
+    print("web               gunicorn + uvicorn, 1 process; 1 `flask jobs worker`; nginx sink")
     print(line("check-in → push at sink", checkin))
     print(line("  (check-in request alone)", requests_ms["checkin"]))
     print(line("API trigger → push at sink", api_push))
