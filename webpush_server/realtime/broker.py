@@ -62,17 +62,21 @@ def publish(messages: Sequence[dict], pipe: Pipeline | None = None) -> None:
             publish(messages, own)
             own.execute()
         return
-    by_shard: dict[int, list[dict]] = {}
+    # Each message is encoded once; a shard's batch is those strings joined into an array.
+    by_shard: dict[int, list[str]] = {}
     for message in messages:
-        by_shard.setdefault(shard_of(message["user_id"]), []).append(message)
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
+        by_shard.setdefault(shard_of(message["user_id"]), []).append(_encode(message))
     flat: list[str] = []
-    for shard, shard_messages in by_shard.items():
-        for batch in chunked(shard_messages, PUBLISH_BATCH):
-            flat += (channel(shard), dumps(batch))
+    for shard, parts in by_shard.items():
+        name = channel(shard)
+        for start in range(0, len(parts), PUBLISH_BATCH):
+            flat += (name, "[" + ",".join(parts[start : start + PUBLISH_BATCH]) + "]")
     script = _publish_script()
     for start in range(0, len(flat), 2 * PUBLISH_BATCH):
-        script(args=[dumps(flat[start : start + 2 * PUBLISH_BATCH])], client=pipe)
+        script(args=[_encode(flat[start : start + 2 * PUBLISH_BATCH])], client=pipe)
+
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _publish_script() -> Script:
