@@ -71,7 +71,7 @@ def publish(messages: Sequence[dict], pipe: Pipeline | None = None) -> None:
         name = channel(shard)
         for start in range(0, len(parts), PUBLISH_BATCH):
             flat += (name, "[" + ",".join(parts[start : start + PUBLISH_BATCH]) + "]")
-    script = _publish_script()
+    script = _script(_PUBLISH_MANY)
     for start in range(0, len(flat), 2 * PUBLISH_BATCH):
         script(args=[_encode(flat[start : start + 2 * PUBLISH_BATCH])], client=pipe)
 
@@ -79,15 +79,19 @@ def publish(messages: Sequence[dict], pipe: Pipeline | None = None) -> None:
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _publish_script() -> Script:
-    # One Script per process keeps the SHA; a pipeline loads the script where Redis lacks it.
-    global _PUBLISH_SCRIPT
-    if _PUBLISH_SCRIPT is None:
-        _PUBLISH_SCRIPT = connection().register_script(_PUBLISH_MANY)
-    return _PUBLISH_SCRIPT
+def _script(source: str) -> Script:
+    """Return this process's Script for source.
+
+    It keeps the SHA; callers pass their own client, and a pipeline loads the script where
+    Redis lacks it.
+    """
+    script = _SCRIPTS.get(source)
+    if script is None:
+        script = _SCRIPTS[source] = connection().register_script(source)
+    return script
 
 
-_PUBLISH_SCRIPT: Script | None = None
+_SCRIPTS: dict[str, Script] = {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,24 +145,13 @@ def _unlapsed(keys: list[tuple[str, int]]) -> list[tuple[str, int]]:
     call per 10,000 keys)."""
     if not keys:
         return []
-    script, redis = _lookup_script(), connection()
+    script, redis = _script(_ANY_LATER), connection()
     now = repr(time.time())
     found: list[tuple[str, int]] = []
     for batch in chunked(keys, _LOOKUP_BATCH):
         names = json.dumps([f"{p}{u}" for p, u in batch])
         found.extend(batch[i - 1] for i in script(args=[now, names], client=redis))
     return found
-
-
-def _lookup_script() -> Script:
-    # As _publish_script: the Script keeps the SHA; callers pass their own client.
-    global _LOOKUP_SCRIPT
-    if _LOOKUP_SCRIPT is None:
-        _LOOKUP_SCRIPT = connection().register_script(_ANY_LATER)
-    return _LOOKUP_SCRIPT
-
-
-_LOOKUP_SCRIPT: Script | None = None
 
 
 def _holding(prefix: str, user_ids: Iterable[int]) -> set[int]:
