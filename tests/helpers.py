@@ -182,6 +182,17 @@ class Process:
         self._log.close()
 
 
+def close_websocket(ws) -> None:
+    """Close a websocket-client socket, also one whose server has already closed it.
+
+    recv() answers a server's close frame and marks the socket closed without closing it, and
+    close() then returns early: shutdown() releases the file descriptor, which would otherwise
+    be collected later as a ResourceWarning in some other test.
+    """
+    ws.close()
+    ws.shutdown()
+
+
 def wait_until(condition, what: str, timeout: float = 30) -> None:
     """Poll condition until it holds; fail saying what did not happen."""
     deadline = time.monotonic() + timeout

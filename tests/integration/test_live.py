@@ -16,6 +16,7 @@ from rq import Queue
 from tests.factories import add_device, record_notification
 from tests.helpers import (
     Process,
+    close_websocket,
     delivery_statuses,
     is_visible,
     process_env,
@@ -52,7 +53,7 @@ class LiveSocket:
         self.ws.send(json.dumps({"type": "visibility", "visible": visible}))
 
     def close(self) -> None:
-        self.ws.close()
+        close_websocket(self.ws)
 
 
 def notifications_in(messages: list[dict]) -> list[dict]:

@@ -7,7 +7,14 @@ import pytest
 import requests
 import websocket
 
-from tests.helpers import Process, free_port, process_env, wait_for_http, wait_until
+from tests.helpers import (
+    Process,
+    close_websocket,
+    free_port,
+    process_env,
+    wait_for_http,
+    wait_until,
+)
 from webpush_server.devrun import web_command
 
 EMAIL = "tabs@webpush-server.dev"
@@ -38,7 +45,7 @@ def open_socket(base: str, session: requests.Session, **kw) -> websocket.WebSock
     try:
         assert '"unread_count"' in ws.recv()  # the hello: this socket holds a slot
     except BaseException:
-        ws.close()  # a refused socket must not leak into a later test's warnings
+        close_websocket(ws)  # a refused socket must not leak into a later test's warnings
         raise
     return ws
 
@@ -63,7 +70,7 @@ def refused_socket_code(base: str, session: requests.Session) -> int:
         assert frame.opcode == websocket.ABNF.OPCODE_CLOSE
         return int.from_bytes(frame.data[:2], "big")
     finally:
-        ws.close()
+        close_websocket(ws)
 
 
 def test_ten_streams_per_user_then_4429_and_429(server, login_as):
@@ -86,7 +93,7 @@ def test_ten_streams_per_user_then_4429_and_429(server, login_as):
         wait_until(lambda: _opens(server, session, sockets), "a freed slot")
     finally:
         for ws in sockets:
-            ws.close()
+            close_websocket(ws)
         for stream in streams:
             stream.close()
         session.close()
