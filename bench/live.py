@@ -266,9 +266,10 @@ def worker_rss(server: psutil.Process) -> int:
     return sum(child.memory_info().rss for child in children)
 
 
-def worker_cpu(server: psutil.Process) -> float:
-    """User + system CPU seconds of the web workers (the master's children)."""
-    return sum(sum(child.cpu_times()[:2]) for child in server.children())
+def worker_cpu(server: psutil.Process) -> tuple[float, float]:
+    """(user, system) CPU seconds of the web workers (the master's children)."""
+    times = [child.cpu_times() for child in server.children()]
+    return sum(t.user for t in times), sum(t.system for t in times)
 
 
 def main() -> int:
@@ -332,15 +333,23 @@ def main() -> int:
         opened_in = time.monotonic() - opened_at
         after = worker_rss(psutil.Process(server.pid))
 
-        fanout, round_p99s, cpu_per_round = [], [], []
+        fanout, round_p99s, cpu_per_round, system_per_round = [], [], [], []
+        tabs_cpu = []  # the clients' process: reading 10,000 sockets is not free either
+        tabs = psutil.Process(clients.process.pid)
         for r in range(args.rounds):
             title = f"fan-out {r}"
             cpu_before = worker_cpu(psutil.Process(server.pid))
+            tabs_before = sum(tabs.cpu_times()[:2])
             started = record_titled(app, user_ids, title)
             times = clients.wait_for(title, list(range(len(user_ids))))
-            cpu_per_round.append(worker_cpu(psutil.Process(server.pid)) - cpu_before)
+            cpu_after = worker_cpu(psutil.Process(server.pid))
+            tabs_cpu.append(sum(tabs.cpu_times()[:2]) - tabs_before)
+            cpu_per_round.append(sum(cpu_after) - sum(cpu_before))
+            system_per_round.append(cpu_after[1] - cpu_before[1])
             fanout += [t - started for t in times]
             round_p99s.append(percentile([t - started for t in times], 99) * 1000)
+        published_ms = statistics.median(t for t, _ in PUBLISHED[: args.rounds]) * 1000
+        recorder_ms = statistics.median(c for _, c in PUBLISHED[: args.rounds]) * 1000
         singles = []
         for s in range(args.singles):
             index = random.randrange(len(user_ids))
@@ -364,10 +373,13 @@ def main() -> int:
         # The web process's CPU per fan-out steadies a comparison on a noisy host: the
         # latency also holds the recorder's and the clients' share of the two cores.
         cpu_ms = statistics.median(cpu_per_round) * 1000
+        system_ms = statistics.median(system_per_round) * 1000
         print(
             f"  per round p99 {', '.join(f'{p:.0f}' for p in round_p99s)} ms;"
-            f" web CPU per fan-out (median) {cpu_ms:.0f} ms,"
-            f" {cpu_ms * 1000 / args.sockets:.1f} µs per tab"
+            f" web CPU per fan-out (median) {cpu_ms:.0f} ms ({system_ms:.0f} in the kernel),"
+            f" {cpu_ms * 1000 / args.sockets:.1f} µs per tab;"
+            f" commit and publish (median) {published_ms:.0f} ms, {recorder_ms:.0f} ms CPU;"
+            f" the tabs' client {statistics.median(tabs_cpu) * 1000:.0f} ms CPU"
         )
         one50, one99 = percentile(singles, 50) * 1000, percentile(singles, 99) * 1000
         print(
@@ -437,9 +449,14 @@ def record_titled(app, user_ids: list[int], title: str) -> float:
                 for uid in user_ids
             ]
         )
-        started = time.monotonic()
-        db.session.commit()
+        started, cpu = time.monotonic(), time.process_time()
+        db.session.commit()  # publishes to the live channels after the commit
+        PUBLISHED.append((time.monotonic() - started, time.process_time() - cpu))
     return started
+
+
+# (seconds, CPU seconds) from each commit's start to its live messages sent
+PUBLISHED: list[tuple[float, float]] = []
 
 
 if __name__ == "__main__":

@@ -129,15 +129,17 @@ def test_a_scheduled_announcement_appears_when_due_across_a_worker_restart(
     assert [n["id"] for n in inbox["notifications"]] == [status["recipients"][0]["notification_id"]]
     assert inbox["unread_count"] == 1
     # Open tabs heard about it when it was due, not before.
-    published = []
+    frames = []  # each published item is [user id, notification id, the tabs' frames...]
     while (message := live.get_message(timeout=1)) is not None:
         if message["type"] == "message":
-            published.extend(json.loads(message["data"]))
+            for item in json.loads(message["data"]):
+                assert item[0] == reader
+                frames.extend(json.loads(text) for text in item[2:])
     live.close()
-    assert [m["notification"]["title"] for m in published if "notification" in m] == [
+    assert [f["notification"]["title"] for f in frames if f["type"] == "notification"] == [
         "The library closes early today"
     ]
-    assert published[0]["unread_count"] == 1
+    assert [f["count"] for f in frames if f["type"] == "unread_count"] == [1]
     wait_until(
         lambda: (
             client.get(f"/api/v1/notifications/{request_id}", headers=bearer(key)).json["status"]

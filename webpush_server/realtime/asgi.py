@@ -23,9 +23,9 @@ from ..metrics import LIVE_CONNECTIONS
 from ..redis_server import resolve_url
 from . import broker, slots
 from .handshake import ENVIRON_KEY, Opening
-from .hub import Hub, Listener, visible_pairs
+from .hub import PING, Hub, Item, Listener, visible_pairs
 from .sse import events_of
-from .ws import CLOSE_TOO_MANY
+from .ws import CLOSE_TOO_MANY, SEND_TEXTS
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class LiveApp:
         while True:
             await asyncio.sleep(every)
             for listener in self._streams:
-                listener.put({"type": "ping"})  # comments keep proxies from timing out
+                listener.put(PING)  # comments keep proxies from timing out
             tabs = self._hub.listeners()
             try:
                 await self._sync(_keep, [(x.user_id, x.id) for x in tabs], visible_pairs(tabs))
@@ -178,14 +178,23 @@ class LiveApp:
         LIVE_CONNECTIONS.labels(transport="websocket").inc()
         try:
             await send({"type": "websocket.accept"})
+            # Our uvicorn protocol writes a tab's frames in one go (ops/ws_protocol.py); any
+            # other server, or a socket that is paused or closing, takes the ASGI path.
+            send_texts = scope.get("extensions", {}).get(SEND_TEXTS)
 
-            async def write(message: dict) -> None:
-                for out in broker.to_client(_fresh(message, listener.replayed)):
-                    await send({"type": "websocket.send", "text": _dumps(out)})
+            def write_now(item: Item) -> bool:
+                return send_texts(_fresh(item, listener.replayed))
+
+            async def write(item: Item) -> None:
+                frames = _fresh(item, listener.replayed)
+                if send_texts is not None and send_texts(frames):
+                    return
+                for text in frames:
+                    await send({"type": "websocket.send", "text": text})
 
             for message in found.hello:
                 await send({"type": "websocket.send", "text": _dumps(message)})
-            listener.bind(write)
+            listener.bind(write, write_now if send_texts is not None else None)
             while True:
                 event = await receive()
                 if event["type"] == "websocket.disconnect":
@@ -215,12 +224,12 @@ class LiveApp:
             hello = b"retry: 3000\n\n" + b"".join(events_of(m) for m in found.hello)
             await send({"type": "http.response.body", "body": hello, "more_body": True})
 
-            async def write(message: dict) -> None:
-                if message.get("type") == "ping":
-                    chunk = events_of(message)
+            async def write(item: Item) -> None:
+                if item is PING:
+                    chunk = b": ping\n\n"
                 else:
-                    outs = broker.to_client(_fresh(message, listener.replayed))
-                    chunk = b"".join(events_of(out) for out in outs)
+                    frames = _fresh(item, listener.replayed)
+                    chunk = b"".join(events_of(json.loads(text)) for text in frames)
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
@@ -245,12 +254,11 @@ async def _refuse_socket(scope: Scope, send: Send, status: int, headers: list, b
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _fresh(message: dict, replayed: set[int]) -> dict:
-    """Drop the notification a tab already got in its replay (keep the count beside it)."""
-    note = message.get("notification")
-    if replayed and note is not None and note.get("id") in replayed:
-        return {k: v for k, v in message.items() if k != "notification"}
-    return message
+def _fresh(item: Item, replayed: set[int]) -> list[str]:
+    """Return an item's frames for a tab, without a notification it got in its replay."""
+    if replayed and item[1] in replayed:
+        return item[3:]  # its own frame comes first (broker.wire); the count stays
+    return item[2:]
 
 
 def _visibility(text: str | bytes) -> bool | None:

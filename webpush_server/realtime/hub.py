@@ -4,8 +4,8 @@ Users are spread over broker.SHARDS channels, and the hub subscribes to a shard 
 process holds a tab (WebSocket or SSE) of one of its users: on the first such tab it
 subscribes, on the last it unsubscribes. A process receives only its shards' messages; for
 each added process to take a share of the stream, tabs must reach the process that holds
-their shard (bench/README, "Open tabs"). One connection carries every subscription; the tabs'
-writes happen in short tasks of their own, so one stalled client holds up only itself.
+their shard (bench/README, "Open tabs"). One connection carries every subscription; a tab's
+write that has to wait goes on in a task of its own, so one stalled client holds up only itself.
 """
 
 from __future__ import annotations
@@ -29,14 +29,24 @@ log = logging.getLogger(__name__)
 SUBSCRIBE_BATCH = 1000
 
 
+# What a tab is handed: [user id, notification id (0: none), frame texts...] (broker.wire).
+Item = list
+RESYNC: Item = [0, 0, '{"type":"resync"}']
+PING: Item = [0, 0]  # for an SSE stream: a comment that keeps proxies from timing out
+
+
 class Listener:
     """One open tab waiting for its user's messages.
 
-    The hub appends and starts a drain task if none runs; the drain writes the messages to
-    the tab with the write coroutine the tab bound (nothing is written before it binds).
+    The hub appends items and the drain writes them to the tab with the write coroutine the
+    tab bound (nothing is written before it binds). A tab may also bind write_now, which
+    writes an item at once or answers False (a paused or closing socket): an item that finds
+    nothing queued before it then costs no coroutine at all.
     """
 
-    __slots__ = ("user_id", "id", "visible", "replayed", "_pending", "_write", "_busy")
+    __slots__ = (
+        "user_id", "id", "visible", "replayed", "_pending", "_write", "_write_now", "_busy"
+    )  # fmt: skip
 
     def __init__(self, user_id: int) -> None:
         self.user_id = user_id
@@ -44,19 +54,36 @@ class Listener:
         self.visible = False
         # Notifications the tab got in its replay: the live copy of one is sent without it.
         self.replayed: set[int] = set()
-        self._pending: deque[dict] = deque(maxlen=1000)
-        self._write: Callable[[dict], Awaitable[None]] | None = None
+        self._pending: deque[Item] = deque(maxlen=1000)
+        self._write: Callable[[Item], Awaitable[None]] | None = None
+        self._write_now: Callable[[Item], bool] | None = None
         self._busy = False
 
-    def bind(self, write: Callable[[dict], Awaitable[None]]) -> None:
+    def bind(
+        self,
+        write: Callable[[Item], Awaitable[None]],
+        write_now: Callable[[Item], bool] | None = None,
+    ) -> None:
         """Start writing messages with write (those queued so far first)."""
-        self._write = write
+        self._write, self._write_now = write, write_now
         self._kick()
 
-    def put(self, message: dict) -> None:
-        """Queue a message for this tab (called on the event loop)."""
-        self._pending.append(message)
+    def put(self, item: Item) -> None:
+        """Queue an item for this tab (called on the event loop)."""
+        if self._write_now is not None and not self._busy and not self._pending:
+            try:
+                if self._write_now(item):
+                    return
+            except Exception:
+                self.unbind()  # the tab went away; its own task cleans up
+                return
+        self._pending.append(item)
         self._kick()
+
+    def unbind(self) -> None:
+        """Write nothing more to this tab (it closed); drop what is queued."""
+        self._pending.clear()
+        self._write = self._write_now = None
 
     def _kick(self) -> None:
         if self._write is not None and not self._busy and self._pending:
@@ -77,8 +104,7 @@ class Listener:
                 await self._write(self._pending.popleft())
         except Exception:
             # The tab went away mid-write: its own task notices the disconnect and cleans up.
-            self._pending.clear()
-            self._write = None
+            self.unbind()
         finally:
             self._busy = False
 
@@ -157,6 +183,7 @@ class Hub:
         if group is None or listener not in group:
             return
         group.discard(listener)
+        listener.unbind()  # also lets go of the tab's writers, which refer back to it
         if not group:
             del self._listeners[listener.user_id]
         shard = broker.shard_of(listener.user_id)
@@ -189,9 +216,9 @@ class Hub:
 
     def dispatch(self, payload: bytes | str) -> None:
         """Hand one published batch to the open tabs of its users (others are not ours)."""
-        for message in json.loads(payload):
-            for listener in tuple(self._listeners.get(message.get("user_id"), ())):
-                listener.put(message)
+        for item in json.loads(payload):
+            for listener in tuple(self._listeners.get(item[0], ())):
+                listener.put(item)
 
     async def _run(self) -> None:
         delay = 0.5
@@ -213,7 +240,7 @@ class Hub:
                 if lost:
                     # What was published while we were away is lost here: every tab catches up.
                     lost = False
-                    self._broadcast({"type": "resync"})
+                    self._broadcast(RESYNC)
                 await self._listen()
             except asyncio.CancelledError:
                 raise
@@ -245,7 +272,7 @@ class Hub:
             if kind == "message":
                 try:
                     self.dispatch(message["data"])
-                except (ValueError, TypeError, AttributeError):
+                except (ValueError, TypeError, KeyError, IndexError):
                     log.warning("dropped a malformed live message", exc_info=True)
             elif kind == "subscribe":
                 name = message["channel"].decode()
@@ -253,9 +280,9 @@ class Hub:
                 if waiting is not None and not waiting.done():
                     waiting.set_result(None)
 
-    def _broadcast(self, message: dict) -> None:
+    def _broadcast(self, item: Item) -> None:
         for listener in self.listeners():
-            listener.put(message)
+            listener.put(item)
 
 
 def _shard_of(name: str) -> int:

@@ -11,6 +11,10 @@ bp = Blueprint("realtime_ws", __name__)
 # Close code for "too many live connections" (4000-4999 is for applications; 4429 echoes
 # HTTP 429). live.js reads it and falls back to polling instead of retrying.
 CLOSE_TOO_MANY = 4429
+# The scope extension under which our uvicorn protocol (ops/ws_protocol.py) offers to write
+# a tab's text frames at once: send_texts(texts) is False when it cannot (a paused or closing
+# socket), and the app sends them the ASGI way.
+SEND_TEXTS = "webpush.send_texts"
 
 
 # websocket=True: werkzeug routes an Upgrade: websocket request only to such a rule.
