@@ -20,6 +20,7 @@ from websockets.server import ServerProtocol
 from ..realtime.ws import SEND_TEXTS
 
 _FIN_TEXT = 0x81  # FIN + opcode 1 (RFC 6455 5.2); a server's frames are not masked
+_UVICORN_STATE = ("close_sent", "disconnected", "initial_response", "writable", "conn", "transport")
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -39,7 +40,9 @@ class Protocol(WebSocketsSansIOProtocol):
         """Open the ASGI side as uvicorn does, offering send_texts in the scope."""
         super().handle_connect(event)
         scope = getattr(self, "scope", None)  # none when the handshake was refused
-        if scope is not None:
+        # send_texts reads uvicorn's own state: a release that renames it gets the ASGI path
+        # (slower, still right) and test_ws_protocol fails, instead of tabs that hear nothing.
+        if scope is not None and all(hasattr(self, name) for name in _UVICORN_STATE):
             scope["extensions"][SEND_TEXTS] = self.send_texts
 
     async def send(self, message: Any) -> None:
