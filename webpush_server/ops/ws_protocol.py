@@ -45,6 +45,31 @@ class Protocol(WebSocketsSansIOProtocol):
         if scope is not None and all(hasattr(self, name) for name in _UVICORN_STATE):
             scope["extensions"][SEND_TEXTS] = self.send_texts
 
+    _lost = _finished = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Close as uvicorn does; let go of the socket's cycles once the app is done too."""
+        super().connection_lost(exc)
+        self._lost = True
+        self._let_go()
+
+    def on_task_complete(self, task: Any) -> None:
+        """Forget the app's task as uvicorn does; let go once the connection is lost too."""
+        super().on_task_complete(task)
+        self._finished = True
+        self._let_go()
+
+    def _let_go(self) -> None:
+        # With the connection lost and the app returned, nothing touches this socket again:
+        # break the cycles (this protocol and the transport, websockets' protocol and its
+        # parser, the scope's send_texts) so refcounting frees the socket now, instead of a
+        # full collection finding its 28 objects later.
+        if not (self._lost and self._finished):
+            return
+        self.conn.parser = None  # type: ignore[assignment]
+        self.scope = None  # type: ignore[assignment]
+        self.transport = None  # type: ignore[assignment]
+
     async def send(self, message: Any) -> None:
         """Send an ASGI message; after the accept, drop what only the handshake needed."""
         await super().send(message)
